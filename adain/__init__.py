@@ -1,0 +1,42 @@
+"""adain: the texture stage of warpstyle (multi-scale AdaIN) and the shared base layer.
+
+The base layer (VGG-19 encoder, image I/O, errors, checkpoints, data) lives here because both
+stages need it; ``warpstyle`` imports ``adain``, never the reverse.
+"""
+
+from .checkpoint import load_checkpoint, load_state_dict_file, save_checkpoint
+from .decoder import Decoder
+from .errors import CheckpointError, ConfigError, ImageError, StyleTransferError
+from .functional import adaptive_instance_norm, calc_mean_std, luminance_transfer, match_color
+from .image import load_image, resize_exact, resize_longer, resize_shorter, resize_to_multiple, save_image
+from .styler import StyleBank, Styler, scale_schedule
+from .vgg import VGG_TAPS, VGGEncoder
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "Styler",
+    "StyleBank",
+    "Decoder",
+    "VGGEncoder",
+    "VGG_TAPS",
+    "adaptive_instance_norm",
+    "calc_mean_std",
+    "match_color",
+    "luminance_transfer",
+    "scale_schedule",
+    "load_image",
+    "save_image",
+    "resize_longer",
+    "resize_shorter",
+    "resize_exact",
+    "resize_to_multiple",
+    "load_state_dict_file",
+    "load_checkpoint",
+    "save_checkpoint",
+    "StyleTransferError",
+    "ImageError",
+    "CheckpointError",
+    "ConfigError",
+]

@@ -1,0 +1,57 @@
+"""Validation helpers for public boundaries; internal helpers trust their callers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+__all__ = ["check_image", "check_shape", "check_range"]
+
+
+def _shape_str(x: torch.Tensor) -> str:
+    return "(" + ", ".join(str(s) for s in x.shape) + ")"
+
+
+def check_shape(x: object, name: str, expected: Sequence[str | int]) -> None:
+    """Raise ``ValueError``/``TypeError`` unless ``x`` is a tensor of shape ``expected``.
+
+    ``expected`` mixes ints (exact sizes) and strings (any size, a name for the message).
+
+    Example:
+        >>> check_shape(torch.zeros(1, 3, 4, 4), "content", ("B", 3, "H", "W"))
+    """
+    want = "(" + ", ".join(str(e) for e in expected) + ")"
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape {want}; got {type(x).__name__}")
+    if x.dim() != len(expected) or any(
+        isinstance(e, int) and s != e for s, e in zip(x.shape, expected)
+    ):
+        raise ValueError(f"{name} must have shape {want}; got {_shape_str(x)}")
+
+
+def check_range(x: float, name: str, low: float, high: float) -> None:
+    """Raise ``ValueError`` unless ``low <= x <= high``."""
+    if not (low <= float(x) <= high):
+        raise ValueError(f"{name} must be in [{low}, {high}]; got {x}")
+
+
+def check_image(x: object, name: str, *, channels: int = 3) -> None:
+    """Raise unless ``x`` is a float ``(B, channels, H, W)`` tensor with values in [0, 1].
+
+    Example:
+        >>> check_image(torch.rand(2, 3, 8, 8), "content")
+    """
+    check_shape(x, name, ("B", channels, "H", "W"))
+    assert isinstance(x, torch.Tensor)
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor in [0, 1]; got dtype {x.dtype}")
+    if x.shape[-1] < 1 or x.shape[-2] < 1 or x.shape[0] < 1:
+        raise ValueError(f"{name} must be non-empty; got shape {_shape_str(x)}")
+    lo, hi = float(x.min()), float(x.max())
+    # A little slack for resampling overshoot; anything beyond is a 0..255 mix-up.
+    if lo < -1e-3 or hi > 1 + 1e-3:
+        raise ValueError(
+            f"{name} must have values in [0, 1]; got range [{lo:.3g}, {hi:.3g}]"
+            + (" (did you pass 0..255 pixels?)" if hi > 1.5 else "")
+        )

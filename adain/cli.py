@@ -1,0 +1,111 @@
+"""The ``adain`` command: ``stylize`` and ``train-styler``. Parses options and calls the library."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .cli_support import options_dict, parse_scales, run_cli, set_verbosity
+
+OOM_ADVICE = "try a smaller --size (e.g. --size 1024) or fewer passes (--scales 512)"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="adain")
+@click.option("-v", "--verbose", count=True, help="More log output (repeat for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+def cli(verbose: int, quiet: bool) -> None:
+    """AdaIN texture transfer: stylize images and train decoders."""
+    set_verbosity(verbose, quiet)
+
+
+@cli.command("stylize")
+@click.option("--content", "-c", required=True, type=click.Path(path_type=Path), help="Content image (any format Pillow reads).")
+@click.option("--style", "-s", "styles", required=True, multiple=True, type=click.Path(path_type=Path),
+              help="Style image; repeat for style interpolation.")
+@click.option("--weight", "weights", multiple=True, type=click.FloatRange(min=0), help="Weight of each --style, in order (default: equal).")
+@click.option("--alpha", default=1.0, show_default=True, type=click.FloatRange(0, 1), help="Content-style trade-off: 0 = content, 1 = full style.")
+@click.option("--mask", "masks", multiple=True, type=click.Path(path_type=Path),
+              help="Grayscale mask per --style (white = that style's region), resized to the content.")
+@click.option("--preserve-color", type=click.Choice(["match", "luminance"]), default=None,
+              help="Keep the content's colours: 'match' recolours the style first, 'luminance' transfers luminance only.")
+@click.option("--scales", default="auto", show_default=True, help="Coarse-to-fine pass sizes in px (longer side), e.g. 256,512,1024; 'auto' halves from --size down to >= 256.")
+@click.option("--size", type=click.IntRange(8, 16384), default=None, help="Longer side of the output in px [default: the content's].")
+@click.option("--decoder", type=click.Path(path_type=Path), default=None, help="Decoder weights (ours or the AdaIN port's decoder.pth) [default: bundled].")
+@click.option("--vgg", type=click.Path(path_type=Path), default=None, help="VGG-19 weights (Oxford, vgg_normalised.pth or torchvision layout) [default: bundled Oxford].")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--bf16/--fp32", "bf16", default=None, help="bf16 autocast [default: on for CPU, off for CUDA].")
+@click.option("--output", "-o", required=True, type=click.Path(path_type=Path), help="Output image (.png, .jpg, .webp).")
+def stylize_cmd(content: Path, styles: Sequence[Path], weights: Sequence[float], alpha: float, masks: Sequence[Path],
+                preserve_color: str | None, scales: str, size: int | None, decoder: Path | None, vgg: Path | None,
+                device: str, bf16: bool | None, output: Path) -> None:
+    """Paint CONTENT with the texture of one or more STYLE images."""
+    from .image import load_image, resize_exact, save_image
+    from .styler import Styler
+    from .train import resolve_device
+
+    if weights and len(weights) != len(styles):
+        raise click.BadParameter(f"give one --weight per --style ({len(styles)}); got {len(weights)}", param_hint="--weight")
+    if masks and len(masks) != len(styles):
+        raise click.BadParameter(f"give one --mask per --style ({len(styles)}); got {len(masks)}", param_hint="--mask")
+    schedule = parse_scales(scales)
+    dev = resolve_device(device)
+    c = load_image(content)
+    style_images = [load_image(s) for s in styles]
+    mask_t = [resize_exact(load_image(m).mean(1, keepdim=True), tuple(c.shape[-2:])) for m in masks] or None
+    styler = Styler.from_pretrained(decoder, vgg=vgg, device=dev)
+    out = styler.stylize(c, style_images, alpha=alpha, weights=list(weights) or None, masks=mask_t,
+                         preserve_color=preserve_color, scales=schedule, size=size, bf16=bf16)  # type: ignore[arg-type]
+    save_image(out, output)
+    click.echo(str(output))
+
+
+@cli.command("train-styler")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None, help="TOML/JSON config (see configs/); flags override it.")
+@click.option("--content-dir", default=None, help="Folder of content photos, searched recursively (e.g. COCO train2017).")
+@click.option("--style-dir", default=None, help="Folder of style images, searched recursively (e.g. WikiArt).")
+@click.option("--output-dir", default=None, help="Run folder for checkpoint.pt, decoder.pt, losses.csv, samples/ [default: runs/styler].")
+@click.option("--iterations", type=click.IntRange(min=1), default=None, help="Total iterations [default: 160000].")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Images per step per process [default: 8].")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Adam learning rate, decayed as lr/(1+lr_decay*i) [default: 1e-4].")
+@click.option("--lr-decay", type=click.FloatRange(min=0), default=None, help="Learning-rate decay [default: 5e-5].")
+@click.option("--style-weight", type=click.FloatRange(min=0), default=None, help="Weight of the style loss, channel-averaged MSE as in the PyTorch port [default: 10].")
+@click.option("--content-weight", type=click.FloatRange(min=0), default=None, help="Weight of the content loss [default: 1].")
+@click.option("--load-size", type=click.IntRange(min=8), default=None, help="Shorter side before cropping, px [default: 512].")
+@click.option("--crop-size", type=click.IntRange(min=8), default=None, help="Random crop side, px [default: 256].")
+@click.option("--holdout", type=click.FloatRange(0, 0.9), default=None, help="Fraction of each folder held out by a fixed hash split [default: 0].")
+@click.option("--workers", type=click.IntRange(min=0), default=None, help="Data-loading worker processes [default: 2].")
+@click.option("--seed", type=int, default=None, help="Random seed [default: 0].")
+@click.option("--device", default=None, help="auto, cpu, cuda or cuda:N [default: auto].")
+@click.option("--amp/--no-amp", default=None, help="bf16 autocast on CPU and CUDA [default: on].")
+@click.option("--vgg", default=None, help="VGG-19 weights file [default: bundled Oxford].")
+@click.option("--init-decoder", default=None, help="Start from these decoder weights.")
+@click.option("--sample-every", type=click.IntRange(min=0), default=None, help="Write a sample grid every N iterations (0: never) [default: 1000].")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=None, help="Checkpoint every N iterations [default: 1000].")
+@click.option("--log-every", type=click.IntRange(min=1), default=None, help="Log losses every N iterations [default: 50].")
+@click.option("--time-limit", "time_limit_s", type=click.FloatRange(min=0), default=None, help="Stop cleanly after this many seconds, with a checkpoint (0: no limit).")
+@click.option("--resume", default=None, help="Training checkpoint to continue, or 'auto' for OUTPUT_DIR/checkpoint.pt if present.")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+def train_styler_cmd(config_path: Path | None, resume: str | None, progress: bool, **options: object) -> None:
+    """Train an AdaIN decoder on a content folder and a style folder (runs under torchrun too)."""
+    from .config import StylerTrainConfig, load_config
+    from .train import train_styler
+
+    cfg = load_config(StylerTrainConfig, config_path, options_dict(**options))
+    if not cfg.content_dir or not cfg.style_dir:
+        raise click.UsageError("--content-dir and --style-dir are required (on the command line or in --config)")
+    result = train_styler(cfg, resume=resume, progress=progress)
+    click.echo(f"iteration {result.iteration}: content {result.losses['content']:.4f}, style {result.losses['style']:.4f}; "
+               f"weights {result.weights}" + (f"; skipped {result.skipped_files} unreadable files" if result.skipped_files else ""))
+
+
+def main(args: Sequence[str] | None = None) -> None:
+    sys.exit(run_cli(cli, "adain", args, oom_advice=OOM_ADVICE))
+
+
+if __name__ == "__main__":
+    main()

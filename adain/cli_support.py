@@ -1,0 +1,86 @@
+"""Shared command-line plumbing: one-line errors with exit status 2, logging levels, parsing helpers."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from .errors import StyleTransferError
+
+__all__ = ["run_cli", "parse_scales", "set_verbosity", "options_dict", "USER_ERROR", "oom_hint"]
+
+USER_ERROR = 2
+
+
+def parse_scales(value: str | None) -> list[int] | None:
+    """``"256,512,1024"`` -> ``[256, 512, 1024]``; None or "auto" -> None."""
+    if value is None or value.strip().lower() == "auto":
+        return None
+    try:
+        out = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers like 256,512; got {value!r}") from None
+    if not out or any(v < 8 for v in out):
+        raise click.BadParameter(f"scales must be integers >= 8; got {value!r}")
+    return out
+
+
+def set_verbosity(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger().setLevel(level)
+
+
+def oom_hint(hint: str) -> str:
+    return f"out of memory; {hint}"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def run_cli(group: click.Group, prog: str, args: Sequence[str] | None = None, *, oom_advice: str = "") -> int:
+    """Run ``group``; user errors print ``prog: error: ...`` on one line and return status 2.
+
+    Programming errors keep their traceback (they are bugs to report).
+    """
+    try:
+        rv = group.main(args=list(args) if args is not None else None, prog_name=prog, standalone_mode=False)
+    except click.exceptions.Exit as e:
+        return int(e.exit_code)
+    except click.exceptions.Abort:
+        click.echo(f"{prog}: aborted", err=True)
+        return 130
+    except click.ClickException as e:
+        click.echo(f"{prog}: error: {_one_line(e.format_message())}", err=True)
+        return USER_ERROR
+    except StyleTransferError as e:
+        click.echo(f"{prog}: error: {_one_line(str(e))}", err=True)
+        return USER_ERROR
+    except (ValueError, TypeError) as e:
+        # Library argument checks raise these with messages that name the argument.
+        click.echo(f"{prog}: error: {_one_line(str(e))}", err=True)
+        return USER_ERROR
+    except MemoryError:
+        click.echo(f"{prog}: error: {oom_hint(oom_advice)}", err=True)
+        return USER_ERROR
+    except RuntimeError as e:
+        if "out of memory" in str(e).lower() or "can't allocate memory" in str(e).lower():
+            click.echo(f"{prog}: error: {oom_hint(oom_advice)}", err=True)
+            return USER_ERROR
+        raise
+    except KeyboardInterrupt:
+        click.echo(f"{prog}: interrupted", err=True)
+        return 130
+    return int(rv) if isinstance(rv, int) else 0
+
+
+def options_dict(**kwargs: Any) -> dict[str, Any]:
+    """Drop None values (options the user did not give), so config-file values stand."""
+    return {k: v for k, v in kwargs.items() if v is not None}
+
+

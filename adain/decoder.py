@@ -1,0 +1,76 @@
+"""The AdaIN decoder: relu4_1 features back to an RGB image."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from .checkpoint import load_state_dict_file
+from .errors import CheckpointError
+
+__all__ = ["Decoder", "BUNDLED_DECODER"]
+
+BUNDLED_DECODER = "decoder.pt"
+
+
+class Decoder(nn.Sequential):
+    """Mirror of VGG-19 up to relu4_1: reflection padding, 3x3 convs, nearest upsampling, no norms.
+
+    The layout is byte-compatible with the PyTorch AdaIN port, so its ``decoder.pth`` loads
+    unchanged (keys ``1.weight`` ... ``28.bias``).
+
+    Shape:
+        - Input: ``(B, 512, H, W)`` relu4_1-like features.
+        - Output: ``(B, 3, 8H, 8W)`` RGB, approximately in [0, 1] (not clamped).
+
+    Example:
+        >>> Decoder()(torch.rand(1, 512, 4, 4)).shape
+        torch.Size([1, 3, 32, 32])
+    """
+
+    def __init__(self) -> None:
+        pad = lambda: nn.ReflectionPad2d(1)  # noqa: E731
+        up = lambda: nn.Upsample(scale_factor=2, mode="nearest")  # noqa: E731
+        super().__init__(
+            pad(), nn.Conv2d(512, 256, 3), nn.ReLU(),  # 0-2: relu4-1 mirror
+            up(),  # 3
+            pad(), nn.Conv2d(256, 256, 3), nn.ReLU(),  # 4-6: relu3-4
+            pad(), nn.Conv2d(256, 256, 3), nn.ReLU(),  # 7-9: relu3-3
+            pad(), nn.Conv2d(256, 256, 3), nn.ReLU(),  # 10-12: relu3-2
+            pad(), nn.Conv2d(256, 128, 3), nn.ReLU(),  # 13-15: relu3-1
+            up(),  # 16
+            pad(), nn.Conv2d(128, 128, 3), nn.ReLU(),  # 17-19: relu2-2
+            pad(), nn.Conv2d(128, 64, 3), nn.ReLU(),  # 20-22: relu2-1
+            up(),  # 23
+            pad(), nn.Conv2d(64, 64, 3), nn.ReLU(),  # 24-26: relu1-2
+            pad(), nn.Conv2d(64, 3, 3),  # 27-28: relu1-1 mirror, to RGB
+        )
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path | None = None, *, device: torch.device | str | None = None) -> Decoder:
+        """Load the bundled decoder (``path=None``), a ``decoder.pth`` of the AdaIN port, or our checkpoint.
+
+        Returns an eval-mode float32 decoder.
+        """
+        dec = cls()
+        if path is None:
+            ref = resources.files("adain") / "weights" / BUNDLED_DECODER
+            with resources.as_file(ref) as p:
+                if not p.is_file():
+                    raise CheckpointError(p, "the bundled decoder is missing from this installation")
+                state, source = load_state_dict_file(p), str(p)
+        else:
+            state, source = load_state_dict_file(path), str(path)
+        state = {k.removeprefix("module."): v.float() for k, v in state.items()}
+        try:
+            dec.load_state_dict(state, strict=True)
+        except RuntimeError as e:
+            msg = str(e).splitlines()[0][:160]
+            raise CheckpointError(
+                source, f"not an AdaIN decoder state_dict (expected keys '1.weight' ... '28.bias'): {msg}"
+            ) from None
+        dec.eval()
+        return dec.to(device) if device is not None else dec

@@ -1,0 +1,59 @@
+"""One error hierarchy for both stages; every error carries its data and a one-line message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["StyleTransferError", "ImageError", "CheckpointError", "ConfigError"]
+
+
+class StyleTransferError(Exception):
+    """Base class of every user-facing error raised by ``adain`` and ``warpstyle``."""
+
+
+class ImageError(StyleTransferError):
+    """An image could not be read or written.
+
+    Args:
+        path: the file (or a description such as ``"<array>"``) that failed.
+        reason: a short, lower-case explanation, e.g. ``"truncated JPEG"``.
+        action: the verb of the message, ``"read"`` (default) or ``"write"``.
+    """
+
+    def __init__(self, path: str | Path, reason: str, *, action: str = "read") -> None:
+        self.path = str(path)
+        self.reason = reason
+        self.action = action
+        super().__init__(f"cannot {action} '{self.path}': {reason}")
+
+    def __reduce__(self) -> tuple:  # picklable across processes (the default would call ImageError(message))
+        return (_rebuild, (type(self), (self.path, self.reason), {"action": self.action}))
+
+
+class CheckpointError(StyleTransferError):
+    """A weights file or training checkpoint could not be loaded."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"cannot load '{self.path}': {reason}")
+
+    def __reduce__(self) -> tuple:
+        return (_rebuild, (type(self), (self.path, self.reason), {}))
+
+
+class ConfigError(StyleTransferError):
+    """A configuration file or value is invalid."""
+
+    def __init__(self, path: str | Path | None, reason: str) -> None:
+        self.path = None if path is None else str(path)
+        self.reason = reason
+        where = f"config '{self.path}'" if self.path else "config"
+        super().__init__(f"{where}: {reason}")
+
+    def __reduce__(self) -> tuple:
+        return (_rebuild, (type(self), (self.path, self.reason), {}))
+
+
+def _rebuild(cls: type, args: tuple, kwargs: dict) -> StyleTransferError:
+    return cls(*args, **kwargs)

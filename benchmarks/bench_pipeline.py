@@ -1,0 +1,56 @@
+"""End-to-end Pipeline.run at 512 and 1024 px on CPU, fp32 and bf16; model loading timed separately.
+
+    python benchmarks/bench_pipeline.py [--repeats 5]
+
+Each configuration runs in its own process (peak RSS is that run's, models included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _common import median_time, peak_rss_mb, run_isolated  # noqa: E402
+
+SAMPLES = os.path.join(os.path.dirname(__file__), "..", "datasets", "samples")
+
+
+def one(cfg: dict) -> dict:
+    from warpstyle.pipeline import Pipeline
+
+    t0 = time.perf_counter()
+    pipe = Pipeline.from_pretrained()
+    load = time.perf_counter() - t0
+    c = os.path.join(SAMPLES, "content", "kodim04.jpg")
+    g = os.path.join(SAMPLES, "geometry", "munch_the-scream.jpg")
+    tx = os.path.join(SAMPLES, "texture", "vangogh_the-starry-night.jpg")
+    t = median_time(lambda: pipe.run(c, g, tx, size=cfg["size"], bf16=cfg["bf16"]), cfg["repeats"])
+    return {**cfg, "seconds": t, "load_seconds": load, "peak_rss_mb": peak_rss_mb()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+    if args.one:
+        print(json.dumps(one(json.loads(args.one))))
+        return
+    import torch
+
+    print(f"# pipeline on {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print("| size | precision | run, warm (s) | model loading (s) | peak RSS (MB) |")
+    print("|---|---|---|---|---|")
+    for size in (512, 1024):
+        for bf16 in (False, True):
+            r = run_isolated(__file__, {"size": size, "bf16": bf16, "repeats": args.repeats})
+            print(f"| {size} | {'bf16' if bf16 else 'fp32'} | {r['seconds']:.2f} | {r['load_seconds']:.2f} | {r['peak_rss_mb']:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""Time Warper.estimate (256 px features) and Warper.apply (512 and 2048 px outputs) on CPU, fp32 and bf16.
+
+    python benchmarks/bench_warper.py [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _common import median_time  # noqa: E402
+
+SAMPLES = os.path.join(os.path.dirname(__file__), "..", "datasets", "samples")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+    import torch
+
+    from adain.image import load_image, resize_longer
+    from warpstyle.warper import Warper
+
+    warper = Warper.from_pretrained()
+    c = load_image(os.path.join(SAMPLES, "content", "kodim04.jpg"))
+    g = load_image(os.path.join(SAMPLES, "geometry", "munch_the-scream.jpg"))
+    print(f"# warper on {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print("| step | precision | time (s) |")
+    print("|---|---|---|")
+    for bf16 in (False, True):
+        t = median_time(lambda: warper.estimate(c, g, bf16=bf16), args.repeats)
+        print(f"| estimate (2 x 256 px VGG + regressor) | {'bf16' if bf16 else 'fp32'} | {t:.3f} |", flush=True)
+    field = warper.estimate(c, g)
+    for size in (512, 2048):
+        big = resize_longer(c, size)
+        t = median_time(lambda: warper.apply(big, field), args.repeats)
+        print(f"| apply, {size} px output | fp32 | {t:.3f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+import dataclasses
+import json
+
+import pytest
+
+from adain.config import StylerTrainConfig, config_to_dict, load_config, write_config
+from adain.errors import ConfigError
+
+
+def test_defaults_follow_the_paper():
+    cfg = load_config(StylerTrainConfig)
+    assert cfg == StylerTrainConfig()
+    assert (cfg.lr, cfg.lr_decay, cfg.iterations, cfg.batch_size) == (1e-4, 5e-5, 160_000, 8)
+
+
+def test_toml(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('iterations = 10\nlr = 2e-4\namp = false\ncontent_dir = "data/coco"\n')
+    cfg = load_config(StylerTrainConfig, path)
+    assert (cfg.iterations, cfg.lr, cfg.amp, cfg.content_dir) == (10, 2e-4, False, "data/coco")
+    assert cfg.batch_size == 8  # untouched default
+
+
+def test_json(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"iterations": 10, "style_weight": 2.5, "device": "cpu"}))
+    cfg = load_config(StylerTrainConfig, path)
+    assert (cfg.iterations, cfg.style_weight, cfg.device) == (10, 2.5, "cpu")
+
+
+def test_overrides_win_and_none_is_ignored(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("iterations = 10\nbatch_size = 4\n")
+    cfg = load_config(StylerTrainConfig, path, {"iterations": 20, "batch_size": None, "seed": None})
+    assert (cfg.iterations, cfg.batch_size, cfg.seed) == (20, 4, 0)
+    assert load_config(StylerTrainConfig, None, {"crop_size": 64}).crop_size == 64
+
+
+def test_int_is_coerced_to_float(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("lr = 1\nstyle_weight = 3\n")
+    cfg = load_config(StylerTrainConfig, path, {"time_limit_s": 5})
+    assert cfg.lr == 1.0 and type(cfg.lr) is float
+    assert type(cfg.style_weight) is float and type(cfg.time_limit_s) is float
+
+
+def test_unknown_keys_named_with_suggestion(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("iteration = 3\nzzz = 1\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(StylerTrainConfig, path)
+    assert str(info.value) == f"config '{path}': unknown keys 'iteration' (did you mean 'iterations'?), 'zzz'"
+    assert info.value.path == str(path)
+
+
+def test_unknown_override_without_file():
+    with pytest.raises(ConfigError) as info:
+        load_config(StylerTrainConfig, None, {"btach_size": 2})
+    assert str(info.value) == "config: unknown keys 'btach_size' (did you mean 'batch_size'?)"
+
+
+@pytest.mark.parametrize(
+    "text,reason",
+    [('iterations = "10"', "iterations must be int; got '10'"),
+     ("iterations = 1.5", "iterations must be int; got 1.5"),
+     ("iterations = true", "iterations must be int; got True"),
+     ("lr = true", "lr must be float; got True"),
+     ('lr = "fast"', "lr must be float; got 'fast'"),
+     ("device = 0", "device must be str; got 0"),
+     ("amp = 1", "amp must be true or false; got 1")],
+)
+def test_type_errors(tmp_path, text, reason):
+    path = tmp_path / "c.toml"
+    path.write_text(text + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(StylerTrainConfig, path)
+    assert str(info.value) == f"config '{path}': {reason}"
+
+
+def test_missing_and_unparsable(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_config(StylerTrainConfig, tmp_path / "none.toml")
+    assert str(info.value) == f"config '{tmp_path / 'none.toml'}': no such file"
+    bad = tmp_path / "bad.toml"
+    bad.write_text("iterations = = 3\n")
+    with pytest.raises(ConfigError, match=r"config '.*bad\.toml': cannot parse \("):
+        load_config(StylerTrainConfig, bad)
+    bad_json = tmp_path / "bad.json"
+    bad_json.write_text("{iterations: 3}")
+    with pytest.raises(ConfigError, match=r"config '.*bad\.json': cannot parse \("):
+        load_config(StylerTrainConfig, bad_json)
+
+
+def test_json_must_hold_an_object(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text("[1, 2]")
+    with pytest.raises(ConfigError) as info:
+        load_config(StylerTrainConfig, path)
+    assert str(info.value) == f"config '{path}': expected a table of settings; got a list"
+
+
+def test_write_config_round_trip(tmp_path):
+    cfg = load_config(StylerTrainConfig, None, {"iterations": 3, "lr": 0.5, "amp": False})
+    path = tmp_path / "run" / "config.json"
+    write_config(cfg, path)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["config.json"]
+    assert json.loads(path.read_text()) == config_to_dict(cfg) == dataclasses.asdict(cfg)
+    assert load_config(StylerTrainConfig, path) == cfg

@@ -1,0 +1,97 @@
+import pytest
+import torch
+import torch.nn as nn
+
+from adain.checkpoint import save_checkpoint
+from adain.decoder import Decoder
+from adain.errors import CheckpointError
+
+CONV_INDEX = (1, 5, 8, 11, 14, 18, 21, 25, 28)
+EXPECTED_KEYS = [f"{i}.{p}" for i in CONV_INDEX for p in ("weight", "bias")]
+
+
+@pytest.fixture(scope="module")
+def decoder() -> Decoder:
+    torch.manual_seed(0)
+    return Decoder().eval()
+
+
+def test_output_is_8x(decoder):
+    with torch.no_grad():
+        assert decoder(torch.rand(2, 512, 4, 3)).shape == (2, 3, 32, 24)
+        assert decoder(torch.rand(1, 512, 2, 2)).shape == (1, 3, 16, 16)  # reflection pad needs >= 2 px
+
+
+def test_state_dict_keys_match_decoder_pth(decoder):
+    sd = decoder.state_dict()
+    assert list(sd) == EXPECTED_KEYS
+    shapes = [tuple(sd[f"{i}.weight"].shape) for i in CONV_INDEX]
+    assert shapes == [(256, 512, 3, 3), (256, 256, 3, 3), (256, 256, 3, 3), (256, 256, 3, 3), (128, 256, 3, 3),
+                      (128, 128, 3, 3), (64, 128, 3, 3), (64, 64, 3, 3), (3, 64, 3, 3)]
+
+
+def test_layout_is_the_ports():
+    dec = Decoder()
+    assert isinstance(dec, nn.Sequential) and len(dec) == 29
+    assert all(isinstance(dec[i - 1], nn.ReflectionPad2d) for i in CONV_INDEX)
+    assert [i for i, m in enumerate(dec) if isinstance(m, nn.Upsample)] == [3, 16, 23]
+    assert not isinstance(dec[-1], nn.ReLU)  # the last conv is linear
+
+
+def _state(seed: int = 1) -> dict[str, torch.Tensor]:
+    torch.manual_seed(seed)
+    return Decoder().state_dict()
+
+
+def test_from_pretrained_path(tmp_path, decoder):
+    sd = _state()
+    path = save_checkpoint(sd, tmp_path / "decoder.pth")
+    dec = Decoder.from_pretrained(path)
+    assert not dec.training
+    assert all(torch.equal(dec.state_dict()[k], sd[k]) for k in EXPECTED_KEYS)
+
+
+def test_from_pretrained_module_prefix_and_half(tmp_path):
+    sd = _state()
+    path = save_checkpoint({f"module.{k}": v.half() for k, v in sd.items()}, tmp_path / "ddp.pt")
+    dec = Decoder.from_pretrained(path)
+    got = dec.state_dict()
+    assert all(got[k].dtype == torch.float32 for k in got)
+    assert all(torch.equal(got[k], sd[k].half().float()) for k in EXPECTED_KEYS)
+
+
+def test_from_pretrained_training_checkpoint(tmp_path):
+    sd = _state()
+    path = save_checkpoint({"format": "adain.train", "model": sd, "iteration": 1}, tmp_path / "checkpoint.pt")
+    assert torch.equal(Decoder.from_pretrained(path)[28].bias, sd["28.bias"])
+
+
+def test_bundled_decoder_loads():
+    dec = Decoder.from_pretrained()
+    assert not dec.training and list(dec.state_dict()) == EXPECTED_KEYS
+
+
+def test_wrong_keys(tmp_path):
+    sd = _state()
+    sd["2.weight"] = sd.pop("1.weight")
+    path = save_checkpoint(sd, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError) as info:
+        Decoder.from_pretrained(path)
+    assert str(info.value).startswith(
+        f"cannot load '{path}': not an AdaIN decoder state_dict (expected keys '1.weight' ... '28.bias'): "
+    )
+
+
+def test_wrong_shape(tmp_path):
+    sd = _state()
+    sd["28.weight"] = torch.zeros(4, 64, 3, 3)
+    path = save_checkpoint(sd, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="not an AdaIN decoder state_dict"):
+        Decoder.from_pretrained(path)
+
+
+def test_not_a_state_dict(tmp_path):
+    path = tmp_path / "x.pt"
+    path.write_bytes(b"")
+    with pytest.raises(CheckpointError, match="file is empty"):
+        Decoder.from_pretrained(path)

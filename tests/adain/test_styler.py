@@ -1,0 +1,135 @@
+from pathlib import Path
+
+import pytest
+import torch
+
+from adain.decoder import Decoder
+from adain.functional import calc_mean_std, rgb_to_yuv
+from adain.image import load_image, resize_exact
+from adain.styler import Styler, scale_schedule
+from adain.vgg import VGGEncoder
+
+SAMPLES = Path(__file__).resolve().parents[2] / "datasets" / "samples"
+
+
+@pytest.fixture(scope="module")
+def styler():
+    return Styler.from_pretrained()
+
+
+@pytest.fixture(scope="module")
+def images():
+    c = resize_exact(load_image(SAMPLES / "content" / "kodim23.jpg"), (96, 96))
+    s1 = load_image(SAMPLES / "texture" / "vangogh_the-starry-night.jpg")
+    s2 = load_image(SAMPLES / "texture" / "monet_water-lilies-1919.jpg")
+    return c, s1, s2
+
+
+def test_schedule():
+    assert scale_schedule(1024) == [256, 512, 1024]
+    assert scale_schedule(512) == [256, 512]
+    assert scale_schedule(300) == [300]
+    assert scale_schedule(512, [128, 256, 2048]) == [128, 256, 512]
+
+
+def test_output_size_and_range(styler, images):
+    c, s1, _ = images
+    out = styler.stylize(c, [s1], size=72, scales=[72])
+    assert out.shape == (1, 3, 72, 72)
+    assert out.min() >= 0 and out.max() <= 1
+
+
+def test_output_takes_the_style_statistics(styler, images):
+    c, s1, _ = images
+    out = styler.stylize(c, [s1], size=96, scales=[96], bf16=False)
+    enc = styler.encoder
+    f_out = enc(out, taps=("relu1_1",))["relu1_1"]
+    f_style = enc(resize_exact(s1, (60, 96)), taps=("relu1_1",))["relu1_1"]
+    f_content = enc(c, taps=("relu1_1",))["relu1_1"]
+    m_o, s_o = calc_mean_std(f_out)
+    m_s, s_s = calc_mean_std(f_style)
+    m_c, s_c = calc_mean_std(f_content)
+    # the trained decoder moves the output's statistics towards the style's
+    assert (m_o - m_s).abs().mean() < (m_c - m_s).abs().mean()
+
+
+def test_alpha_zero_reconstructs_content(styler, images):
+    c, s1, _ = images
+    recon = styler.stylize(c, [s1], alpha=0.0, size=96, scales=[96], bf16=False)
+    styled = styler.stylize(c, [s1], alpha=1.0, size=96, scales=[96], bf16=False)
+    # alpha=0 decodes the content's own relu4_1 features, which the decoder is trained to reproduce
+    enc = styler.encoder
+    f_c = enc(c)["relu4_1"]
+    err_recon = (enc(recon)["relu4_1"] - f_c).pow(2).mean()
+    err_styled = (enc(styled)["relu4_1"] - f_c).pow(2).mean()
+    assert err_recon < 0.8 * err_styled
+
+
+def test_style_weights_interpolate(styler, images):
+    c, s1, s2 = images
+    only1 = styler.stylize(c, [s1], size=64, scales=[64], bf16=False)
+    w10 = styler.stylize(c, [s1, s2], weights=[1, 0], size=64, scales=[64], bf16=False)
+    assert torch.allclose(only1, w10, atol=1e-5)
+    mid = styler.stylize(c, [s1, s2], weights=[1, 1], size=64, scales=[64], bf16=False)
+    assert (mid - only1).abs().mean() > 1e-3
+
+
+def test_masks_paint_each_region_with_its_style(styler, images):
+    c, s1, s2 = images
+    left = torch.zeros(1, 1, 96, 96)
+    left[..., :48] = 1
+    out = styler.stylize(c, [s1, s2], masks=[left, 1 - left], size=96, scales=[96], bf16=False)
+    only1 = styler.stylize(c, [s1], size=96, scales=[96], bf16=False)
+    only2 = styler.stylize(c, [s2], size=96, scales=[96], bf16=False)
+    # away from the seam each half resembles the single-style result for its mask
+    d11 = (out[..., 8:40] - only1[..., 8:40]).abs().mean()
+    d12 = (out[..., 8:40] - only2[..., 8:40]).abs().mean()
+    d22 = (out[..., 56:88] - only2[..., 56:88]).abs().mean()
+    d21 = (out[..., 56:88] - only1[..., 56:88]).abs().mean()
+    assert d11 < d12 and d22 < d21
+
+
+def test_preserve_color_luminance_keeps_content_chroma(styler, images):
+    c, s1, _ = images
+    out = styler.stylize(c, [s1], preserve_color="luminance", size=96, scales=[96])
+    uv_out = rgb_to_yuv(out)[:, 1:].mean((2, 3))
+    uv_c = rgb_to_yuv(c)[:, 1:].mean((2, 3))
+    uv_plain = rgb_to_yuv(styler.stylize(c, [s1], size=96, scales=[96]))[:, 1:].mean((2, 3))
+    assert (uv_out - uv_c).abs().sum() < (uv_plain - uv_c).abs().sum()
+
+
+def test_preserve_color_match_runs_and_differs(styler, images):
+    c, s1, _ = images
+    a = styler.stylize(c, [s1], preserve_color="match", size=64, scales=[64])
+    b = styler.stylize(c, [s1], size=64, scales=[64])
+    assert (a - b).abs().mean() > 1e-3
+
+
+def test_multiscale_output_size(styler, images):
+    c, s1, _ = images
+    out = styler.stylize(c, [s1], size=100, scales=[48, 100])
+    assert out.shape[-2:] == (100, 100)
+
+
+def test_bf16_close_to_fp32(styler, images):
+    c, s1, _ = images
+    a = styler.stylize(c, [s1], size=96, scales=[96], bf16=True)
+    b = styler.stylize(c, [s1], size=96, scales=[96], bf16=False)
+    assert (a - b).abs().mean() < 0.03
+
+
+def test_argument_errors(styler, images):
+    c, s1, s2 = images
+    with pytest.raises(ValueError, match="alpha must be in"):
+        styler.stylize(c, [s1], alpha=1.5)
+    with pytest.raises(ValueError, match="weights must be 2 non-negative"):
+        styler.stylize(c, [s1, s2], weights=[1])
+    with pytest.raises(ValueError, match=r"masks\[0\] must be the content's size"):
+        styler.stylize(c, [s1], masks=[torch.ones(1, 1, 10, 10)])
+    with pytest.raises(ValueError, match="content must have values in"):
+        styler.stylize(c * 255, [s1])
+
+
+def test_untrained_models_for_shapes():
+    s = Styler(VGGEncoder(), Decoder())
+    assert s.stylize(torch.rand(1, 3, 40, 56), [torch.rand(1, 3, 32, 32)], size=56).shape == (1, 3, 40, 56)

@@ -1,0 +1,83 @@
+import csv
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from adain.checkpoint import load_checkpoint
+from adain.config import StylerTrainConfig, load_config
+from adain.decoder import Decoder
+from adain.styler import Styler
+from adain.train import train_styler
+from tests.train_fixtures import make_image_folder
+
+CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    return make_image_folder(root / "content", seed=1), make_image_folder(root / "style", seed=2, corrupt=False)
+
+
+def _cfg(folders, out, **kw):
+    content, style = folders
+    base = dict(content_dir=str(content), style_dir=str(style), output_dir=str(out))
+    return load_config(StylerTrainConfig, os.path.join(CONFIGS, "train_styler_smoke.toml"), {**base, **kw})
+
+
+def _losses(path):
+    with open(path) as f:
+        return [(int(r["iteration"]), float(r["content_loss"]), float(r["style_loss"])) for r in csv.DictReader(f)]
+
+
+def test_short_run_produces_loadable_weights(folders, tmp_path):
+    r = train_styler(_cfg(folders, tmp_path / "run"), progress=False)
+    assert r.iteration == 4 and r.checkpoint.is_file() and r.weights.is_file()
+    ck = load_checkpoint(r.checkpoint, expected_format="adain.train")
+    assert ck["iteration"] == 4 and ck["config"]["batch_size"] == 2
+    assert (tmp_path / "run" / "samples" / "iter_0000002.jpg").is_file()
+    assert r.skipped_files >= 0
+    dec = Decoder.from_pretrained(r.weights)
+    styler = Styler.from_pretrained(r.weights)
+    out = styler.stylize(torch.rand(1, 3, 32, 32), [torch.rand(1, 3, 32, 32)], size=32)
+    assert out.shape == (1, 3, 32, 32)
+    assert dec.state_dict().keys() == Decoder().state_dict().keys()
+
+
+def test_resume_continues_and_matches_a_straight_run(folders, tmp_path):
+    straight = train_styler(_cfg(folders, tmp_path / "a", iterations=4), progress=False)
+    train_styler(_cfg(folders, tmp_path / "b", iterations=2), progress=False)
+    resumed = train_styler(_cfg(folders, tmp_path / "b", iterations=4), resume="auto", progress=False)
+    assert resumed.iteration == 4
+    a, b = _losses(tmp_path / "a" / "losses.csv"), _losses(tmp_path / "b" / "losses.csv")
+    assert [r[0] for r in b] == [1, 2, 3, 4]
+    for ra, rb in zip(a, b):
+        assert ra[0] == rb[0]
+        assert ra[1] == pytest.approx(rb[1], rel=1e-4) and ra[2] == pytest.approx(rb[2], rel=1e-4)
+    sa = torch.load(straight.weights, weights_only=True)
+    sb = torch.load(resumed.weights, weights_only=True)
+    assert all(torch.allclose(sa[k].float(), sb[k].float(), atol=1e-3) for k in sa)
+
+
+def test_unreadable_files_are_skipped_and_counted(folders, tmp_path):
+    r = train_styler(_cfg(folders, tmp_path / "c", iterations=6, batch_size=4), progress=False)
+    # content folder has 6 good images and one corrupt file; 24 samples visit it at least once
+    assert r.skipped_files >= 1
+
+
+@pytest.mark.slow
+def test_two_process_gloo_run(folders, tmp_path):
+    content, style = folders
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517", "-m", "adain",
+           "train-styler", "--config", os.path.join(CONFIGS, "train_styler_smoke.toml"), "--content-dir", str(content),
+           "--style-dir", str(style), "--output-dir", str(tmp_path / "ddp"), "--iterations", "2", "--device", "cpu",
+           "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    ck = load_checkpoint(tmp_path / "ddp" / "checkpoint.pt", expected_format="adain.train")
+    assert ck["iteration"] == 2
+    assert not any(k.startswith("module.") for k in ck["model"])

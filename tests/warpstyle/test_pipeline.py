@@ -1,0 +1,60 @@
+import torch
+
+from adain.image import load_image, resize_exact
+
+
+def test_run_shapes_default_size(pipeline, samples):
+    r = pipeline.run(samples / "content" / "kodim04.jpg", samples / "geometry" / "munch_the-scream.jpg",
+                     samples / "texture" / "vangogh_the-starry-night.jpg", size=128, scales=[128])
+    g = load_image(samples / "geometry" / "munch_the-scream.jpg")
+    assert max(r.image.shape[-2:]) == 128
+    assert abs(r.image.shape[-1] / r.image.shape[-2] - g.shape[-1] / g.shape[-2]) < 0.02
+    assert r.warped is not None and r.field is not None
+    assert r.warped.shape == r.image.shape
+
+
+def test_no_texture_gives_the_warped_content(pipeline, samples):
+    r = pipeline.run(samples / "content" / "kodim04.jpg", samples / "geometry" / "munch_the-scream.jpg", None, size=96)
+    assert torch.equal(r.image, r.warped)
+
+
+def test_strength_zero_gives_plain_stylized_content(pipeline, samples):
+    c = samples / "content" / "kodim23.jpg"
+    t = samples / "texture" / "kandinsky_composition-vii.jpg"
+    g = samples / "geometry" / "juan-gris_portrait-of-pablo-picasso.jpg"
+    warped_off = pipeline.run(c, g, t, size=96, scales=[96], strength=0.0)
+    # strength 0: the warped image is the content resized to the output frame
+    expected = resize_exact(load_image(c), tuple(warped_off.image.shape[-2:]))
+    assert torch.allclose(warped_off.warped, expected, atol=1e-6)
+    with_warp = pipeline.run(c, g, t, size=96, scales=[96], strength=1.0)
+    assert (with_warp.image - warped_off.image).abs().mean() > 0.01
+
+
+def test_texture_only_keeps_content_aspect(pipeline, samples):
+    r = pipeline.run(samples / "content" / "kodim23.jpg", None, samples / "texture" / "monet_water-lilies-1919.jpg",
+                     size=96, scales=[96])
+    assert r.image.shape[-2:] == (96, 96) and r.field is None and r.warped is None
+
+
+def test_alpha_zero_differs_from_alpha_one(pipeline, samples):
+    c, t = samples / "content" / "kodim23.jpg", samples / "texture" / "vangogh_the-starry-night.jpg"
+    a0 = pipeline.run(c, None, t, size=64, scales=[64], alpha=0.0).image
+    a1 = pipeline.run(c, None, t, size=64, scales=[64], alpha=1.0).image
+    content = resize_exact(load_image(c), (64, 64))
+    assert (a0 - content).abs().mean() < (a1 - content).abs().mean()
+
+
+def test_batch_reports_bad_file_and_continues(pipeline, samples, tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    items = [samples / "content" / "kodim23.jpg", bad, samples / "content" / "kodim04.jpg"]
+    out = list(pipeline.run_batch(items, samples / "geometry" / "munch_the-scream.jpg", None, size=64))
+    assert [type(r).__name__ for _, r in out] == ["PipelineResult", "ImageError", "PipelineResult"]
+    assert "bad.jpg" in str(out[1][1])
+
+
+def test_sheet_has_all_panels(pipeline, samples):
+    r = pipeline.run(samples / "content" / "kodim23.jpg", samples / "geometry" / "munch_the-scream.jpg",
+                     samples / "texture" / "vangogh_the-starry-night.jpg", size=64, scales=[64])
+    sheet = r.sheet(height=64)
+    assert sheet.height == 64 + 20 and sheet.width > 5 * 40

@@ -1,0 +1,44 @@
+import csv
+
+import pytest
+import torch
+
+from adain.checkpoint import load_checkpoint
+from adain.config import load_config
+from tests.train_fixtures import make_image_folder
+from warpstyle.config import WarperTrainConfig
+from warpstyle.train import evaluate_synthetic, train_warper
+from warpstyle.warper import Warper
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("wdata")
+    return make_image_folder(root / "photos", count=4, seed=5), make_image_folder(root / "paint", count=3, seed=6, corrupt=False)
+
+
+def _cfg(folders, out, **kw):
+    photos, paint = folders
+    base = dict(image_dir=str(photos), texture_dir=str(paint), output_dir=str(out), iterations=3, batch_size=2,
+                workers=0, log_every=1, checkpoint_every=2, amp=False, texture_prob=1.0, load_size=256,
+                feature_weight=0.1, smooth_weight=0.1)
+    return load_config(WarperTrainConfig, None, {**base, **kw})
+
+
+def test_short_run_loads_with_from_pretrained(folders, tmp_path):
+    r = train_warper(_cfg(folders, tmp_path / "w"), progress=False)
+    assert r.iteration == 3 and r.weights.is_file()
+    assert r.losses["field_l1"] > 0 and r.losses["feature"] > 0
+    warper = Warper.from_pretrained(r.weights)
+    assert warper.estimate(torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)).grid.shape == (1, 16, 16, 2)
+    warper2 = Warper.from_pretrained(r.checkpoint)  # a training checkpoint loads too
+    assert torch.allclose(warper2.regressor.heads[0].out.weight, warper.regressor.heads[0].out.weight, atol=1e-3)
+
+
+def test_resume_continues_the_count(folders, tmp_path):
+    train_warper(_cfg(folders, tmp_path / "r", iterations=2), progress=False)
+    r = train_warper(_cfg(folders, tmp_path / "r", iterations=3), resume="auto", progress=False)
+    assert r.iteration == 3
+    assert load_checkpoint(r.checkpoint, expected_format="warpstyle.train")["iteration"] == 3
+    with open(tmp_path / "r" / "losses.csv") as f:
+        assert [row["iteration"] for row in csv.DictReader(f)] == ["1", "2", "3"]

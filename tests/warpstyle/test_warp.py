@@ -1,0 +1,63 @@
+import pytest
+import torch
+
+from warpstyle.warp import apply_warp, identity_grid, resize_field, scale_field, smooth_field
+
+
+def test_identity_grid_pixel_centres():
+    g = identity_grid(1, 2, 4)
+    assert g.shape == (1, 2, 4, 2)
+    assert torch.allclose(g[0, 0, :, 0], torch.tensor([-0.75, -0.25, 0.25, 0.75]))
+    assert torch.allclose(g[0, :, 0, 1], torch.tensor([-0.5, 0.5]))
+
+
+@pytest.mark.parametrize("padding", ["reflection", "border"])
+def test_identity_leaves_image_unchanged(padding, gen):
+    x = torch.rand(2, 3, 9, 13, generator=gen)
+    assert torch.allclose(apply_warp(x, identity_grid(2, 9, 13), padding=padding), x, atol=1e-5)
+
+
+def test_resized_identity_is_identity_at_any_size(gen):
+    x = torch.rand(1, 3, 20, 30, generator=gen)
+    g = resize_field(identity_grid(1, 16, 16), (20, 30))
+    assert torch.allclose(apply_warp(x, g), x, atol=1e-5)
+
+
+def test_integer_shift_moves_pixels(gen):
+    x = torch.rand(1, 1, 8, 8, generator=gen)
+    g = identity_grid(1, 8, 8) + torch.tensor([2 / 8, 0.0])  # sample one pixel to the right
+    out = apply_warp(x, g, padding="border")
+    assert torch.allclose(out[..., :, :-1], x[..., :, 1:], atol=1e-5)
+
+
+def test_strength_scales_displacement(gen):
+    g = identity_grid(1, 6, 6) + 0.1 * torch.rand(1, 6, 6, 2, generator=gen)
+    ident = identity_grid(1, 6, 6)
+    assert torch.allclose(scale_field(g, 0.0), ident)
+    assert torch.allclose(scale_field(g, 0.5) - ident, 0.5 * (g - ident), atol=1e-6)
+
+
+def test_smoothing_keeps_constant_displacement():
+    g = identity_grid(1, 8, 8) + torch.tensor([0.1, -0.2])
+    assert torch.allclose(smooth_field(g, 1.5), g, atol=1e-5)
+
+
+def test_no_holes_with_large_displacement(gen):
+    x = torch.rand(1, 3, 8, 8, generator=gen) * 0.5 + 0.25
+    g = identity_grid(1, 8, 8) * 3.0  # samples far outside the content
+    for padding in ("reflection", "border"):
+        out = apply_warp(x, g, padding=padding)
+        assert out.min() >= 0.25 - 1e-5  # no black (zero) fill
+
+
+def test_exceptions():
+    with pytest.raises(ValueError, match="padding must be"):
+        apply_warp(torch.rand(1, 3, 4, 4), identity_grid(1, 4, 4), padding="zeros")
+    with pytest.raises(ValueError, match="field must have shape"):
+        apply_warp(torch.rand(1, 3, 4, 4), torch.zeros(1, 4, 4, 3))
+
+
+def test_gradcheck_apply_warp():
+    x = torch.rand(1, 1, 4, 4, dtype=torch.float64, requires_grad=True)
+    g = (identity_grid(1, 4, 4, dtype=torch.float64) * 0.9).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda a, b: apply_warp(a, b, padding="border"), (x, g), eps=1e-6, atol=1e-4)

@@ -1,0 +1,62 @@
+import pytest
+import torch
+
+from adain.errors import CheckpointError
+from adain.image import load_image
+from warpstyle.warper import Warper
+from warpstyle.warp import identity_grid
+
+
+@pytest.fixture(scope="module")
+def warper():
+    return Warper.from_pretrained()
+
+
+def test_estimate_shapes_and_output_size(warper, samples):
+    c = load_image(samples / "content" / "kodim04.jpg")
+    g = load_image(samples / "geometry" / "munch_the-scream.jpg")
+    field = warper.estimate(c, g, bf16=True)
+    assert field.grid.shape == (1, 16, 16, 2)
+    assert field.output_size == tuple(g.shape[-2:])
+    out = warper.apply(c, field)
+    # geometry's aspect ratio at the content's longer side: the content's resolution is kept
+    assert max(out.shape[-2:]) == max(c.shape[-2:])
+    assert abs(out.shape[-1] / out.shape[-2] - g.shape[-1] / g.shape[-2]) < 0.01
+
+
+def test_bundled_warper_is_trained_and_smooth(warper, samples):
+    c = load_image(samples / "content" / "kodim04.jpg")
+    g = load_image(samples / "geometry" / "munch_the-scream.jpg")
+    field = warper.estimate(c, g)
+    disp = (field.grid - identity_grid(1, 16, 16)).abs().mean()
+    assert disp > 0.01  # an untrained (zero-init) warper would return identity
+    assert float(field.fold_fraction()[0]) < 0.05
+
+
+def test_strength_zero_returns_content(warper, samples):
+    c = load_image(samples / "content" / "kodim23.jpg")
+    field = warper.estimate(c, samples / "geometry" / "munch_the-scream.jpg")
+    assert torch.equal(warper.apply(c, field, strength=0.0), c)
+
+
+def test_same_image_gives_near_identity(warper, samples):
+    c = load_image(samples / "content" / "kodim23.jpg")
+    field = warper.estimate(c, c)
+    # mean distance from identity below 8 px at 256 px (synthetic warps average 32 px)
+    err = ((field.grid - identity_grid(1, 16, 16)) * 128).norm(dim=-1).mean()
+    assert err < 8.0
+
+
+def test_from_pretrained_rejects_wrong_file(tmp_path):
+    p = tmp_path / "x.pt"
+    torch.save({"foo": torch.zeros(3)}, p)
+    with pytest.raises(CheckpointError, match="not a warper state_dict"):
+        Warper.from_pretrained(p)
+
+
+def test_apply_checks_inputs(warper, samples):
+    field = warper.estimate(samples / "content" / "kodim23.jpg", samples / "content" / "kodim04.jpg")
+    with pytest.raises(ValueError, match="strength must be in"):
+        warper.apply(torch.rand(1, 3, 8, 8), field, strength=-1)
+    with pytest.raises(ValueError, match="image must have values in"):
+        warper.apply(torch.rand(1, 3, 8, 8) * 255, field)

@@ -1,0 +1,28 @@
+"""warpstyle: geometric-plus-texture style transfer (learned warper + multi-scale AdaIN styler)."""
+
+from adain import __version__
+
+from .correlation import correlation_4d, l2_normalize_features, normalize_correlation
+from .field import WarpField
+from .pipeline import Pipeline, PipelineOptions, PipelineResult
+from .regressor import WarpRegressor
+from .warp import apply_warp, identity_grid, resize_field, scale_field, smooth_field
+from .warper import Warper
+
+__all__ = [
+    "__version__",
+    "Warper",
+    "Pipeline",
+    "PipelineOptions",
+    "PipelineResult",
+    "WarpField",
+    "WarpRegressor",
+    "correlation_4d",
+    "l2_normalize_features",
+    "normalize_correlation",
+    "apply_warp",
+    "identity_grid",
+    "resize_field",
+    "scale_field",
+    "smooth_field",
+]

@@ -1,0 +1,59 @@
+"""WarperTrainConfig: settings of ``warpstyle train-warper``."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from .data.synthetic import SyntheticWarpSpec
+
+__all__ = ["WarperTrainConfig"]
+
+
+@dataclasses.dataclass
+class WarperTrainConfig:
+    """Settings of ``warpstyle train-warper``; load with ``adain.config.load_config``."""
+
+    image_dir: str = ""  # any photo folder (COCO train2017 layout is just a folder)
+    output_dir: str = "runs/warper"
+    iterations: int = 20_000
+    batch_size: int = 16
+    lr: float = 5e-4
+    lr_decay: float = 1e-4  # lr_i = lr / (1 + lr_decay * i)
+    load_size: int = 288  # shorter side before the 256 px crop
+    holdout: float = 0.0
+    hidden: int = 128
+    refine_steps: int = 1
+    # synthetic warps (Rocco et al. 2017 ranges, as in the official release)
+    scale_min: float = 0.75
+    scale_max: float = 1.25
+    rotation_deg: float = 15.0
+    shear_deg: float = 15.0
+    translation: float = 0.15
+    tps_jitter: float = 0.15
+    # texture augmentation of the geometry side with the AdaIN styler
+    texture_dir: str = ""  # empty: no augmentation
+    texture_prob: float = 0.5
+    texture_alpha_min: float = 0.5
+    decoder: str = ""  # empty: the bundled decoder
+    # losses
+    field_weight: float = 1.0
+    feature_weight: float = 0.0  # unsupervised feature matching
+    smooth_weight: float = 0.0
+    # PF-PASCAL keypoint pairs (for users who have the dataset)
+    pf_pascal_root: str = ""
+    pf_pascal_csv: str = ""
+    keypoint_weight: float = 1.0
+    workers: int = 2
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    vgg: str = ""
+    log_every: int = 50
+    checkpoint_every: int = 1000
+    time_limit_s: float = 0.0
+
+    def warp_spec(self) -> SyntheticWarpSpec:
+        return SyntheticWarpSpec(
+            scale_min=self.scale_min, scale_max=self.scale_max, rotation_deg=self.rotation_deg,
+            shear_deg=self.shear_deg, translation=self.translation, tps_jitter=self.tps_jitter,
+        )

@@ -1,0 +1,114 @@
+"""WarpField: a backward warp field with I/O (.npy, Middlebury .flo), visualisation and a fold measure."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from adain.checks import check_shape
+from adain.errors import CheckpointError
+from adain.files import atomic_path
+
+from .flow_io import flow_to_color, fold_fraction, grid_to_pixel_flow, pixel_flow_to_grid, read_flo, write_flo
+from .warp import identity_grid, resize_field, scale_field, smooth_field
+
+__all__ = ["WarpField"]
+
+
+@dataclasses.dataclass
+class WarpField:
+    """A backward warp from the output (geometry) frame to the content.
+
+    Convention:
+        ``grid`` is ``(B, H, W, 2)``: normalised sampling coordinates in ``[-1, 1]`` of the content,
+        ``(x, y)`` order, ``align_corners=False``, one entry per output pixel. Values outside
+        ``[-1, 1]`` sample beyond the content (filled by reflection or border padding).
+
+    Attributes:
+        grid: the field.
+        output_size: ``(H, W)`` of the geometry image it was estimated for (its aspect ratio is
+            the natural aspect of the output), or None.
+
+    Example:
+        >>> f = WarpField.identity(16, 16)
+        >>> float(f.fold_fraction()[0])
+        0.0
+    """
+
+    grid: torch.Tensor
+    output_size: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        check_shape(self.grid, "grid", ("B", "H", "W", 2))
+
+    @classmethod
+    def identity(cls, height: int, width: int, batch: int = 1) -> WarpField:
+        return cls(identity_grid(batch, height, width))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(H, W)`` of the field."""
+        return int(self.grid.shape[1]), int(self.grid.shape[2])
+
+    def displacement(self) -> torch.Tensor:
+        """``(B, H, W, 2)`` grid minus identity (normalised units)."""
+        b, h, w, _ = self.grid.shape
+        return self.grid - identity_grid(b, h, w, device=self.grid.device, dtype=self.grid.dtype)
+
+    def resized(self, size: tuple[int, int]) -> WarpField:
+        return WarpField(resize_field(self.grid, size), self.output_size)
+
+    def smoothed(self, sigma: float) -> WarpField:
+        """Gaussian-smooth the displacement (``sigma`` in field cells)."""
+        return WarpField(smooth_field(self.grid, sigma), self.output_size)
+
+    def scaled(self, strength: float) -> WarpField:
+        """Scale the displacement from identity (0: identity)."""
+        return WarpField(scale_field(self.grid, strength), self.output_size)
+
+    def fold_fraction(self) -> torch.Tensor:
+        """``(B,)`` share of pixels where the Jacobian determinant is not positive (folds)."""
+        return fold_fraction(self.grid)
+
+    def to_pixel_flow(self) -> np.ndarray:
+        """``(H, W, 2)`` float32 pixel displacements of the first field, at the field's resolution."""
+        return grid_to_pixel_flow(self.grid[:1].float())[0].cpu().numpy().astype(np.float32)
+
+    def visualize(self, max_magnitude: float | None = None) -> np.ndarray:
+        """Middlebury colour-wheel rendering ``(H, W, 3)`` uint8 of the first field."""
+        return flow_to_color(self.to_pixel_flow(), max_magnitude)
+
+    def save(self, path: str | Path) -> Path:
+        """Save as ``.npy`` (the normalised grid, exact) or ``.flo`` (pixel displacement)."""
+        path = Path(path)
+        suffix = path.suffix.lower()
+        if suffix == ".npy":
+            with atomic_path(path) as tmp:
+                with open(tmp, "wb") as f:
+                    np.save(f, self.grid[0].detach().cpu().numpy().astype(np.float32), allow_pickle=False)
+        elif suffix == ".flo":
+            write_flo(path, self.to_pixel_flow())
+        else:
+            raise ValueError(f"field path must end in .npy or .flo; got '{path.name}'")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> WarpField:
+        """Load a field saved by :meth:`save`."""
+        path = Path(path)
+        suffix = path.suffix.lower()
+        if suffix == ".flo":
+            flow = torch.from_numpy(read_flo(path)).unsqueeze(0)
+            return cls(pixel_flow_to_grid(flow))
+        if suffix != ".npy":
+            raise CheckpointError(path, "a field file must end in .npy or .flo")
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as e:
+            raise CheckpointError(path, f"not a readable .npy field ({str(e)[:100]})") from None
+        if arr.ndim != 3 or arr.shape[-1] != 2 or not np.issubdtype(arr.dtype, np.floating):
+            raise CheckpointError(path, f"expected a float (H, W, 2) array; got {arr.dtype} {arr.shape}")
+        return cls(torch.from_numpy(arr.astype(np.float32)).unsqueeze(0))

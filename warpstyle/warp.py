@@ -1,0 +1,125 @@
+"""Warp fields as tensors: identity grids, smoothing, resizing, strength, and applying them.
+
+Convention (the same everywhere in warpstyle):
+    A field is a *backward* warp from the output (geometry) frame to the content: a tensor of
+    shape ``(B, H, W, 2)`` holding normalised sampling coordinates in ``[-1, 1]``, ``(x, y)``
+    order, ``align_corners=False`` (pixel ``i``'s centre is at ``(2i + 1) / W - 1``). Because
+    coordinates are normalised, one field applies at any resolution and aspect ratio.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from kornia.filters import gaussian_blur2d
+from kornia.geometry.transform import remap
+
+from adain.checks import check_shape
+
+__all__ = [
+    "PaddingMode",
+    "identity_grid",
+    "resize_field",
+    "smooth_field",
+    "scale_field",
+    "apply_warp",
+]
+
+PaddingMode = Literal["reflection", "border"]
+
+
+def identity_grid(
+    batch: int, height: int, width: int, *, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """The field that samples every output pixel at its own position; ``(B, H, W, 2)``.
+
+    Example:
+        >>> identity_grid(1, 2, 2)[0, 0, 0]
+        tensor([-0.5000, -0.5000])
+    """
+    ys = (torch.arange(height, device=device, dtype=dtype) * 2 + 1) / height - 1
+    xs = (torch.arange(width, device=device, dtype=dtype) * 2 + 1) / width - 1
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([gx, gy], dim=-1).unsqueeze(0).expand(batch, height, width, 2).contiguous()
+
+
+def _displacement(grid: torch.Tensor) -> torch.Tensor:
+    b, h, w, _ = grid.shape
+    return (grid - identity_grid(b, h, w, device=grid.device, dtype=grid.dtype)).permute(0, 3, 1, 2)  # (B, 2, H, W)
+
+
+def _from_displacement(disp: torch.Tensor) -> torch.Tensor:
+    b, _, h, w = disp.shape
+    return disp.permute(0, 2, 3, 1) + identity_grid(b, h, w, device=disp.device, dtype=disp.dtype)
+
+
+def resize_field(grid: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resample a field to ``size = (H, W)`` smoothly (bicubic on the displacement).
+
+    Interpolating the displacement, not the absolute grid, keeps the identity exact at any size.
+    """
+    check_shape(grid, "field", ("B", "H", "W", 2))
+    if tuple(grid.shape[1:3]) == tuple(size):
+        return grid
+    disp = F.interpolate(_displacement(grid), size=size, mode="bicubic", align_corners=False)
+    return _from_displacement(disp)
+
+
+def smooth_field(grid: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian-smooth the displacement with standard deviation ``sigma`` in field cells (0: unchanged)."""
+    if sigma <= 0:
+        return grid
+    k = 2 * int(3 * sigma + 0.5) + 1
+    disp = gaussian_blur2d(_displacement(grid), (k, k), (float(sigma), float(sigma)), border_type="replicate")
+    return _from_displacement(disp)
+
+
+def scale_field(grid: torch.Tensor, strength: float) -> torch.Tensor:
+    """Scale the displacement from identity by ``strength`` (0: identity, 1: unchanged)."""
+    if strength == 1.0:
+        return grid
+    return _from_displacement(_displacement(grid) * strength)
+
+
+def apply_warp(
+    image: torch.Tensor,
+    grid: torch.Tensor,
+    *,
+    padding: PaddingMode = "reflection",
+    mode: Literal["bilinear", "bicubic", "nearest"] = "bilinear",
+) -> torch.Tensor:
+    """Warp ``image`` by a backward field with kornia's grid sampling.
+
+    The field is resized to the output size first if needed, so a 16x16 field warps a 2048 px image.
+
+    Args:
+        image: ``(B, C, Hc, Wc)`` content.
+        grid: ``(B, H, W, 2)`` field (see the module convention); the output has its ``H, W``.
+        padding: what to sample outside the content: ``"reflection"`` or ``"border"`` (never
+            black or flat grey holes).
+        mode: interpolation.
+
+    Returns:
+        ``(B, C, H, W)``.
+
+    Example:
+        >>> x = torch.rand(1, 3, 8, 8)
+        >>> torch.allclose(apply_warp(x, identity_grid(1, 8, 8)), x, atol=1e-6)
+        True
+    """
+    check_shape(image, "image", ("B", "C", "H", "W"))
+    check_shape(grid, "field", ("B", "H", "W", 2))
+    if padding not in ("reflection", "border"):
+        raise ValueError(f"padding must be 'reflection' or 'border'; got {padding!r}")
+    if grid.shape[0] != image.shape[0]:
+        if grid.shape[0] == 1:
+            grid = grid.expand(image.shape[0], -1, -1, -1)
+        else:
+            raise ValueError(f"field batch {grid.shape[0]} does not match image batch {image.shape[0]}")
+    g = grid.to(device=image.device, dtype=image.dtype if image.is_floating_point() else torch.float32)
+    if mode == "bicubic":  # kornia's remap has no bicubic; grid_sample does
+        return F.grid_sample(image, g, mode="bicubic", padding_mode=padding, align_corners=False)
+    return remap(image, g[..., 0], g[..., 1], mode=mode, padding_mode=padding, align_corners=False,
+                 normalized_coordinates=True)
