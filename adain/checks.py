@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
-__all__ = ["check_image", "check_shape", "check_range"]
+__all__ = ["check_image", "check_shape", "check_range", "check_same_device", "as_image_batch"]
 
 
 def _shape_str(x: torch.Tensor) -> str:
@@ -31,9 +32,23 @@ def check_shape(x: object, name: str, expected: Sequence[str | int]) -> None:
 
 
 def check_range(x: float, name: str, low: float, high: float) -> None:
-    """Raise ``ValueError`` unless ``low <= x <= high``."""
-    if not (low <= float(x) <= high):
+    """Raise ``ValueError`` unless ``low <= x <= high`` (``TypeError`` if ``x`` is not a number)."""
+    try:
+        value = float(x)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{name} must be a number in [{low}, {high}]; got {x!r}") from None
+    if not (low <= value <= high):  # also refuses NaN
         raise ValueError(f"{name} must be in [{low}, {high}]; got {x}")
+
+
+def check_same_device(x: torch.Tensor, name: str, ref: torch.Tensor, ref_name: str) -> None:
+    """Raise ``ValueError`` unless ``x`` lives on ``ref``'s device.
+
+    Example:
+        >>> check_same_device(torch.zeros(1), "style", torch.zeros(1), "content")
+    """
+    if x.device != ref.device:
+        raise ValueError(f"{name} must be on the same device as {ref_name} ({ref.device}); got {x.device}")
 
 
 def check_image(x: object, name: str, *, channels: int = 3) -> None:
@@ -49,9 +64,33 @@ def check_image(x: object, name: str, *, channels: int = 3) -> None:
     if x.shape[-1] < 1 or x.shape[-2] < 1 or x.shape[0] < 1:
         raise ValueError(f"{name} must be non-empty; got shape {_shape_str(x)}")
     lo, hi = float(x.min()), float(x.max())
+    if lo != lo or hi != hi:  # min/max propagate NaN
+        raise ValueError(f"{name} must have finite values in [0, 1]; got NaN")
     # A little slack for resampling overshoot; anything beyond is a 0..255 mix-up.
     if lo < -1e-3 or hi > 1 + 1e-3:
         raise ValueError(
             f"{name} must have values in [0, 1]; got range [{lo:.3g}, {hi:.3g}]"
             + (" (did you pass 0..255 pixels?)" if hi > 1.5 else "")
         )
+
+
+def as_image_batch(x: Any, name: str) -> torch.Tensor:
+    """A float32 ``(B, 3, H, W)`` batch in [0, 1] from a tensor, or any image-like via ``load_image``.
+
+    Tensors may be ``(3, H, W)`` or ``(B, 3, H, W)``, float in [0, 1] or uint8 (divided by 255, as
+    ``load_image`` does); anything else is checked by :func:`check_image` with ``name`` in the message.
+    Paths, PIL images and arrays go through ``adain.image.load_image``.
+
+    Example:
+        >>> as_image_batch(torch.rand(3, 8, 8), "content").shape
+        torch.Size([1, 3, 8, 8])
+    """
+    if not isinstance(x, torch.Tensor):
+        from .image import load_image  # image.py imports this module
+
+        return load_image(x)
+    t = x.unsqueeze(0) if x.dim() == 3 else x
+    if t.dtype == torch.uint8:
+        t = t.float() / 255.0
+    check_image(t, name)
+    return t.float()

@@ -11,7 +11,7 @@ import click
 from . import __version__
 from .cli_support import options_dict, parse_scales, run_cli, set_verbosity
 
-OOM_ADVICE = "try a smaller --size (e.g. --size 1024) or fewer passes (--scales 512)"
+OOM_ADVICE = "try a smaller output, e.g. --size 1024 (the finest pass decides the peak memory)"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

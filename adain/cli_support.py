@@ -33,6 +33,9 @@ def set_verbosity(verbose: int, quiet: bool) -> None:
     level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger().setLevel(level)
+    # Pillow logs decoder complaints ("More samples per pixel than can be decoded") at ERROR just before
+    # raising what we report as one ``error:`` line; shown with -vv only, so user errors stay one line.
+    logging.getLogger("PIL").setLevel(logging.DEBUG if verbose > 1 else logging.CRITICAL)
 
 
 def oom_hint(hint: str) -> str:

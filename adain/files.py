@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path"]
+__all__ = ["atomic_path", "remove_stale_temp_files"]
 
 
 @contextlib.contextmanager
@@ -35,3 +36,29 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+
+
+# atomic_path's temp names: "." + target name + "." + mkstemp's 8 random characters + ".tmp".
+_TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
+
+
+def remove_stale_temp_files(directory: str | Path) -> int:
+    """Delete temp files that :func:`atomic_path` left in ``directory`` when a process was killed mid-write.
+
+    They are harmless (nothing reads them: the target name only ever appears by rename), but a run
+    that is killed often would pile them up. Call this only on a directory that no other live
+    process is writing into, e.g. a trainer's own run folder at start-up.
+
+    Returns:
+        The number of files removed.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return 0
+    removed = 0
+    for entry in directory.iterdir():
+        if _TEMP_NAME.match(entry.name) and entry.is_file():
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
+                removed += 1
+    return removed

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from .checks import check_same_device, check_shape
+
 __all__ = [
     "calc_mean_std",
     "adaptive_instance_norm",
@@ -37,6 +39,9 @@ def calc_mean_std(
         >>> m.shape
         torch.Size([2, 4, 1, 1])
     """
+    check_shape(feat, "feat", ("B", "C", "H", "W"))
+    if mask is not None:
+        _check_mask(mask, "mask", feat, "feat")
     x = _upcast(feat)
     if mask is None:
         var, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=0)
@@ -46,6 +51,15 @@ def calc_mean_std(
     mean = (x * w).sum(dim=(2, 3), keepdim=True) / total
     var = ((x - mean) ** 2 * w).sum(dim=(2, 3), keepdim=True) / total
     return mean, (var + eps).sqrt()
+
+
+def _check_mask(mask: object, name: str, feat: torch.Tensor, feat_name: str) -> None:
+    b, _, h, w = feat.shape
+    check_shape(mask, name, ("B", 1, h, w))
+    assert isinstance(mask, torch.Tensor)
+    if mask.shape[0] not in (1, b):
+        raise ValueError(f"{name} must have batch 1 or {feat_name}'s batch ({b}); got {mask.shape[0]}")
+    check_same_device(mask, name, feat, feat_name)
 
 
 def adaptive_instance_norm(
@@ -71,6 +85,13 @@ def adaptive_instance_norm(
         >>> adaptive_instance_norm(torch.rand(1, 8, 4, 4), torch.rand(1, 8, 6, 6)).shape
         torch.Size([1, 8, 4, 4])
     """
+    check_shape(content, "content", ("B", "C", "H", "W"))
+    check_shape(style, "style", ("B", content.shape[1], "H", "W"))
+    if style.shape[0] not in (1, content.shape[0]):
+        raise ValueError(f"style must have batch 1 or content's batch ({content.shape[0]}); got {style.shape[0]}")
+    check_same_device(style, "style", content, "content")
+    if content_mask is not None:
+        _check_mask(content_mask, "content_mask", content, "content")
     c_mean, c_std = calc_mean_std(content, content_mask, eps)
     s_mean, s_std = calc_mean_std(style, None, eps)
     return (_upcast(content) - c_mean) / c_std * s_std + s_mean

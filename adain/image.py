@@ -13,10 +13,14 @@ Decompression bombs are refused by a pixel limit checked from the header, before
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import struct
+import sys
+import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Union
 
@@ -46,14 +50,21 @@ DEFAULT_MAX_PIXELS = 64_000_000
 
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor]
 
+# _PIL_NOISE: Pillow warns ("Corrupt EXIF data. Expecting to read 2 bytes...") about damaged metadata
+# that it then skips; printed by the CLIs, those warnings break the one-line error contract, and the
+# image either loads or fails with our own ImageError anyway, so they are silenced while loading.
+
 _SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
 
 
-def _pil_to_rgb_array(im: Image.Image, name: str) -> np.ndarray:
+def _pil_to_rgb_array(im: Image.Image, name: str, source_format: str | None = None) -> np.ndarray:
     """Convert a decoded PIL image to float32 ``(H, W, 3)`` in [0, 1] by the module rules."""
     if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         arr = np.asarray(im, dtype=np.float64)
-        scale = 65535.0 if im.mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
+        # Pillow opens 16-bit PGM/PPM (maxval > 255) as "I" already rescaled to 0..65535, so a dark
+        # one must not be mistaken for 8-bit by the value heuristic below.
+        sixteen = im.mode.startswith("I;16") or source_format == "PPM"
+        scale = 65535.0 if sixteen or arr.max(initial=0) > 255 else 255.0
         arr = np.clip(arr / scale, 0.0, 1.0)
         return np.repeat(arr[..., None], 3, axis=2).astype(np.float32)
     if im.mode == "F":
@@ -101,6 +112,7 @@ def _open_checked(src: str | os.PathLike | Image.Image, max_pixels: int) -> tupl
             # Pillow's warning threshold (~89 Mpx) must not override it. Only Pillow's hard limit
             # (twice that), which cannot be lifted without global state, is still enforced here.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")  # see _PIL_NOISE
             im = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
         raise ImageError(name, "not a recognised image format") from None
@@ -114,6 +126,33 @@ def _open_checked(src: str | os.PathLike | Image.Image, max_pixels: int) -> tupl
     return im, name
 
 
+@contextlib.contextmanager
+def _libtiff_stderr_muted(image_format: str | None) -> Iterator[None]:
+    """Point fd 2 at /dev/null while a TIFF decodes.
+
+    libtiff prints its errors ("TIFFFetchDirectory: Can not read TIFF directory.") straight to fd 2
+    before Pillow raises the error we turn into an ImageError, which breaks the CLIs' one-line error.
+    fd 2 belongs to the whole process, so this is done on the main thread only and for TIFF only.
+    """
+    if image_format != "TIFF" or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    try:
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except OSError:  # no fd 2 (e.g. a daemon): nothing to mute
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        os.dup2(devnull, 2)
+        os.close(devnull)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _decode(im: Image.Image, name: str, max_pixels: int) -> np.ndarray:
     w, h = im.size
     if w < 1 or h < 1:
@@ -123,13 +162,15 @@ def _decode(im: Image.Image, name: str, max_pixels: int) -> np.ndarray:
             name, f"{w}x{h} has {w * h:,} pixels, over the limit of {max_pixels:,} (raise max_pixels if intended)"
         )
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _libtiff_stderr_muted(im.format):
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # max_pixels was checked above
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")  # see _PIL_NOISE
             if getattr(im, "n_frames", 1) > 1:
                 im.seek(0)
+            source_format = im.format  # exif_transpose returns a copy without it
             im = ImageOps.exif_transpose(im) or im
             im.load()
-            return _pil_to_rgb_array(im, name)
+            return _pil_to_rgb_array(im, name, source_format)
     except ImageError:
         raise
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):

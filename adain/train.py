@@ -14,11 +14,12 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state, training_header
+from .checkpoint import load_checkpoint, restore_training_state, rng_state, save_checkpoint, training_header
 from .config import StylerTrainConfig, config_to_dict, write_config
 from .data import RandomCropFolder, infinite_loader
 from .decoder import Decoder
 from .errors import ConfigError
+from .files import atomic_path, remove_stale_temp_files
 from .functional import adaptive_instance_norm
 from .image import save_image
 from .losses import STYLE_TAPS, content_loss, style_loss
@@ -112,6 +113,32 @@ class CsvLog:
     def __init__(self, path: Path, columns: list[str]) -> None:
         self.path, self.columns = path, columns
 
+    def rewind(self, iteration: int) -> None:
+        """Keep only rows up to ``iteration`` (the one a resume starts from), atomically.
+
+        A run killed after logging iteration ``n`` but before its checkpoint resumes from an earlier
+        iteration and logs the rows after it again; a kill mid-write leaves a partial last line.
+        Both would corrupt the log, so resuming (and a fresh start, ``iteration=0``) rewinds it first.
+        """
+        if not self.path.is_file():
+            return
+        with open(self.path, newline="") as f:
+            text = f.read()
+        lines = text.splitlines(keepends=True)
+        if lines and not lines[-1].endswith("\n"):
+            lines.pop()  # partial row of a killed write
+        rows = list(csv.reader(lines[1:]))
+        kept = [r for r in rows if len(r) == len(self.columns) and r[0].isdigit() and int(r[0]) <= iteration]
+        if not kept:
+            self.path.unlink()
+            return
+        if len(kept) == len(rows) and len(lines) == len(rows) + 1 and text.endswith("\n"):
+            return  # nothing to drop
+        with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(self.columns)
+            w.writerows(kept)
+
     def write(self, **row: float | int) -> None:
         new = not self.path.exists()
         with open(self.path, "a", newline="") as f:
@@ -182,11 +209,7 @@ def train_styler(
     resume_path = _find_resume(resume, out_dir)
     if resume_path is not None:
         ck = load_checkpoint(resume_path, expected_format=CHECKPOINT_FORMAT)
-        decoder.load_state_dict(ck["model"])
-        optimizer.load_state_dict(ck["optimizer"])
-        start = int(ck["iteration"])
-        if "rng" in ck:
-            set_rng_state(generator, ck["rng"])
+        start = restore_training_state(ck, resume_path, model=decoder, optimizer=optimizer, generator=generator)
         log.info("resumed from %s at iteration %d", resume_path, start)
 
     model: torch.nn.Module = decoder
@@ -204,10 +227,13 @@ def train_styler(
     content_iter = infinite_loader(content_ds, seed=cfg.seed, **loader_args)
     style_iter = infinite_loader(style_ds, seed=cfg.seed + 1, **loader_args)
 
+    csv_log = CsvLog(out_dir / "losses.csv", ["iteration", "content_loss", "style_loss", "lr", "elapsed_s"])
     if ctx.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
+        for d in (out_dir, out_dir / "samples", out_dir / "snapshots"):
+            remove_stale_temp_files(d)  # left by a run killed mid-write; never read, only clutter
         write_config(cfg, out_dir / "config.json")
-    csv_log = CsvLog(out_dir / "losses.csv", ["iteration", "content_loss", "style_loss", "lr", "elapsed_s"])
+        csv_log.rewind(start)
 
     def save(iteration: int) -> None:
         if not ctx.is_main:

@@ -14,7 +14,7 @@ from adain.cli_support import options_dict, parse_scales, run_cli, set_verbosity
 from adain.data import IMAGE_EXTENSIONS, list_images
 from adain.errors import StyleTransferError
 
-OOM_ADVICE = "try --max-size 1024 or --scales 256,512"
+OOM_ADVICE = "try a smaller output, e.g. --size 1024 or --max-size 1024 (the finest pass decides the peak memory)"
 USER_ERROR = 2
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from adain.checks import check_shape
+from adain.checks import check_same_device, check_shape
 
 __all__ = ["l2_normalize_features", "correlation_4d", "normalize_correlation"]
 
@@ -38,6 +38,7 @@ def correlation_4d(content: torch.Tensor, geometry: torch.Tensor) -> torch.Tenso
         raise ValueError(
             f"content and geometry must share batch and channels; got {tuple(content.shape)} and {tuple(geometry.shape)}"
         )
+    check_same_device(geometry, "geometry", content, "content")
     b, c, hc, wc = content.shape
     hg, wg = geometry.shape[-2:]
     corr = torch.einsum("bci,bcj->bij", content.reshape(b, c, hc * wc), geometry.reshape(b, c, hg * wg))

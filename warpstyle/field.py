@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import operator
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,16 @@ class WarpField:
 
     def __post_init__(self) -> None:
         check_shape(self.grid, "grid", ("B", "H", "W", 2))
+        if not self.grid.is_floating_point():
+            raise TypeError(f"grid must be a floating-point tensor; got dtype {self.grid.dtype}")
+        if self.output_size is not None:
+            try:
+                h, w = (operator.index(v) for v in self.output_size)
+            except (TypeError, ValueError):
+                h = w = 0
+            if h <= 0 or w <= 0:
+                raise ValueError(f"output_size must be (H, W) with positive ints, or None; got {self.output_size!r}")
+            self.output_size = (h, w)
 
     @classmethod
     def identity(cls, height: int, width: int, batch: int = 1) -> WarpField:

@@ -11,9 +11,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from adain.checks import check_range
+from adain.checks import as_image_batch, check_range
 from adain.errors import StyleTransferError
-from adain.image import ImageLike, load_image, resize_exact, save_image, to_pil
+from adain.image import ImageLike, resize_exact, save_image, to_pil
+from adain.memory import check_memory
 from adain.styler import ColorMode, StyleBank, Styler
 from adain.vgg import VGGEncoder
 
@@ -156,13 +157,13 @@ class Pipeline:
         if geometry is not None:
             if self.warper is None:
                 raise StyleTransferError("this pipeline has no warper; load one to use a geometry image")
-            g = load_image(geometry) if not (isinstance(geometry, torch.Tensor) and geometry.dim() == 4) else geometry
-            gf = self.warper.encode(g, bf16=bf16)
+            g = as_image_batch(geometry, "geometry")
+            gf = self.warper.encode(g, bf16=bf16, name="geometry")
         textures: list[torch.Tensor] = []
         bank = None
         if texture is not None:
             items = [texture] if isinstance(texture, (str, Path, Image.Image, np.ndarray, torch.Tensor)) else list(texture)
-            bank = self.styler.encode_styles(items)
+            bank = self.styler.encode_styles(items, name="texture")
             textures = [t.cpu() for t in bank.images]
         return _Prepared(g, gf, textures, bank)
 
@@ -194,15 +195,24 @@ class Pipeline:
         check_range(opts.alpha, "alpha", 0.0, 1.0)
         if opts.size is not None and opts.size < 8:
             raise ValueError(f"size must be at least 8 px; got {opts.size}")
+        if opts.max_size < 8:
+            raise ValueError(f"max_size must be at least 8 px; got {opts.max_size}")
         torch.manual_seed(opts.seed)  # the default path is deterministic; this covers stochastic variants
         bf16 = (self.device.type == "cpu") if opts.bf16 is None else bool(opts.bf16)
         prep = prepared or self.prepare(geometry, texture, bf16)
-        c = load_image(content) if not (isinstance(content, torch.Tensor) and content.dim() == 4) else content
+        c = as_image_batch(content, "content")
+        if c.shape[0] != 1:
+            raise ValueError(f"content must be a single image (1, 3, H, W); got batch of {c.shape[0]}")
         c = c.to(self.device)
 
         warped = field = None
-        if prep.geometry is not None and self.warper is not None:
-            out_hw = _out_size(tuple(prep.geometry.shape[-2:]), opts.size or DEFAULT_SIZE, opts.max_size)
+        warping = prep.geometry is not None and self.warper is not None
+        ref_hw = prep.geometry.shape[-2:] if warping else c.shape[-2:]  # type: ignore[union-attr]
+        out_hw = _out_size(tuple(ref_hw), opts.size or DEFAULT_SIZE, opts.max_size)
+        if prep.bank is not None and self.device.type == "cpu":
+            # Before the warp: the styler's finest pass decides the peak (adain/memory.py).
+            check_memory(out_hw, alpha=opts.alpha, bf16=bf16)
+        if warping:
             field = self.warper.estimate(c, None, bf16=bf16, geometry_features=prep.geometry_features,
                                          geometry_size=tuple(prep.geometry.shape[-2:]))
             base = resize_exact(c, out_hw) if opts.strength == 0 else c
@@ -210,9 +220,11 @@ class Pipeline:
                                   size=out_hw, padding=opts.padding)
             image = warped
         else:
-            out_hw = _out_size(tuple(c.shape[-2:]), opts.size or DEFAULT_SIZE, opts.max_size)
             image = resize_exact(c, out_hw)
         if prep.bank is not None:
+            if opts.texture_weights is not None and len(opts.texture_weights) != len(prep.bank.images):
+                raise ValueError(f"texture_weights must hold one weight per texture ({len(prep.bank.images)}); "
+                                 f"got {len(opts.texture_weights)}")
             image = self.styler.stylize(
                 image, prep.bank, alpha=opts.alpha, weights=opts.texture_weights, preserve_color=opts.preserve_color,
                 scales=opts.scales, size=max(out_hw), bf16=bf16,

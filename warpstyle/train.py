@@ -10,10 +10,11 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from adain.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state, training_header
+from adain.checkpoint import load_checkpoint, restore_training_state, rng_state, save_checkpoint, training_header
 from adain.config import config_to_dict, write_config
 from adain.data import RandomCropFolder, infinite_loader
 from adain.decoder import Decoder
+from adain.files import remove_stale_temp_files
 from adain.functional import adaptive_instance_norm
 from adain.train import CsvLog, DistributedContext, autocast_for, to_float_batch
 from adain.vgg import VGGEncoder
@@ -84,11 +85,8 @@ def train_warper(cfg: WarperTrainConfig, *, resume: str | Path | None = None, pr
             resume_path = None
     if resume_path is not None:
         ck = load_checkpoint(resume_path, expected_format=CHECKPOINT_FORMAT)
-        regressor.load_state_dict(ck["model"])
-        optimizer.load_state_dict(ck["optimizer"])
-        start = int(ck["iteration"])
-        if "rng" in ck:
-            set_rng_state(generator, ck["rng"])
+        start = restore_training_state(ck, resume_path, model=regressor, optimizer=optimizer, generator=generator,
+                                       hint="hidden and refine_steps must match the run that wrote it")
         log.info("resumed from %s at iteration %d", resume_path, start)
 
     model: torch.nn.Module = regressor
@@ -116,10 +114,12 @@ def train_warper(cfg: WarperTrainConfig, *, resume: str | Path | None = None, pr
                                                      num_workers=cfg.workers, drop_last=False,
                                                      generator=torch.Generator().manual_seed(cfg.seed)))
 
+    csv_log = CsvLog(out_dir / "losses.csv", ["iteration", "loss", "field_l1", "feature", "keypoint", "lr", "elapsed_s"])
     if ctx.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temp_files(out_dir)  # left by a run killed mid-write; never read, only clutter
         write_config(cfg, out_dir / "config.json")
-    csv_log = CsvLog(out_dir / "losses.csv", ["iteration", "loss", "field_l1", "feature", "keypoint", "lr", "elapsed_s"])
+        csv_log.rewind(start)
 
     def save(iteration: int) -> None:
         if not ctx.is_main:

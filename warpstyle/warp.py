@@ -111,8 +111,14 @@ def apply_warp(
     """
     check_shape(image, "image", ("B", "C", "H", "W"))
     check_shape(grid, "field", ("B", "H", "W", 2))
+    if not image.is_floating_point():
+        raise TypeError(f"image must be a floating-point tensor; got dtype {image.dtype}")
+    if not grid.is_floating_point():
+        raise TypeError(f"field must be a floating-point tensor; got dtype {grid.dtype}")
     if padding not in ("reflection", "border"):
         raise ValueError(f"padding must be 'reflection' or 'border'; got {padding!r}")
+    if mode not in ("bilinear", "bicubic", "nearest"):
+        raise ValueError(f"mode must be 'bilinear', 'bicubic' or 'nearest'; got {mode!r}")
     if grid.shape[0] != image.shape[0]:
         if grid.shape[0] == 1:
             grid = grid.expand(image.shape[0], -1, -1, -1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import operator
 from importlib import resources
 from pathlib import Path
 
@@ -11,9 +12,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from adain.checkpoint import load_state_dict_file
-from adain.checks import check_image, check_range
+from adain.checks import as_image_batch, check_range, check_shape
 from adain.errors import CheckpointError
-from adain.image import ImageLike, load_image
+from adain.image import ImageLike
 from adain.vgg import VGGEncoder
 
 from .correlation import l2_normalize_features
@@ -27,14 +28,6 @@ BUNDLED_WARPER = "warper.pt"
 #: Default Gaussian smoothing of the field, in cells of the 16x16 feature grid.
 DEFAULT_SMOOTHNESS = 0.75
 FEATURE_SIZE = 256
-
-
-def as_image_batch(x: ImageLike, name: str) -> torch.Tensor:
-    """A ``(B, 3, H, W)`` float tensor in [0, 1] from a batch tensor or any single image-like."""
-    if isinstance(x, torch.Tensor) and x.dim() == 4:
-        check_image(x, name)
-        return x.float()
-    return load_image(x)
 
 
 def _bf16(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
@@ -67,7 +60,7 @@ class Warper(nn.Module):
     def features(self, image: torch.Tensor) -> torch.Tensor:
         """L2-normalised pool4 features ``(B, 512, 16, 16)`` of ``(B, 3, H, W)`` resized to 256x256."""
         x = F.interpolate(image, size=(FEATURE_SIZE, FEATURE_SIZE), mode="bilinear", align_corners=False,
-                          antialias=True)
+                          antialias=True).contiguous(memory_format=torch.channels_last)
         return l2_normalize_features(self.encoder(x, taps=("pool4",))["pool4"])
 
     def forward(self, content: torch.Tensor, geometry: torch.Tensor) -> torch.Tensor:
@@ -75,13 +68,18 @@ class Warper(nn.Module):
         return self.regressor(self.features(content), self.features(geometry))
 
     @torch.no_grad()
-    def encode(self, image: ImageLike, *, bf16: bool = False) -> torch.Tensor:
+    def encode(self, image: ImageLike, *, bf16: bool = False, name: str = "image") -> torch.Tensor:
         """Features of an image for :meth:`estimate`, reusable across calls (e.g. one geometry, many contents).
+
+        Args:
+            image: ``(B, 3, H, W)`` / ``(3, H, W)`` in [0, 1], or a path / PIL image / array.
+            bf16: bf16 autocast for the VGG features.
+            name: the argument named in error messages.
 
         Returns:
             ``(B, 512, 16, 16)`` L2-normalised pool4 features, float32.
         """
-        x = as_image_batch(image, "image").to(self.device)
+        x = as_image_batch(image, name).to(self.device)
         with _bf16(self.device, bf16):
             return self.features(x).float()
 
@@ -113,14 +111,19 @@ class Warper(nn.Module):
         if content_features is None:
             if content is None:
                 raise ValueError("content must be given (or content_features)")
-            content_features = self.encode(content, bf16=bf16)
+            content_features = self.encode(content, bf16=bf16, name="content")
         if geometry_features is None:
             if geometry is None:
                 raise ValueError("geometry must be given (or geometry_features)")
             g = as_image_batch(geometry, "geometry")
             geometry_size = (int(g.shape[-2]), int(g.shape[-1]))
-            geometry_features = self.encode(g, bf16=bf16)
+            geometry_features = self.encode(g, bf16=bf16, name="geometry")
+        n = self.regressor.grid_size
+        check_shape(content_features, "content_features", ("B", "C", n, n))
+        check_shape(geometry_features, "geometry_features", ("B", "C", n, n))
         fc, fg = content_features, geometry_features
+        if fg.shape[0] not in (1, fc.shape[0]):
+            raise ValueError(f"geometry must have batch 1 or content's batch ({fc.shape[0]}); got {fg.shape[0]}")
         if fg.shape[0] == 1 and fc.shape[0] > 1:
             fg = fg.expand(fc.shape[0], -1, -1, -1)
         grid = self.regressor(fc.to(self.device), fg.to(self.device))
@@ -159,9 +162,22 @@ class Warper(nn.Module):
         Returns:
             ``(B, 3, H_out, W_out)``.
         """
-        check_image(image, "image")
+        image = as_image_batch(image, "image")
+        if not isinstance(field, WarpField):
+            raise TypeError(f"field must be a WarpField (wrap a (B, H, W, 2) grid as WarpField(grid)); "
+                            f"got {type(field).__name__}")
         check_range(strength, "strength", 0.0, 4.0)
         check_range(smoothness, "smoothness", 0.0, 16.0)
+        if size is not None:
+            try:
+                h, w = (operator.index(v) for v in size)
+            except (TypeError, ValueError):
+                h = w = 0
+            if h <= 0 or w <= 0:
+                raise ValueError(f"size must be (H, W) with positive ints, or None; got {size!r}")
+            size = (h, w)
+        if field.grid.shape[0] not in (1, image.shape[0]):
+            raise ValueError(f"field must have batch 1 or image's batch ({image.shape[0]}); got {field.grid.shape[0]}")
         if strength == 0.0 and size is None:
             return image
         out_hw = size or Warper.output_size_for(tuple(image.shape[-2:]), field)
@@ -205,4 +221,5 @@ class Warper(nn.Module):
         enc = encoder if encoder is not None else VGGEncoder.from_pretrained(vgg)
         warper = cls(enc, reg).eval()
         warper.requires_grad_(False)
+        enc.to(memory_format=torch.channels_last)  # faster on CPU; see Styler.from_pretrained
         return warper.to(device) if device is not None else warper

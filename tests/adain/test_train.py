@@ -81,3 +81,21 @@ def test_two_process_gloo_run(folders, tmp_path):
     ck = load_checkpoint(tmp_path / "ddp" / "checkpoint.pt", expected_format="adain.train")
     assert ck["iteration"] == 2
     assert not any(k.startswith("module.") for k in ck["model"])
+
+
+def test_csv_log_rewind_drops_later_and_partial_rows(tmp_path):
+    from adain.train import CsvLog
+
+    log = CsvLog(tmp_path / "losses.csv", ["iteration", "loss"])
+    for i in range(1, 6):
+        log.write(iteration=i, loss=float(i))
+    with open(log.path, "a") as f:
+        f.write("6,0.12")  # a row cut off by a kill mid-write
+    log.rewind(3)
+    rows = log.path.read_text().splitlines()
+    assert rows == ["iteration,loss", "1,1", "2,2", "3,3"]
+    log.write(iteration=4, loss=4.0)
+    assert log.path.read_text().splitlines()[-1] == "4,4"
+    log.rewind(0)  # a fresh start in the same folder starts a fresh log
+    assert not log.path.exists()
+    log.rewind(5)  # no file: nothing to do

@@ -42,3 +42,28 @@ def test_resume_continues_the_count(folders, tmp_path):
     assert load_checkpoint(r.checkpoint, expected_format="warpstyle.train")["iteration"] == 3
     with open(tmp_path / "r" / "losses.csv") as f:
         assert [row["iteration"] for row in csv.DictReader(f)] == ["1", "2", "3"]
+
+
+def _loss_rows(path):
+    with open(path) as f:
+        return [{k: float(v) for k, v in row.items() if k != "elapsed_s"} for row in csv.DictReader(f)]
+
+
+@pytest.mark.slow
+def test_resume_matches_a_straight_run(folders, tmp_path):
+    # N iterations straight == N/2, then resume for N/2: same losses (CPU, fp32) and same weights.
+    # N = 2 at batch 1 keeps it to 4 small steps (the 256 px crop is fixed); texture augmentation stays on,
+    # since its loader and RNG draws must resume too.
+    straight = train_warper(_cfg(folders, tmp_path / "a", iterations=2, batch_size=1), progress=False)
+    train_warper(_cfg(folders, tmp_path / "b", iterations=1, batch_size=1), progress=False)
+    resumed = train_warper(_cfg(folders, tmp_path / "b", iterations=2, batch_size=1), resume="auto", progress=False)
+    assert resumed.iteration == 2
+    a, b = _loss_rows(tmp_path / "a" / "losses.csv"), _loss_rows(tmp_path / "b" / "losses.csv")
+    assert [r["iteration"] for r in b] == [1, 2] and len(a) == 2
+    for ra, rb in zip(a, b):
+        for key in ("loss", "field_l1", "feature", "lr"):
+            assert ra[key] == pytest.approx(rb[key], rel=1e-4, abs=1e-7), (ra["iteration"], key)
+    sa = load_checkpoint(straight.checkpoint, expected_format="warpstyle.train")["model"]
+    sb = load_checkpoint(resumed.checkpoint, expected_format="warpstyle.train")["model"]
+    assert sa.keys() == sb.keys()
+    assert all(torch.allclose(sa[k], sb[k], rtol=1e-4, atol=1e-6) for k in sa)

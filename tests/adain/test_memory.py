@@ -1,0 +1,62 @@
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+import adain.memory
+from adain.cli import main as adain_main
+from adain.decoder import Decoder
+from adain.errors import StyleTransferError
+from adain.memory import available_bytes, check_memory, estimate_stylize_bytes
+from adain.styler import Styler
+from adain.vgg import VGGEncoder
+
+SAMPLES = Path(__file__).resolve().parents[2] / "datasets" / "samples"
+
+
+def test_estimate_grows_with_pixels_alpha_and_precision():
+    small, big = estimate_stylize_bytes((512, 512)), estimate_stylize_bytes((2160, 3840))
+    assert small < big
+    assert estimate_stylize_bytes((2160, 3840), alpha=0.5) > big
+    assert estimate_stylize_bytes((2160, 3840), bf16=False) > big
+    assert 7 * 2**30 < big < 8 * 2**30  # calibrated at 4K: measured 7.1 GiB peak RSS (docs/reliability.md)
+
+
+def test_available_bytes_reads_meminfo(tmp_path):
+    f = tmp_path / "meminfo"
+    f.write_text("MemTotal:       24000000 kB\nMemAvailable:   1000 kB\n")
+    assert available_bytes(f) == 1000 * 1024
+    assert available_bytes(tmp_path / "missing") is None
+
+
+def test_check_memory_message():
+    with pytest.raises(StyleTransferError) as info:
+        check_memory((2160, 3840), available=2**30)
+    assert str(info.value) == ("a 3840x2160 output needs about 7.6 GiB of memory but only 1.0 GiB is available; "
+                               "try a smaller output size, e.g. --size 2048 (the finest pass decides the peak; "
+                               "--scales does not lower it)")
+    check_memory((512, 512), available=2**30)  # fits
+
+
+def test_stylize_stops_before_the_first_pass(monkeypatch):
+    monkeypatch.setattr(adain.memory, "available_bytes", lambda: 1)
+    styler = Styler(VGGEncoder(), Decoder())
+    calls = []
+    monkeypatch.setattr(styler, "_encode", lambda *a, **k: calls.append(1))
+    with pytest.raises(StyleTransferError, match=r"^a 64x64 output needs about .* GiB of memory but only 0.0 GiB"):
+        styler.stylize(torch.rand(1, 3, 64, 64), [torch.rand(1, 3, 32, 32)], size=64)
+    assert calls == []
+
+
+def test_cli_prints_the_advice_and_exits_2(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(adain.memory, "available_bytes", lambda: 2**30)
+    with pytest.raises(SystemExit) as info:
+        adain_main(["stylize", "-c", str(SAMPLES / "content" / "kodim23.jpg"), "-s",
+                    str(SAMPLES / "texture" / "vangogh_the-starry-night.jpg"), "--size", "3840",
+                    "-o", str(tmp_path / "o.png")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 2 and len(err) == 1
+    assert re.match(r"adain: error: a 3840x\d+ output needs about [\d.]+ GiB of memory but only 1\.0 GiB", err[0])
+    assert "--size 2048" in err[0]
+    assert not (tmp_path / "o.png").exists()
