@@ -73,11 +73,15 @@ def test_batch_with_corrupt_file(tmp_path, samples, capsys):
         (folder / name).write_bytes((samples / "content" / name).read_bytes())
     (folder / "broken.jpg").write_bytes((samples / "content" / "kodim15.jpg").read_bytes()[:2000])
     (folder / "notes.png").write_text("not an image")
+    (folder / "empty.jpg").write_bytes(b"")
     code = _run(["run", "-c", str(folder), "-g", str(samples / "geometry" / "munch_the-scream.jpg"), "--size", "64",
                  "--no-progress", "-o", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2
-    assert "broken.jpg" in err and "notes.png" in err and "2 of 4 done, 2 failed" in err
+    assert "'" + str(folder / "broken.jpg") + "': truncated" in err
+    assert "'" + str(folder / "notes.png") + "': not a recognised image format" in err
+    assert "'" + str(folder / "empty.jpg") + "': file is empty" in err
+    assert "2 of 5 done, 3 failed" in err
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["kodim04.png", "kodim23.png"]
 
 
