@@ -9,6 +9,7 @@ from .decoder import Decoder
 from .errors import CheckpointError, ConfigError, ImageError, StyleTransferError
 from .functional import adaptive_instance_norm, calc_mean_std, luminance_transfer, match_color
 from .image import load_image, resize_exact, resize_longer, resize_shorter, resize_to_multiple, save_image
+from .runtime import tune_cpu_allocator
 from .styler import StyleBank, Styler, scale_schedule
 from .vgg import VGG_TAPS, VGGEncoder
 
@@ -32,6 +33,7 @@ __all__ = [
     "resize_shorter",
     "resize_exact",
     "resize_to_multiple",
+    "tune_cpu_allocator",
     "load_state_dict_file",
     "load_checkpoint",
     "save_checkpoint",

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .cli_support import options_dict, parse_scales, run_cli, set_verbosity
+from .cli_support import options_dict, parse_scales, run_cli, set_verbosity, tune_allocator_for
 
 OOM_ADVICE = "try a smaller output, e.g. --size 1024 (the finest pass decides the peak memory)"
 
@@ -55,6 +55,7 @@ def stylize_cmd(content: Path, styles: Sequence[Path], weights: Sequence[float],
     schedule = parse_scales(scales)
     dev = resolve_device(device)
     c = load_image(content)
+    tune_allocator_for(size or max(c.shape[-2:]))
     style_images = [load_image(s) for s in styles]
     mask_t = [resize_exact(load_image(m).mean(1, keepdim=True), tuple(c.shape[-2:])) for m in masks] or None
     styler = Styler.from_pretrained(decoder, vgg=vgg, device=dev)
@@ -98,6 +99,7 @@ def train_styler_cmd(config_path: Path | None, resume: str | None, progress: boo
     cfg = load_config(StylerTrainConfig, config_path, options_dict(**options))
     if not cfg.content_dir or not cfg.style_dir:
         raise click.UsageError("--content-dir and --style-dir are required (on the command line or in --config)")
+    tune_allocator_for(None)
     result = train_styler(cfg, resume=resume, progress=progress)
     click.echo(f"iteration {result.iteration}: content {result.losses['content']:.4f}, style {result.losses['style']:.4f}; "
                f"weights {result.weights}" + (f"; skipped {result.skipped_files} unreadable files" if result.skipped_files else ""))

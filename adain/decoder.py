@@ -35,17 +35,17 @@ class Decoder(nn.Sequential):
         pad = lambda: nn.ReflectionPad2d(1)  # noqa: E731
         up = lambda: nn.Upsample(scale_factor=2, mode="nearest")  # noqa: E731
         super().__init__(
-            pad(), nn.Conv2d(512, 256, 3), nn.ReLU(),  # 0-2: relu4-1 mirror
+            pad(), nn.Conv2d(512, 256, 3), nn.ReLU(inplace=True),  # 0-2: relu4-1 mirror
             up(),  # 3
-            pad(), nn.Conv2d(256, 256, 3), nn.ReLU(),  # 4-6: relu3-4
-            pad(), nn.Conv2d(256, 256, 3), nn.ReLU(),  # 7-9: relu3-3
-            pad(), nn.Conv2d(256, 256, 3), nn.ReLU(),  # 10-12: relu3-2
-            pad(), nn.Conv2d(256, 128, 3), nn.ReLU(),  # 13-15: relu3-1
+            pad(), nn.Conv2d(256, 256, 3), nn.ReLU(inplace=True),  # 4-6: relu3-4
+            pad(), nn.Conv2d(256, 256, 3), nn.ReLU(inplace=True),  # 7-9: relu3-3
+            pad(), nn.Conv2d(256, 256, 3), nn.ReLU(inplace=True),  # 10-12: relu3-2
+            pad(), nn.Conv2d(256, 128, 3), nn.ReLU(inplace=True),  # 13-15: relu3-1
             up(),  # 16
-            pad(), nn.Conv2d(128, 128, 3), nn.ReLU(),  # 17-19: relu2-2
-            pad(), nn.Conv2d(128, 64, 3), nn.ReLU(),  # 20-22: relu2-1
+            pad(), nn.Conv2d(128, 128, 3), nn.ReLU(inplace=True),  # 17-19: relu2-2
+            pad(), nn.Conv2d(128, 64, 3), nn.ReLU(inplace=True),  # 20-22: relu2-1
             up(),  # 23
-            pad(), nn.Conv2d(64, 64, 3), nn.ReLU(),  # 24-26: relu1-2
+            pad(), nn.Conv2d(64, 64, 3), nn.ReLU(inplace=True),  # 24-26: relu1-2
             pad(), nn.Conv2d(64, 3, 3),  # 27-28: relu1-1 mirror, to RGB
         )
 

@@ -156,7 +156,12 @@ class VGGEncoder(nn.Module):
                 h = F.max_pool2d(h, 2, 2, ceil_mode=self.ceil_mode)
             else:
                 conv = getattr(self, "conv" + tap[4:])
-                h = F.relu(conv(F.pad(h, (1, 1, 1, 1), mode=self.pad_mode)))
+                if self.pad_mode == "constant":
+                    # The conv's own zero padding: an explicit F.pad costs a full copy of every map.
+                    h = F.conv2d(h, conv.weight, conv.bias, padding=1)
+                else:
+                    h = conv(F.pad(h, (1, 1, 1, 1), mode=self.pad_mode))
+                h = F.relu(h, inplace=True)  # the conv output has no other user
             if tap in wanted:
                 scale = getattr(self, f"scale_{tap}", None) if normalized else None
                 out[tap] = h if scale is None else h * scale.to(h.dtype).view(1, -1, 1, 1)

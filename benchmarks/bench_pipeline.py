@@ -1,8 +1,9 @@
 """End-to-end Pipeline.run at 512 and 1024 px on CPU, fp32 and bf16; model loading timed separately.
 
-    python benchmarks/bench_pipeline.py [--repeats 5]
+    python benchmarks/bench_pipeline.py [--repeats 5] [--sizes 512,1024]
 
 Each configuration runs in its own process (peak RSS is that run's, models included).
+"tuned" rows call warpstyle.tune_cpu_allocator() first, as the warpstyle CLI does.
 """
 
 from __future__ import annotations
@@ -21,8 +22,11 @@ SAMPLES = os.path.join(os.path.dirname(__file__), "..", "datasets", "samples")
 
 
 def one(cfg: dict) -> dict:
+    from warpstyle import tune_cpu_allocator
     from warpstyle.pipeline import Pipeline
 
+    if cfg["tuned"]:
+        tune_cpu_allocator()
     t0 = time.perf_counter()
     pipe = Pipeline.from_pretrained()
     load = time.perf_counter() - t0
@@ -37,6 +41,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--sizes", default="512,1024")
     args = ap.parse_args()
     if args.one:
         print(json.dumps(one(json.loads(args.one))))
@@ -44,12 +49,13 @@ def main() -> None:
     import torch
 
     print(f"# pipeline on {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
-    print("| size | precision | run, warm (s) | model loading (s) | peak RSS (MB) |")
-    print("|---|---|---|---|---|")
-    for size in (512, 1024):
-        for bf16 in (False, True):
-            r = run_isolated(__file__, {"size": size, "bf16": bf16, "repeats": args.repeats})
-            print(f"| {size} | {'bf16' if bf16 else 'fp32'} | {r['seconds']:.2f} | {r['load_seconds']:.2f} | {r['peak_rss_mb']:.0f} |", flush=True)
+    print("| size | precision | allocator | run, warm (s) | model loading (s) | peak RSS (MB) |")
+    print("|---|---|---|---|---|---|")
+    for size in [int(v) for v in args.sizes.split(",")]:
+        for bf16, tuned in ((False, False), (True, False), (True, True)):
+            r = run_isolated(__file__, {"size": size, "bf16": bf16, "tuned": tuned, "repeats": args.repeats})
+            print(f"| {size} | {'bf16' if bf16 else 'fp32'} | {'tuned' if tuned else 'default'} | {r['seconds']:.2f} "
+                  f"| {r['load_seconds']:.2f} | {r['peak_rss_mb']:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 
 Models are loaded before timing (warm); each configuration runs in its own process so the peak
 RSS column is that configuration's. Single-scale and the default multi-scale schedule are both shown.
+"tuned" rows call adain.tune_cpu_allocator() first, as the adain and warpstyle CLIs do.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ def one(cfg: dict) -> dict:
     from adain.image import load_image
     from adain.styler import Styler
 
+    from adain.runtime import tune_cpu_allocator
+
+    if cfg["tuned"]:
+        tune_cpu_allocator()
     torch.manual_seed(0)
     styler = Styler.from_pretrained()
     c = load_image(os.path.join(SAMPLES, "content", "kodim04.jpg"))
@@ -47,14 +52,16 @@ def main() -> None:
     import torch
 
     print(f"# stylize on {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
-    print("| size | schedule | precision | time (s) | peak RSS (MB) |")
-    print("|---|---|---|---|---|")
+    print("| size | schedule | precision | allocator | time (s) | peak RSS (MB) |")
+    print("|---|---|---|---|---|---|")
     for size in [int(v) for v in args.sizes.split(",")]:
         for single in (True, False):
-            for bf16 in (False, True):
-                r = run_isolated(__file__, {"size": size, "single": single, "bf16": bf16, "repeats": args.repeats})
+            for bf16, tuned in ((False, False), (True, False), (True, True)):
+                r = run_isolated(__file__, {"size": size, "single": single, "bf16": bf16, "tuned": tuned,
+                                            "repeats": args.repeats})
                 sched = "single" if single else "multi (auto)"
-                print(f"| {size} | {sched} | {'bf16' if bf16 else 'fp32'} | {r['seconds']:.2f} | {r['peak_rss_mb']:.0f} |", flush=True)
+                print(f"| {size} | {sched} | {'bf16' if bf16 else 'fp32'} | {'tuned' if tuned else 'default'} "
+                      f"| {r['seconds']:.2f} | {r['peak_rss_mb']:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

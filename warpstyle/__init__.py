@@ -1,6 +1,6 @@
 """warpstyle: geometric-plus-texture style transfer (learned warper + multi-scale AdaIN styler)."""
 
-from adain import __version__
+from adain import __version__, tune_cpu_allocator
 
 from .correlation import correlation_4d, l2_normalize_features, normalize_correlation
 from .field import WarpField
@@ -25,4 +25,5 @@ __all__ = [
     "resize_field",
     "scale_field",
     "smooth_field",
+    "tune_cpu_allocator",
 ]

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from adain import __version__
-from adain.cli_support import options_dict, parse_scales, run_cli, set_verbosity
+from adain.cli_support import options_dict, parse_scales, run_cli, set_verbosity, tune_allocator_for
 from adain.data import IMAGE_EXTENSIONS, list_images
 from adain.errors import StyleTransferError
 
@@ -78,7 +78,7 @@ def run_cmd(contents: Sequence[Path], geometry: Path | None, textures: Sequence[
     from adain.image import save_image
     from adain.train import resolve_device
 
-    from .pipeline import Pipeline, PipelineOptions
+    from .pipeline import DEFAULT_SIZE, Pipeline, PipelineOptions
     from .warper import DEFAULT_SMOOTHNESS
 
     if texture_weights and len(texture_weights) != len(textures):
@@ -96,6 +96,7 @@ def run_cmd(contents: Sequence[Path], geometry: Path | None, textures: Sequence[
         texture_weights=list(texture_weights) or None, preserve_color=preserve_color,  # type: ignore[arg-type]
         size=size, max_size=max_size, scales=parse_scales(scales), bf16=bf16, seed=seed,
     )
+    tune_allocator_for(min(size or DEFAULT_SIZE, max_size))
     pipe = Pipeline.from_pretrained(warper=warper_path, decoder=decoder, vgg=vgg, device=resolve_device(device))
     if geometry is None:
         pipe.warper = None
@@ -163,6 +164,7 @@ def train_warper_cmd(config_path: Path | None, resume: str | None, progress: boo
     cfg = load_config(WarperTrainConfig, config_path, options_dict(**options))
     if not cfg.image_dir:
         raise click.UsageError("--image-dir is required (on the command line or in --config)")
+    tune_allocator_for(None)
     r = train_warper(cfg, resume=resume, progress=progress)
     click.echo(f"iteration {r.iteration}: " + ", ".join(f"{k} {v:.4f}" for k, v in r.losses.items()) + f"; weights {r.weights}")
 
@@ -191,6 +193,7 @@ def eval_warper_cmd(warper_path: Path | None, image_dir: str | None, holdout: fl
 
     if not image_dir and not (pf_pascal_root and pf_pascal_csv):
         raise click.UsageError("give --image-dir and/or --pf-pascal-root with --pf-pascal-csv")
+    tune_allocator_for(None)  # fixed 256 px pairs
     warper = Warper.from_pretrained(warper_path, device=resolve_device(device))
     report: dict[str, dict[str, float]] = {}
     lines = []
