@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from adain.evaluate import evaluate_styler, heldout_pairs
+from adain.runtime import tune_cpu_allocator
 from adain.styler import Styler
 from adain.vgg import VGGEncoder
 
@@ -27,6 +28,7 @@ def main() -> None:
     ap.add_argument("--decoders", nargs="+", required=True, help="decoder weight files, in training order")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
+    tune_cpu_allocator()  # 512 px passes: faster, same peak memory (adain/runtime.py)
     torch.manual_seed(0)
     pairs = heldout_pairs(args.content_dir, args.style_dir, holdout=args.holdout, pairs=args.pairs)
     encoder = VGGEncoder.from_pretrained()
