@@ -25,9 +25,8 @@ def one(cfg: dict) -> dict:
     import torch
 
     from adain.image import load_image
-    from adain.styler import Styler
-
     from adain.runtime import tune_cpu_allocator
+    from adain.styler import Styler
 
     if cfg["tuned"]:
         tune_cpu_allocator()
