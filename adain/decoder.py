@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 
 from .checkpoint import load_state_dict_file
+from .conv_relu import conv2d_relu
 from .errors import CheckpointError
 
 __all__ = ["Decoder", "BUNDLED_DECODER"]
@@ -48,6 +49,20 @@ class Decoder(nn.Sequential):
             pad(), nn.Conv2d(64, 64, 3), nn.ReLU(inplace=True),  # 24-26: relu1-2
             pad(), nn.Conv2d(64, 3, 3),  # 27-28: relu1-1 mirror, to RGB
         )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Run the layers in order; each conv + ReLU pair is one fused call at inference on CPU."""
+        layers = list(self)
+        i = 0
+        while i < len(layers):
+            layer = layers[i]
+            if isinstance(layer, nn.Conv2d) and i + 1 < len(layers) and isinstance(layers[i + 1], nn.ReLU):
+                x = conv2d_relu(x, layer.weight, layer.bias)  # the convs here are unpadded, stride 1
+                i += 2
+            else:
+                x = layer(x)
+                i += 1
+        return x
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, *, device: torch.device | str | None = None) -> Decoder:

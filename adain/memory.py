@@ -18,12 +18,13 @@ __all__ = ["estimate_stylize_bytes", "available_bytes", "check_memory", "MEMORY_
 
 #: Models, libraries and interpreter (measured: about 0.9 GiB RSS before the first pass).
 _BASE_BYTES = 1.0 * 2**30
-#: Peak bytes per output pixel of the finest pass. bf16: measured 7.09 GiB peak RSS for
-#: ``adain stylize --size 3840`` of a 3840x2160 content, (7.09 - 1.0) GiB / 8.29 MP = 790 B/px, plus
-#: about 8 % margin. fp32 (``--fp32``) is not measured here: its activations are twice as wide, so 1.8x.
-_BYTES_PER_PIXEL = {True: 850, False: 1530}  # bf16 autocast, fp32
-#: alpha < 1 encodes the content once more per pass (its features are kept for the blend).
-_ALPHA_EXTRA = 1.15
+#: Peak bytes per output pixel of the finest pass, measured peak RSS of ``adain stylize --size 3840``
+#: of a 3840x2160 content (8.29 MP), plus about 8 % margin. bf16: 4.66 GiB, (4.66 - 1.0) GiB / 8.29 MP
+#: = 474 B/px. fp32 (``--fp32``): 6.56 GiB, 720 B/px.
+_BYTES_PER_PIXEL = {True: 520, False: 780}  # bf16 (the CPU default), fp32
+#: alpha < 1 encodes the content once more per pass (its features are kept for the blend). The 4K
+#: ``warpstyle run`` (alpha 0.8) measured 464 B/px, so this is margin rather than a measured need.
+_ALPHA_EXTRA = 1.10
 
 MEMORY_ADVICE = "try a smaller output size, e.g. --size 2048 (the finest pass decides the peak; --scales does not lower it)"
 
@@ -33,7 +34,7 @@ def estimate_stylize_bytes(hw: tuple[int, int], *, alpha: float = 1.0, bf16: boo
 
     Example:
         >>> round(estimate_stylize_bytes((2160, 3840)) / 2**30, 1)
-        7.6
+        5.0
     """
     h, w = hw
     per_px = _BYTES_PER_PIXEL[bool(bf16)] * (_ALPHA_EXTRA if alpha < 1 else 1.0)

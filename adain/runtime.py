@@ -8,7 +8,7 @@ import sys
 __all__ = ["tune_cpu_allocator", "TUNED_MAX_SIDE"]
 
 #: The CLIs tune the allocator for outputs up to this longer side (px). Measured peak RSS, tuned
-#: against glibc's default: the same at 512 px, +0.2 to 0.4 GiB at 1024 px, +1.7 to 2.3 GiB at 2048 px.
+#: against glibc's default: the same at 512 px, +0.3 to 0.6 GiB at 1024 px, +2.0 to 2.5 GiB at 2048 px.
 TUNED_MAX_SIDE = 1024
 
 # glibc mallopt() parameters, from <malloc.h>.
@@ -27,11 +27,11 @@ def tune_cpu_allocator() -> bool:
     only above 2 GiB, freed blocks are reused (``benchmarks/bench_stylize.py`` shows both).
 
     Trade-off: freed blocks that a larger one cannot reuse stay in the heap, so the peak grows with
-    the output: unchanged at 512 px, +0.2 to 0.4 GiB at 1024 px, +1.7 to 2.3 GiB (57%) at 2048 px; the
+    the output: unchanged at 512 px, +0.3 to 0.6 GiB at 1024 px, +2.0 to 2.5 GiB (about double) at 2048 px; the
     process also keeps its heap until it exits. So this is for applications, never done on import.
     The CLIs use it for training and for outputs up to :data:`TUNED_MAX_SIDE`, where the measured
-    peak stays near 2 GiB (1.94 GiB for ``adain stylize``, 2.0 GiB for ``warpstyle run`` at 1024 px,
-    about 0.4 GiB above the default-allocator figures that ``adain.memory`` is calibrated on).
+    peak stays under 2 GiB (1.8 GiB for ``adain stylize``, 1.7 GiB for ``warpstyle run`` at 1024 px,
+    0.3 to 0.6 GiB above the default-allocator figures that ``adain.memory`` is calibrated on).
     Above it they keep glibc's default, so the large-output figures and pre-flight checks hold.
     It only affects later allocations, and calling it again changes nothing.
 

@@ -24,6 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .checkpoint import load_state_dict_file
+from .conv_relu import conv2d_relu
 from .errors import CheckpointError
 
 __all__ = ["VGGEncoder", "VGG_TAPS", "CONV_NAMES", "dequantize_state_dict"]
@@ -158,10 +159,9 @@ class VGGEncoder(nn.Module):
                 conv = getattr(self, "conv" + tap[4:])
                 if self.pad_mode == "constant":
                     # The conv's own zero padding: an explicit F.pad costs a full copy of every map.
-                    h = F.conv2d(h, conv.weight, conv.bias, padding=1)
+                    h = conv2d_relu(h, conv.weight, conv.bias, padding=1)
                 else:
-                    h = conv(F.pad(h, (1, 1, 1, 1), mode=self.pad_mode))
-                h = F.relu(h, inplace=True)  # the conv output has no other user
+                    h = conv2d_relu(F.pad(h, (1, 1, 1, 1), mode=self.pad_mode), conv.weight, conv.bias)
             if tap in wanted:
                 scale = getattr(self, f"scale_{tap}", None) if normalized else None
                 out[tap] = h if scale is None else h * scale.to(h.dtype).view(1, -1, 1, 1)

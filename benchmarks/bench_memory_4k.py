@@ -1,6 +1,6 @@
 """Peak memory and wall time of ``adain stylize`` and ``warpstyle run`` at 4K (3840 px) on CPU.
 
-    python benchmarks/bench_memory_4k.py [--size 3840] [--json out.json]
+    python benchmarks/bench_memory_4k.py [--size 3840] [--only stylize|run] [--fp32] [--json out.json]
 
 The 4K content is kodim23 upscaled to 3840x2160. Each command runs as its own child process and
 its peak RSS comes from ``os.wait4`` (the kernel's ``ru_maxrss`` of that child alone, models
@@ -42,6 +42,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=3840, help="output longer side, px (default 3840)")
     ap.add_argument("--only", choices=["stylize", "run"], default=None)
+    ap.add_argument("--fp32", action="store_true", help="run the CLIs with --fp32 (default: bf16, the CPU default)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     from PIL import Image
@@ -61,6 +62,8 @@ def main() -> None:
                  "--texture", str(texture), "--size", str(args.size), "-o", str(work / "run.png")],
                 (round(gh * args.size / max(gh, gw)), round(gw * args.size / max(gh, gw))), 0.8),
     }
+    if args.fp32:
+        commands = {k: (cmd + ["--fp32"], hw, alpha) for k, (cmd, hw, alpha) in commands.items()}
     rows = {}
     avail = available_bytes()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
@@ -68,12 +71,12 @@ def main() -> None:
     for name, (cmd, hw, alpha) in commands.items():
         if args.only and name != args.only:
             continue
-        est = estimate_stylize_bytes(hw, alpha=alpha, bf16=True)
+        est = estimate_stylize_bytes(hw, alpha=alpha, bf16=not args.fp32)
         res = measure(cmd)
         res["estimate_gib"] = round(est / 2**30, 2)
         res["output_hw"] = hw
         rows[name] = res
-        print(f"{name:8s} {hw[1]}x{hw[0]}: exit {res['exit']}, {res['seconds']} s, peak RSS "
+        print(f"{name:8s} {hw[1]}x{hw[0]} {'fp32' if args.fp32 else 'bf16'}: exit {res['exit']}, {res['seconds']} s, peak RSS "
               f"{res['peak_rss_mib'] / 1024:.2f} GiB (pre-flight estimate {res['estimate_gib']} GiB)"
               + (f"; stderr: {res['stderr_tail']}" if res["exit"] else ""), flush=True)
     if args.json:

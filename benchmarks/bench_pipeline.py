@@ -1,9 +1,12 @@
 """End-to-end Pipeline.run at 512 and 1024 px on CPU, fp32 and bf16; model loading timed separately.
 
-    python benchmarks/bench_pipeline.py [--repeats 5] [--sizes 512,1024]
+    python benchmarks/bench_pipeline.py [--repeats 5] [--sizes 512,1024] [--processes 1]
 
 Each configuration runs in its own process (peak RSS is that run's, models included).
 "tuned" rows call warpstyle.tune_cpu_allocator() first, as the warpstyle CLI does.
+With --processes N each configuration runs in N fresh processes one after another: on this
+shared machine a process's median can sit 5-10 % above or below the next one's, so the row shows
+the median of the N medians and their range.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 
@@ -42,6 +46,7 @@ def main() -> None:
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--sizes", default="512,1024")
+    ap.add_argument("--processes", type=int, default=1, help="fresh processes per configuration")
     args = ap.parse_args()
     if args.one:
         print(json.dumps(one(json.loads(args.one))))
@@ -53,9 +58,16 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for size in [int(v) for v in args.sizes.split(",")]:
         for bf16, tuned in ((False, False), (True, False), (True, True)):
-            r = run_isolated(__file__, {"size": size, "bf16": bf16, "tuned": tuned, "repeats": args.repeats})
-            print(f"| {size} | {'bf16' if bf16 else 'fp32'} | {'tuned' if tuned else 'default'} | {r['seconds']:.2f} "
-                  f"| {r['load_seconds']:.2f} | {r['peak_rss_mb']:.0f} |", flush=True)
+            cfg = {"size": size, "bf16": bf16, "tuned": tuned, "repeats": args.repeats}
+            rs = [run_isolated(__file__, cfg) for _ in range(max(1, args.processes))]
+            secs = [r["seconds"] for r in rs]
+            run = f"{statistics.median(secs):.2f}"
+            if len(rs) > 1:
+                run += f" ({min(secs):.2f}-{max(secs):.2f})"
+            load = statistics.median(r["load_seconds"] for r in rs)
+            rss = max(r["peak_rss_mb"] for r in rs)
+            print(f"| {size} | {'bf16' if bf16 else 'fp32'} | {'tuned' if tuned else 'default'} | {run} "
+                  f"| {load:.2f} | {rss:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

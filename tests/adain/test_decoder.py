@@ -95,3 +95,30 @@ def test_not_a_state_dict(tmp_path):
     path.write_bytes(b"")
     with pytest.raises(CheckpointError, match="file is empty"):
         Decoder.from_pretrained(path)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_forward_equals_the_plain_layer_sequence(decoder, dtype):
+    # Decoder.forward fuses each conv + ReLU pair at inference; the result must be the layers' own.
+    dec = decoder.to(dtype)
+    try:
+        x = torch.rand(1, 512, 4, 5, generator=torch.Generator().manual_seed(0)).to(dtype)
+        with torch.no_grad():
+            got = dec(x)
+            want = nn.Sequential.forward(dec, x.clone())
+        tol = 1e-5 if dtype == torch.float32 else 3e-2
+        torch.testing.assert_close(got.float(), want.float(), atol=tol, rtol=tol)
+    finally:
+        decoder.float()
+
+
+def test_forward_trains(decoder):
+    dec = Decoder()
+    dec.load_state_dict(decoder.state_dict())
+    x = torch.rand(1, 512, 3, 3, generator=torch.Generator().manual_seed(1))
+    dec(x).square().mean().backward()
+    got = {n: p.grad.clone() for n, p in dec.named_parameters()}
+    dec.zero_grad()
+    nn.Sequential.forward(dec, x).square().mean().backward()
+    for n, p in dec.named_parameters():
+        torch.testing.assert_close(got[n], p.grad, msg=n)

@@ -133,3 +133,16 @@ def test_argument_errors(styler, images):
 def test_untrained_models_for_shapes():
     s = Styler(VGGEncoder(), Decoder())
     assert s.stylize(torch.rand(1, 3, 40, 56), [torch.rand(1, 3, 32, 32)], size=56).shape == (1, 3, 40, 56)
+
+
+def test_bf16_decode_skips_autocast_without_changing_pixels(styler):
+    # The bf16-weight decoder copy runs without autocast (which would do its padding and upsampling
+    # in float32); the pixels must be those of the autocast run.
+    t = torch.rand(1, 512, 6, 5, generator=torch.Generator().manual_seed(0))
+    dec = styler._decoder_for(True)
+    assert next(dec.parameters()).dtype == torch.bfloat16
+    got = styler._decode(t, True, dec)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        want = dec(t.to(torch.bfloat16).contiguous(memory_format=torch.channels_last))
+    assert got.dtype == torch.float32 and got.shape == (1, 3, 48, 40)
+    torch.testing.assert_close(got, want.float().clamp(0, 1), atol=0, rtol=0)

@@ -143,7 +143,8 @@ def test_oxford_state_dict_round_trip(tmp_path, random_encoder):
     path = save_checkpoint(random_encoder.state_dict(), tmp_path / "vgg.pt")
     enc = VGGEncoder.from_pretrained(path)
     x = torch.rand(1, 3, 16, 16)
-    assert torch.equal(enc(x)["relu4_1"], random_encoder(x)["relu4_1"])
+    with torch.no_grad():  # both on the inference path (the fixture's weights require grad)
+        assert torch.equal(enc(x)["relu4_1"], random_encoder(x)["relu4_1"])
 
 
 def test_dequantize_state_dict():
