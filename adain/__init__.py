@@ -4,14 +4,14 @@ The base layer (VGG-19 encoder, image I/O, errors, checkpoints, data) lives here
 stages need it; ``warpstyle`` imports ``adain``, never the reverse.
 """
 
-from .checkpoint import load_checkpoint, load_state_dict_file, save_checkpoint
+from .base.checkpoint import load_checkpoint, load_state_dict_file, save_checkpoint
 from .decoder import Decoder
-from .errors import CheckpointError, ConfigError, ImageError, StyleTransferError
+from .base.errors import CheckpointError, ConfigError, ImageError, StyleTransferError
 from .functional import adaptive_instance_norm, calc_mean_std, luminance_transfer, match_color
-from .image import load_image, resize_exact, resize_longer, resize_shorter, resize_to_multiple, save_image
-from .runtime import tune_cpu_allocator
+from .base.image import load_image, resize_exact, resize_longer, resize_shorter, resize_to_multiple, save_image
+from .base.runtime import tune_cpu_allocator
 from .styler import StyleBank, Styler, scale_schedule
-from .vgg import VGG_TAPS, VGGEncoder
+from .base.vgg import VGG_TAPS, VGGEncoder
 
 __version__ = "0.1.0"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .cli_support import options_dict, parse_scales, run_cli, set_verbosity, tune_allocator_for
+from .base.cli_support import options_dict, parse_scales, run_cli, set_verbosity, tune_allocator_for
 
 OOM_ADVICE = "try a smaller output, e.g. --size 1024 (the finest pass decides the peak memory)"
 
@@ -44,9 +44,9 @@ def stylize_cmd(content: Path, styles: Sequence[Path], weights: Sequence[float],
                 preserve_color: str | None, scales: str, size: int | None, decoder: Path | None, vgg: Path | None,
                 device: str, bf16: bool | None, output: Path) -> None:
     """Paint CONTENT with the texture of one or more STYLE images."""
-    from .image import load_image, resize_exact, save_image
+    from .base.image import load_image, resize_exact, save_image
     from .styler import Styler
-    from .train import resolve_device
+    from .base.training import resolve_device
 
     if weights and len(weights) != len(styles):
         raise click.BadParameter(f"give one --weight per --style ({len(styles)}); got {len(weights)}", param_hint="--weight")
@@ -76,6 +76,8 @@ def stylize_cmd(content: Path, styles: Sequence[Path], weights: Sequence[float],
 @click.option("--lr-decay", type=click.FloatRange(min=0), default=None, help="Learning-rate decay [default: 5e-5].")
 @click.option("--style-weight", type=click.FloatRange(min=0), default=None, help="Weight of the style loss, channel-averaged MSE as in the PyTorch port [default: 10].")
 @click.option("--content-weight", type=click.FloatRange(min=0), default=None, help="Weight of the content loss [default: 1].")
+@click.option("--identity-pixel-weight", type=click.FloatRange(min=0), default=None, help="Weight of the pixel identity loss, MSE of decode(encode(x)) to x for content and style (0: off) [default: 0].")
+@click.option("--identity-feature-weight", type=click.FloatRange(min=0), default=None, help="Weight of the feature identity loss at relu1_1..relu4_1 (0: off) [default: 0].")
 @click.option("--load-size", type=click.IntRange(min=8), default=None, help="Shorter side before cropping, px [default: 512].")
 @click.option("--crop-size", type=click.IntRange(min=8), default=None, help="Random crop side, px [default: 256].")
 @click.option("--holdout", type=click.FloatRange(0, 0.9), default=None, help="Fraction of each folder held out by a fixed hash split [default: 0].")
@@ -93,7 +95,8 @@ def stylize_cmd(content: Path, styles: Sequence[Path], weights: Sequence[float],
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 def train_styler_cmd(config_path: Path | None, resume: str | None, progress: bool, **options: object) -> None:
     """Train an AdaIN decoder on a content folder and a style folder (runs under torchrun too)."""
-    from .config import StylerTrainConfig, load_config
+    from .base.config import load_config
+    from .config import StylerTrainConfig
     from .train import train_styler
 
     cfg = load_config(StylerTrainConfig, config_path, options_dict(**options))
@@ -101,7 +104,7 @@ def train_styler_cmd(config_path: Path | None, resume: str | None, progress: boo
         raise click.UsageError("--content-dir and --style-dir are required (on the command line or in --config)")
     tune_allocator_for(None)
     result = train_styler(cfg, resume=resume, progress=progress)
-    click.echo(f"iteration {result.iteration}: content {result.losses['content']:.4f}, style {result.losses['style']:.4f}; "
+    click.echo(f"iteration {result.iteration}: content {result.losses['content_loss']:.4f}, style {result.losses['style_loss']:.4f}; "
                f"weights {result.weights}" + (f"; skipped {result.skipped_files} unreadable files" if result.skipped_files else ""))
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .checkpoint import load_state_dict_file
-from .conv_relu import conv2d_relu
-from .errors import CheckpointError
+from .base.checkpoint import load_state_dict_file
+from .base.conv_relu import conv2d_relu
+from .base.errors import CheckpointError
 
 __all__ = ["Decoder", "BUNDLED_DECODER"]
 

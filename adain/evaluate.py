@@ -6,9 +6,9 @@ from pathlib import Path
 
 import torch
 
-from .data import list_images, split_paths
+from .base.data import list_images, split_paths
 from .functional import adaptive_instance_norm
-from .image import load_image, resize_longer
+from .base.image import load_image, resize_longer
 from .losses import STYLE_TAPS, content_loss, style_loss
 from .styler import Styler
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .checks import check_same_device, check_shape
+from .base.checks import check_same_device, check_shape
 
 __all__ = [
     "calc_mean_std",

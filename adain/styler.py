@@ -14,12 +14,13 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
-from .checks import as_image_batch, check_range
+from .base.checks import check_range
 from .decoder import Decoder
 from .functional import adaptive_instance_norm, luminance_transfer, match_color
-from .image import ImageLike, resize_exact, resize_longer
-from .memory import check_memory
-from .vgg import VGGEncoder
+from .base.image import ImageLike, as_image_batch, resize_exact, resize_longer
+from .base.memory import check_memory
+from .base.runtime import default_bf16
+from .base.vgg import VGGEncoder
 
 __all__ = ["Styler", "StyleBank", "ColorMode", "scale_schedule", "MIN_SCALE"]
 
@@ -196,7 +197,7 @@ class Styler(nn.Module):
 
         Raises:
             StyleTransferError: on CPU, when the estimated peak memory of the finest pass
-                (:func:`adain.memory.estimate_stylize_bytes`) exceeds ``MemAvailable``; the
+                (:func:`adain.base.memory.estimate_stylize_bytes`) exceeds ``MemAvailable``; the
                 message suggests a smaller size.
         """
         check_range(alpha, "alpha", 0.0, 1.0)
@@ -232,7 +233,7 @@ class Styler(nn.Module):
             mask_t = torch.cat(ms, dim=1).to(self.device)  # (1, K, H, W)
         if preserve_color not in (None, "match", "luminance"):
             raise ValueError(f"preserve_color must be None, 'match' or 'luminance'; got {preserve_color!r}")
-        bf16 = (self.device.type == "cpu") if bf16 is None else bf16
+        bf16 = default_bf16(self.device) if bf16 is None else bf16
         decoder = self._decoder_for(bf16)
 
         h, wd = x.shape[-2:]

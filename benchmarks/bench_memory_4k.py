@@ -5,7 +5,7 @@
 The 4K content is kodim23 upscaled to 3840x2160. Each command runs as its own child process and
 its peak RSS comes from ``os.wait4`` (the kernel's ``ru_maxrss`` of that child alone, models
 included). Also prints the pre-flight estimate the library makes before it starts
-(``adain.memory.estimate_stylize_bytes``) and this machine's MemAvailable.
+(``adain.base.memory.estimate_stylize_bytes``) and this machine's MemAvailable.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def main() -> None:
     args = ap.parse_args()
     from PIL import Image
 
-    from adain.memory import available_bytes, estimate_stylize_bytes
+    from adain.base.memory import available_bytes, estimate_stylize_bytes
 
     work = Path(tempfile.mkdtemp(prefix="bench4k_"))
     content = work / "content_4k.png"

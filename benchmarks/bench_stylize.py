@@ -24,8 +24,8 @@ SAMPLES = os.path.join(os.path.dirname(__file__), "..", "datasets", "samples")
 def one(cfg: dict) -> dict:
     import torch
 
-    from adain.image import load_image
-    from adain.runtime import tune_cpu_allocator
+    from adain.base.image import load_image
+    from adain.base.runtime import tune_cpu_allocator
     from adain.styler import Styler
 
     if cfg["tuned"]:

@@ -22,7 +22,7 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
-    from adain.image import load_image, resize_longer
+    from adain.base.image import load_image, resize_longer
     from warpstyle.warper import Warper
 
     warper = Warper.from_pretrained()

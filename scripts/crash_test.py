@@ -138,15 +138,15 @@ class Checker:
     """Loads what a killed command left, with the library's own loaders (one shared VGG encoder)."""
 
     def __init__(self) -> None:
-        from adain.vgg import VGGEncoder
+        from adain.base.vgg import VGGEncoder
 
         self.encoder = VGGEncoder()  # random weights: only the warper's regressor is under test
 
     def trainer_dir(self, target: Target, out: Path, previous: int) -> int:
         """Check a run folder; return the checkpoint's iteration (0 if none). Raises AssertionError."""
-        from adain.checkpoint import load_checkpoint
+        from adain.base.checkpoint import load_checkpoint
         from adain.decoder import Decoder
-        from adain.image import load_image
+        from adain.base.image import load_image
         from warpstyle.warper import Warper
 
         ck_path = out / "checkpoint.pt"
@@ -169,7 +169,7 @@ class Checker:
 
     def run_outputs(self, out: Path) -> int:
         """Load every finished output of ``warpstyle run``; return how many there were."""
-        from adain.image import load_image
+        from adain.base.image import load_image
         from warpstyle.field import WarpField
 
         n = 0

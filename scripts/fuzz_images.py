@@ -12,7 +12,7 @@ case, is reproduced by the same command. Outcomes:
 
 * ``ok``: a correct image: ``(1, 3, H, W)`` float32, finite, in [0, 1], and for well-formed files the
   expected size (EXIF orientation applied) and pixels (within a tolerance for lossy formats);
-* ``typed``: :class:`adain.errors.ImageError` with a one-line message (CLI: exit status 2 and exactly
+* ``typed``: :class:`adain.base.errors.ImageError` with a one-line message (CLI: exit status 2 and exactly
   one stderr line ``PROG: error: ...``);
 * ``fail``: anything else: another exception or a traceback, a timeout, memory over the limit, a
   crash, a well-formed file refused, a file over the pixel limit accepted, or a wrong image.
@@ -74,7 +74,7 @@ __all__ = [
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
-MAX_PIXELS = 64_000_000  # adain.image.DEFAULT_MAX_PIXELS (checked at start-up)
+MAX_PIXELS = 64_000_000  # adain.base.image.DEFAULT_MAX_PIXELS (checked at start-up)
 CASE_TIMEOUT_S = 10.0
 HEAVY_TIMEOUT_S = 60.0
 WATCHDOG_S = 120.0
@@ -1337,8 +1337,8 @@ def _leaked_stderr(fd2: Sequence[bytes]) -> str | None:
 
 def run_loader_case(case: Case, folder: Path, *, max_pixels: int = MAX_PIXELS) -> Outcome:
     """Load one case in this process under a ``SIGALRM`` time bound and classify the result."""
-    from adain.errors import ImageError
-    from adain.image import load_image
+    from adain.base.errors import ImageError
+    from adain.base.image import load_image
 
     path = materialize(case, folder)
     limit = HEAVY_TIMEOUT_S if case.heavy else CASE_TIMEOUT_S
@@ -1416,7 +1416,7 @@ def _vm_kb() -> int:
 
 def _loader_worker(args: argparse.Namespace) -> int:
     """Child process: run loader cases from ``--_start`` on, one JSON line per case on stdout."""
-    import adain.image  # noqa: F401 - import before measuring the baseline
+    import adain.base.image  # noqa: F401 - import before measuring the baseline
 
     limit = 0
     if args.mem_limit_gib > 0:
@@ -1728,7 +1728,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.case:
         return _print_case(args)
 
-    from adain.image import DEFAULT_MAX_PIXELS
+    from adain.base.image import DEFAULT_MAX_PIXELS
 
     if DEFAULT_MAX_PIXELS != MAX_PIXELS:
         print(f"fuzz_images.py: MAX_PIXELS {MAX_PIXELS} differs from adain's {DEFAULT_MAX_PIXELS}", file=sys.stderr)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from adain.image import save_image
+from adain.base.image import save_image
 from warpstyle.pipeline import Pipeline
 
 SAMPLES = Path(__file__).resolve().parents[1] / "datasets" / "samples"

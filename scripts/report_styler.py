@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 
 from adain.evaluate import evaluate_styler, heldout_pairs
-from adain.runtime import tune_cpu_allocator
+from adain.base.runtime import tune_cpu_allocator
 from adain.styler import Styler
-from adain.vgg import VGGEncoder
+from adain.base.vgg import VGGEncoder
 
 
 def main() -> None:

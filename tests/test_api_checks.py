@@ -10,11 +10,12 @@ import re
 import pytest
 import torch
 
-from adain.checks import as_image_batch, check_image, check_range
+from adain.base.checks import check_image, check_range
+from adain.base.image import as_image_batch
 from adain.decoder import Decoder
 from adain.functional import adaptive_instance_norm, calc_mean_std
 from adain.styler import Styler
-from adain.vgg import VGGEncoder
+from adain.base.vgg import VGGEncoder
 from warpstyle.correlation import correlation_4d
 from warpstyle.field import WarpField
 from warpstyle.pipeline import Pipeline

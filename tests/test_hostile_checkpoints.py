@@ -21,15 +21,16 @@ import pytest
 import torch
 
 import adain.decoder
-import adain.vgg
+import adain.base.vgg
 import warpstyle.warper
-from adain.checkpoint import save_checkpoint, training_header
+from adain.base.checkpoint import save_checkpoint, training_header
 from adain.cli import main as adain_main
-from adain.config import StylerTrainConfig, load_config
+from adain.base.config import load_config
+from adain.config import StylerTrainConfig
 from adain.decoder import Decoder
-from adain.errors import CheckpointError
+from adain.base.errors import CheckpointError
 from adain.train import train_styler
-from adain.vgg import VGGEncoder
+from adain.base.vgg import VGGEncoder
 from tests.train_fixtures import make_image_folder
 from warpstyle.cli import main as warpstyle_main
 from warpstyle.config import WarperTrainConfig
@@ -44,7 +45,7 @@ TEXTURE = SAMPLES / "texture" / "vangogh_the-starry-night.jpg"
 GEOMETRY = SAMPLES / "geometry" / "munch_the-scream.jpg"
 BUNDLED = {
     "decoder": ROOT / "adain" / "weights" / adain.decoder.BUNDLED_DECODER,
-    "vgg": ROOT / "adain" / "weights" / adain.vgg.BUNDLED_WEIGHTS,
+    "vgg": ROOT / "adain" / "weights" / adain.base.vgg.BUNDLED_WEIGHTS,
     "warper": ROOT / "warpstyle" / "weights" / warpstyle.warper.BUNDLED_WARPER,
 }
 
@@ -155,7 +156,7 @@ def _bundled_loader(
     """A loader of the bundled ``kind`` that finds ``hostile`` in its place, and where that copy lives."""
     module, name, load = {
         "decoder": (adain.decoder, adain.decoder.BUNDLED_DECODER, lambda: Decoder.from_pretrained()),
-        "vgg": (adain.vgg, adain.vgg.BUNDLED_WEIGHTS, lambda: VGGEncoder.from_pretrained()),
+        "vgg": (adain.base.vgg, adain.base.vgg.BUNDLED_WEIGHTS, lambda: VGGEncoder.from_pretrained()),
         "warper": (warpstyle.warper, warpstyle.warper.BUNDLED_WARPER,
                    lambda: Warper.from_pretrained(encoder=VGGEncoder())),
     }[kind]

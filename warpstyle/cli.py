@@ -10,9 +10,9 @@ from pathlib import Path
 import click
 
 from adain import __version__
-from adain.cli_support import options_dict, parse_scales, run_cli, set_verbosity, tune_allocator_for
-from adain.data import IMAGE_EXTENSIONS, list_images
-from adain.errors import StyleTransferError
+from adain.base.cli_support import options_dict, parse_scales, run_cli, set_verbosity, tune_allocator_for
+from adain.base.data import IMAGE_EXTENSIONS, list_images
+from adain.base.errors import StyleTransferError
 
 OOM_ADVICE = "try a smaller output, e.g. --size 1024 or --max-size 1024 (the finest pass decides the peak memory)"
 USER_ERROR = 2
@@ -75,8 +75,8 @@ def run_cmd(contents: Sequence[Path], geometry: Path | None, textures: Sequence[
     from PIL import Image
     from tqdm.auto import tqdm
 
-    from adain.image import save_image
-    from adain.train import resolve_device
+    from adain.base.image import save_image
+    from adain.base.training import resolve_device
 
     from .pipeline import DEFAULT_SIZE, Pipeline, PipelineOptions
     from .warper import DEFAULT_SMOOTHNESS
@@ -156,7 +156,7 @@ def run_cmd(contents: Sequence[Path], geometry: Path | None, textures: Sequence[
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 def train_warper_cmd(config_path: Path | None, resume: str | None, progress: bool, **options: object) -> None:
     """Train the warper on synthetic affine+TPS pairs (and PF-PASCAL if given); runs under torchrun too."""
-    from adain.config import load_config
+    from adain.base.config import load_config
 
     from .config import WarperTrainConfig
     from .train import train_warper
@@ -186,7 +186,7 @@ def eval_warper_cmd(warper_path: Path | None, image_dir: str | None, holdout: fl
                     smoothness: float, pf_pascal_root: str | None, pf_pascal_csv: str | None, pck_alpha: float,
                     device: str, seed: int, json_out: Path | None) -> None:
     """Score a warper: end-point error and folds on synthetic pairs, PCK on PF-PASCAL; identity as baseline."""
-    from adain.train import resolve_device
+    from adain.base.training import resolve_device
 
     from .train import evaluate_pf_pascal, evaluate_synthetic
     from .warper import Warper
@@ -212,7 +212,7 @@ def eval_warper_cmd(warper_path: Path | None, image_dir: str | None, holdout: fl
         lines += [f"PF-PASCAL ({int(p['pairs'])} pairs) PCK@{pck_alpha}: identity {p['pck_identity']:.3f}, warper {p['pck']:.3f}"]
     click.echo("\n".join(lines))
     if json_out:
-        from adain.files import atomic_path
+        from adain.base.files import atomic_path
 
         with atomic_path(json_out) as tmp:
             tmp.write_text(json.dumps(report, indent=2) + "\n")

@@ -11,7 +11,7 @@ __all__ = ["WarperTrainConfig"]
 
 @dataclasses.dataclass
 class WarperTrainConfig:
-    """Settings of ``warpstyle train-warper``; load with ``adain.config.load_config``."""
+    """Settings of ``warpstyle train-warper``; load with ``adain.base.config.load_config``."""
 
     image_dir: str = ""  # any photo folder (COCO train2017 layout is just a folder)
     output_dir: str = "runs/warper"

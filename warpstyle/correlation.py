@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from adain.checks import check_same_device, check_shape
+from adain.base.checks import check_same_device, check_shape
 
 __all__ = ["l2_normalize_features", "correlation_4d", "normalize_correlation"]
 

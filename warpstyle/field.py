@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from adain.checks import check_shape
-from adain.errors import CheckpointError
-from adain.files import atomic_path
+from adain.base.checks import check_shape
+from adain.base.errors import CheckpointError
+from adain.base.files import atomic_path
 
 from .flow_io import flow_to_color, fold_fraction, grid_to_pixel_flow, pixel_flow_to_grid, read_flo, write_flo
 from .warp import identity_grid, resize_field, scale_field, smooth_field

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from adain.checks import check_shape
-from adain.errors import CheckpointError
-from adain.files import atomic_path
+from adain.base.checks import check_shape
+from adain.base.errors import CheckpointError
+from adain.base.files import atomic_path
 
 __all__ = [
     "FLO_MAGIC",

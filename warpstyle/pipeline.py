@@ -11,12 +11,13 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from adain.checks import as_image_batch, check_range
-from adain.errors import StyleTransferError
-from adain.image import ImageLike, resize_exact, save_image, to_pil
-from adain.memory import check_memory
+from adain.base.checks import check_range
+from adain.base.errors import StyleTransferError
+from adain.base.image import ImageLike, as_image_batch, resize_exact, save_image, to_pil
+from adain.base.memory import check_memory
+from adain.base.runtime import default_bf16
 from adain.styler import ColorMode, StyleBank, Styler
-from adain.vgg import VGGEncoder
+from adain.base.vgg import VGGEncoder
 
 from .field import WarpField
 from .warp import PaddingMode
@@ -198,7 +199,7 @@ class Pipeline:
         if opts.max_size < 8:
             raise ValueError(f"max_size must be at least 8 px; got {opts.max_size}")
         torch.manual_seed(opts.seed)  # the default path is deterministic; this covers stochastic variants
-        bf16 = (self.device.type == "cpu") if opts.bf16 is None else bool(opts.bf16)
+        bf16 = default_bf16(self.device) if opts.bf16 is None else bool(opts.bf16)
         prep = prepared or self.prepare(geometry, texture, bf16)
         c = as_image_batch(content, "content")
         if c.shape[0] != 1:
@@ -247,7 +248,7 @@ class Pipeline:
         Yields ``(content, result)`` or ``(content, error)``: one bad file never stops the batch.
         """
         opts = dataclasses.replace(options or PipelineOptions(), **overrides)  # type: ignore[arg-type]
-        bf16 = (self.device.type == "cpu") if opts.bf16 is None else bool(opts.bf16)
+        bf16 = default_bf16(self.device) if opts.bf16 is None else bool(opts.bf16)
         prep = self.prepare(geometry, texture, bf16)
         for item in contents:
             try:

@@ -10,14 +10,14 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from adain.checkpoint import load_checkpoint, restore_training_state, rng_state, save_checkpoint, training_header
-from adain.config import config_to_dict, write_config
-from adain.data import RandomCropFolder, infinite_loader
+from adain.base.checkpoint import load_checkpoint, restore_training_state, rng_state, save_checkpoint, training_header
+from adain.base.config import config_to_dict, write_config
+from adain.base.data import RandomCropFolder, infinite_loader
 from adain.decoder import Decoder
-from adain.files import remove_stale_temp_files
+from adain.base.files import remove_stale_temp_files
 from adain.functional import adaptive_instance_norm
-from adain.train import CsvLog, DistributedContext, autocast_for, to_float_batch
-from adain.vgg import VGGEncoder
+from adain.base.training import CsvLog, DistributedContext, autocast_for, to_float_batch
+from adain.base.vgg import VGGEncoder
 
 from .config import WarperTrainConfig
 from .data.synthetic import SyntheticWarpSpec, make_synthetic_pair, random_warp_params, synthetic_field

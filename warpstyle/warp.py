@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from kornia.filters import gaussian_blur2d
 from kornia.geometry.transform import remap
 
-from adain.checks import check_shape
+from adain.base.checks import check_shape
 
 __all__ = [
     "PaddingMode",

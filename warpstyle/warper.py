@@ -11,11 +11,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from adain.checkpoint import load_state_dict_file
-from adain.checks import as_image_batch, check_range, check_shape
-from adain.errors import CheckpointError
-from adain.image import ImageLike
-from adain.vgg import VGGEncoder
+from adain.base.checkpoint import load_state_dict_file
+from adain.base.checks import check_range, check_shape
+from adain.base.image import as_image_batch
+from adain.base.errors import CheckpointError
+from adain.base.image import ImageLike
+from adain.base.vgg import VGGEncoder
 
 from .correlation import l2_normalize_features
 from .field import WarpField

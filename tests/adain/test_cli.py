@@ -5,7 +5,7 @@ import pytest
 from click.testing import CliRunner
 
 from adain.cli import cli, main
-from adain.image import load_image
+from adain.base.image import load_image
 from tests.train_fixtures import make_image_folder
 
 SAMPLES = Path(__file__).resolve().parents[2] / "datasets" / "samples"

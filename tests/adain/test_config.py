@@ -3,8 +3,9 @@ import json
 
 import pytest
 
-from adain.config import StylerTrainConfig, config_to_dict, load_config, write_config
-from adain.errors import ConfigError
+from adain.base.config import config_to_dict, load_config, write_config
+from adain.config import StylerTrainConfig
+from adain.base.errors import ConfigError
 
 
 def test_defaults_follow_the_paper():

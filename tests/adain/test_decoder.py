@@ -2,9 +2,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-from adain.checkpoint import save_checkpoint
+from adain.base.checkpoint import save_checkpoint
 from adain.decoder import Decoder
-from adain.errors import CheckpointError
+from adain.base.errors import CheckpointError
 
 CONV_INDEX = (1, 5, 8, 11, 14, 18, 21, 25, 28)
 EXPECTED_KEYS = [f"{i}.{p}" for i in CONV_INDEX for p in ("weight", "bias")]

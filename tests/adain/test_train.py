@@ -6,8 +6,9 @@ import sys
 import pytest
 import torch
 
-from adain.checkpoint import load_checkpoint
-from adain.config import StylerTrainConfig, load_config
+from adain.base.checkpoint import load_checkpoint
+from adain.base.config import load_config
+from adain.config import StylerTrainConfig
 from adain.decoder import Decoder
 from adain.styler import Styler
 from adain.train import train_styler
@@ -84,7 +85,7 @@ def test_two_process_gloo_run(folders, tmp_path):
 
 
 def test_csv_log_rewind_drops_later_and_partial_rows(tmp_path):
-    from adain.train import CsvLog
+    from adain.base.training import CsvLog
 
     log = CsvLog(tmp_path / "losses.csv", ["iteration", "loss"])
     for i in range(1, 6):

@@ -3,7 +3,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from adain.image import load_image
+from adain.base.image import load_image
 from warpstyle.cli import cli, main
 from warpstyle.field import WarpField
 

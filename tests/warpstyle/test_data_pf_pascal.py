@@ -8,7 +8,7 @@ import scipy.io
 import torch
 from PIL import Image
 
-from adain.errors import ConfigError
+from adain.base.errors import ConfigError
 from warpstyle.data.pf_pascal import PFPascalPairs, pck, transfer_keypoints
 from warpstyle.warp import identity_grid
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from adain.errors import CheckpointError
+from adain.base.errors import CheckpointError
 from warpstyle.field import WarpField
 from warpstyle.warp import identity_grid
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from adain.errors import CheckpointError
+from adain.base.errors import CheckpointError
 from warpstyle.flow_io import (
     FLO_MAGIC,
     flow_to_color,

@@ -10,7 +10,7 @@ import pytest
 import scipy.io
 import torch
 
-from adain.errors import ConfigError, ImageError
+from adain.base.errors import ConfigError, ImageError
 from warpstyle.data.pf_pascal import MAX_KEYPOINTS, PFPascalPairs, pck, transfer_keypoints
 from warpstyle.warp import identity_grid
 

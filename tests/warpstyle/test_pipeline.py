@@ -1,6 +1,6 @@
 import torch
 
-from adain.image import load_image, resize_exact
+from adain.base.image import load_image, resize_exact
 
 
 def test_run_shapes_default_size(pipeline, samples):

@@ -3,8 +3,8 @@ import csv
 import pytest
 import torch
 
-from adain.checkpoint import load_checkpoint
-from adain.config import load_config
+from adain.base.checkpoint import load_checkpoint
+from adain.base.config import load_config
 from tests.train_fixtures import make_image_folder
 from warpstyle.config import WarperTrainConfig
 from warpstyle.train import evaluate_synthetic, train_warper

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from adain.errors import CheckpointError
-from adain.image import load_image
+from adain.base.errors import CheckpointError
+from adain.base.image import load_image
 from warpstyle.warper import Warper
 from warpstyle.warp import identity_grid
 

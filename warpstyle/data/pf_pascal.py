@@ -35,9 +35,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from adain.checks import check_shape
-from adain.errors import ConfigError
-from adain.image import load_image, resize_exact
+from adain.base.checks import check_shape
+from adain.base.errors import ConfigError
+from adain.base.image import load_image, resize_exact
 
 __all__ = ["PFPascalPairs", "MAX_KEYPOINTS", "pck", "transfer_keypoints"]
 

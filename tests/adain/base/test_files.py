@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from adain.files import atomic_path, remove_stale_temp_files
+from adain.base.files import atomic_path, remove_stale_temp_files
 
 
 def test_atomic_path_replaces_only_on_success(tmp_path):

@@ -8,8 +8,8 @@ import pytest
 import torch
 from PIL import Image, ImageFile
 
-from adain.errors import ImageError
-from adain.image import (
+from adain.base.errors import ImageError
+from adain.base.image import (
     load_image,
     resize_exact,
     resize_longer,

@@ -2,7 +2,7 @@ import pickle
 
 import pytest
 
-from adain.errors import CheckpointError, ConfigError, ImageError, StyleTransferError
+from adain.base.errors import CheckpointError, ConfigError, ImageError, StyleTransferError
 
 
 @pytest.mark.parametrize("cls", [ImageError, CheckpointError, ConfigError])

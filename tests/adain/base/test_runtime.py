@@ -3,14 +3,14 @@ import sys
 
 import pytest
 
-from adain import cli_support, runtime
-from adain.runtime import TUNED_MAX_SIDE, tune_cpu_allocator
+from adain.base import cli_support, runtime
+from adain.base.runtime import TUNED_MAX_SIDE, tune_cpu_allocator
 
 # Allocates and frees a 64 MiB tensor (above glibc's 32 MiB mmap ceiling) 16 times and prints
 # the minor page faults of the last eight rounds: the pages that had to be faulted in afresh.
 _FAULTS_SCRIPT = """
 import resource, sys, torch
-from adain.runtime import tune_cpu_allocator
+from adain.base.runtime import tune_cpu_allocator
 applied = tune_cpu_allocator() if sys.argv[1] == "tuned" else False
 n = 64 * 2**20 // 4
 for _ in range(8):  # warm-up: the heap can take a few rounds to reach its steady size

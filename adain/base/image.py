@@ -22,7 +22,7 @@ import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Union
+from typing import Any, Union
 
 import numpy as np
 import torch
@@ -43,6 +43,7 @@ __all__ = [
     "resize_shorter",
     "resize_exact",
     "resize_to_multiple",
+    "as_image_batch",
 ]
 
 #: Refuse images with more pixels than this (about 8K x 8K). Overridable per call.
@@ -327,3 +328,23 @@ def resize_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     nh = max(multiple, round(h / multiple) * multiple)
     nw = max(multiple, round(w / multiple) * multiple)
     return _resize(x, nh, nw)
+
+
+def as_image_batch(x: Any, name: str) -> torch.Tensor:
+    """A float32 ``(B, 3, H, W)`` batch in [0, 1] from a tensor, or any image-like via ``load_image``.
+
+    Tensors may be ``(3, H, W)`` or ``(B, 3, H, W)``, float in [0, 1] or uint8 (divided by 255, as
+    ``load_image`` does); anything else is checked by :func:`check_image` with ``name`` in the message.
+    Paths, PIL images and arrays go through :func:`load_image`.
+
+    Example:
+        >>> as_image_batch(torch.rand(3, 8, 8), "content").shape
+        torch.Size([1, 3, 8, 8])
+    """
+    if not isinstance(x, torch.Tensor):
+        return load_image(x)
+    t = x.unsqueeze(0) if x.dim() == 3 else x
+    if t.dtype == torch.uint8:
+        t = t.float() / 255.0
+    check_image(t, name)
+    return t.float()

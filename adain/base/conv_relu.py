@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .runtime import cpu_has_fast_bf16
+
 __all__ = ["conv2d_relu", "fused_conv_relu_available"]
 
 
@@ -70,7 +72,8 @@ def conv2d_relu(
         if torch.is_autocast_enabled("cpu"):
             x, weight = _autocast(x), _autocast(weight)
             bias = None if bias is None else _autocast(bias)
-        if x.dtype in _FUSED_DTYPES and weight.dtype == x.dtype and (bias is None or bias.dtype == x.dtype):
+        if (x.dtype in _FUSED_DTYPES and weight.dtype == x.dtype and (bias is None or bias.dtype == x.dtype)
+                and (x.dtype == torch.float32 or cpu_has_fast_bf16())):  # oneDNN refuses bf16 without AVX512
             pad = [int(padding)] * 2
             return _FUSED(x, weight, bias, pad, [1, 1], [1, 1], 1, "relu", [], "")  # type: ignore[operator]
     return F.relu(F.conv2d(x, weight, bias, padding=padding), inplace=True)  # the conv output has no other user

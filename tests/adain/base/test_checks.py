@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from adain.checks import check_image, check_range, check_shape
+from adain.base.checks import check_image, check_range, check_shape
 
 
 def test_smoke():

@@ -4,15 +4,15 @@ from pathlib import Path
 import pytest
 import torch
 
-import adain.memory
+import adain.base.memory
 from adain.cli import main as adain_main
 from adain.decoder import Decoder
-from adain.errors import StyleTransferError
-from adain.memory import available_bytes, check_memory, estimate_stylize_bytes
+from adain.base.errors import StyleTransferError
+from adain.base.memory import available_bytes, check_memory, estimate_stylize_bytes
 from adain.styler import Styler
-from adain.vgg import VGGEncoder
+from adain.base.vgg import VGGEncoder
 
-SAMPLES = Path(__file__).resolve().parents[2] / "datasets" / "samples"
+SAMPLES = Path(__file__).resolve().parents[3] / "datasets" / "samples"
 
 
 def test_estimate_grows_with_pixels_alpha_and_precision():
@@ -42,7 +42,7 @@ def test_check_memory_message():
 
 
 def test_stylize_stops_before_the_first_pass(monkeypatch):
-    monkeypatch.setattr(adain.memory, "available_bytes", lambda: 1)
+    monkeypatch.setattr(adain.base.memory, "available_bytes", lambda: 1)
     styler = Styler(VGGEncoder(), Decoder())
     calls = []
     monkeypatch.setattr(styler, "_encode", lambda *a, **k: calls.append(1))
@@ -52,7 +52,7 @@ def test_stylize_stops_before_the_first_pass(monkeypatch):
 
 
 def test_cli_prints_the_advice_and_exits_2(monkeypatch, capsys, tmp_path):
-    monkeypatch.setattr(adain.memory, "available_bytes", lambda: 2**30)
+    monkeypatch.setattr(adain.base.memory, "available_bytes", lambda: 2**30)
     with pytest.raises(SystemExit) as info:
         adain_main(["stylize", "-c", str(SAMPLES / "content" / "kodim23.jpg"), "-s",
                     str(SAMPLES / "texture" / "vangogh_the-starry-night.jpg"), "--size", "3840",

@@ -62,7 +62,7 @@ def split_paths(paths: Sequence[Path], root: str | Path, split: Split, holdout: 
 
 
 def load_rgb_pil(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Open an image file by the rules of :func:`adain.image.load_image`, as an 8-bit RGB PIL image."""
+    """Open an image file by the rules of :func:`adain.base.image.load_image`, as an 8-bit RGB PIL image."""
     im, name = _open_checked(path, max_pixels)
     arr = _decode(im, name, max_pixels)
     return Image.fromarray((arr * 255.0 + 0.5).astype(np.uint8), "RGB")

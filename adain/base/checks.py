@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+
 
 import torch
 
-__all__ = ["check_image", "check_shape", "check_range", "check_same_device", "as_image_batch"]
+__all__ = ["check_image", "check_shape", "check_range", "check_same_device"]
 
 
 def _shape_str(x: torch.Tensor) -> str:
@@ -72,25 +72,3 @@ def check_image(x: object, name: str, *, channels: int = 3) -> None:
             f"{name} must have values in [0, 1]; got range [{lo:.3g}, {hi:.3g}]"
             + (" (did you pass 0..255 pixels?)" if hi > 1.5 else "")
         )
-
-
-def as_image_batch(x: Any, name: str) -> torch.Tensor:
-    """A float32 ``(B, 3, H, W)`` batch in [0, 1] from a tensor, or any image-like via ``load_image``.
-
-    Tensors may be ``(3, H, W)`` or ``(B, 3, H, W)``, float in [0, 1] or uint8 (divided by 255, as
-    ``load_image`` does); anything else is checked by :func:`check_image` with ``name`` in the message.
-    Paths, PIL images and arrays go through ``adain.image.load_image``.
-
-    Example:
-        >>> as_image_batch(torch.rand(3, 8, 8), "content").shape
-        torch.Size([1, 3, 8, 8])
-    """
-    if not isinstance(x, torch.Tensor):
-        from .image import load_image  # image.py imports this module
-
-        return load_image(x)
-    t = x.unsqueeze(0) if x.dim() == 3 else x
-    if t.dtype == torch.uint8:
-        t = t.float() / 255.0
-    check_image(t, name)
-    return t.float()

@@ -4,7 +4,7 @@ import pathlib
 import pytest
 import torch
 
-from adain.checkpoint import (
+from adain.base.checkpoint import (
     load_checkpoint,
     load_state_dict_file,
     rng_state,
@@ -12,7 +12,7 @@ from adain.checkpoint import (
     set_rng_state,
     training_header,
 )
-from adain.errors import CheckpointError
+from adain.base.errors import CheckpointError
 
 
 class _TouchOnUnpickle:

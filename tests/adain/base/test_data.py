@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from adain.data import (
+from adain.base.data import (
     InfiniteSampler,
     RandomCropFolder,
     infinite_loader,
@@ -14,7 +14,7 @@ from adain.data import (
     random_resized_crop,
     split_paths,
 )
-from adain.errors import ImageError
+from adain.base.errors import ImageError
 
 NAMES = ["b.png", "a.png", "sub/c.png", "sub/deeper/d.PNG", "sub/e.jpg", "z.webp"]
 

@@ -1,7 +1,7 @@
 """Fast CI subset of the image fuzz harness (``scripts/fuzz_images.py``; the long run is documented in
 ``docs/reliability.md``).
 
-Every input must end as a correct image or an :class:`~adain.errors.ImageError` with a one-line
+Every input must end as a correct image or an :class:`~adain.base.errors.ImageError` with a one-line
 message; the CLIs must exit 0 with an output of the right size, or 2 with exactly one stderr line.
 Each loader case is bounded in time by ``SIGALRM`` inside the harness.
 """
@@ -18,9 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import adain.image
+import adain.base.image
 
-_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "fuzz_images.py"
+_SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "fuzz_images.py"
 
 
 def _load_harness():
@@ -72,7 +72,7 @@ def test_allocation_meets_the_issue_counts():
     assert sum(fz.allocate(10_000, fz.LOADER_WEIGHTS).values()) == 10_000
     assert sum(fz.allocate(300, fz.CLI_WEIGHTS).values()) == 300
     assert set(fz.LOADER_WEIGHTS) == set(fz.CLI_WEIGHTS) == set(fz.CATEGORIES)
-    assert fz.MAX_PIXELS == adain.image.DEFAULT_MAX_PIXELS
+    assert fz.MAX_PIXELS == adain.base.image.DEFAULT_MAX_PIXELS
 
 
 # ---------------------------------------------------------------------------- the classifier can fail
@@ -82,7 +82,7 @@ def test_classifier_flags_untyped_exceptions(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("decoder exploded")
 
-    monkeypatch.setattr(adain.image, "load_image", boom)
+    monkeypatch.setattr(adain.base.image, "load_image", boom)
     out = fz.run_loader_case(fz.make_case("valid", 0), tmp_path)
     assert out.outcome == "fail" and "RuntimeError" in out.detail
 
@@ -93,8 +93,8 @@ def test_classifier_flags_wrong_pixels_refusals_and_acceptances(tmp_path, monkey
     assert fz.check_image_result(case, (1, 3, 1, 1), np.zeros((1, 3, 1, 1), np.float32))
     bomb = fz.Case("size_claims", 0, "bomb", b"", ".png", expect="refuse")
     assert "must be refused" in fz.check_image_result(bomb, (1, 3, 2, 2), np.zeros((1, 3, 2, 2), np.float32))
-    monkeypatch.setattr(adain.image, "load_image", lambda *a, **k: (_ for _ in ()).throw(
-        adain.image.ImageError(str(tmp_path / "x.png"), "nope")))
+    monkeypatch.setattr(adain.base.image, "load_image", lambda *a, **k: (_ for _ in ()).throw(
+        adain.base.image.ImageError(str(tmp_path / "x.png"), "nope")))
     assert fz.run_loader_case(case, tmp_path).outcome == "fail"  # a well-formed file refused
 
 
@@ -105,7 +105,7 @@ def test_classifier_bounds_time(tmp_path, monkeypatch):
         time.sleep(5)
 
     monkeypatch.setattr(fz, "CASE_TIMEOUT_S", 0.2)
-    monkeypatch.setattr(adain.image, "load_image", slow)
+    monkeypatch.setattr(adain.base.image, "load_image", slow)
     out = fz.run_loader_case(fz.make_case("valid", 0), tmp_path)
     assert out.outcome == "fail" and out.detail.startswith("timeout") and out.seconds < 2
 
@@ -118,7 +118,7 @@ def test_dark_16_bit_pgm_is_scaled_by_65535(tmp_path):
 
     path = tmp_path / "dark.pgm"
     Image.fromarray(np.full((3, 4), 200, np.uint16)).save(path)  # maxval 65535, every value 200
-    assert abs(float(adain.image.load_image(path).max()) - 200 / 65535) < 1e-6
+    assert abs(float(adain.base.image.load_image(path).max()) - 200 / 65535) < 1e-6
 
 
 def test_libtiff_errors_do_not_reach_stderr(tmp_path):

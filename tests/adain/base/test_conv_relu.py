@@ -2,10 +2,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import adain.conv_relu as conv_relu_module
-from adain.conv_relu import conv2d_relu, fused_conv_relu_available
+import adain.base.conv_relu as conv_relu_module
+from adain.base.conv_relu import conv2d_relu, fused_conv_relu_available
+
+from adain.base.runtime import cpu_has_fast_bf16
 
 needs_fused = pytest.mark.skipif(not fused_conv_relu_available(), reason="this PyTorch build has no fused oneDNN op")
+needs_bf16 = pytest.mark.skipif(not cpu_has_fast_bf16(), reason="this CPU has no native bf16 (oneDNN refuses it)")
 
 
 def _inputs(dtype: torch.dtype, channels_last: bool, *, bias: bool = True, seed: int = 0):
@@ -36,7 +39,7 @@ def spy(monkeypatch):
 
 
 @needs_fused
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("dtype", [torch.float32, pytest.param(torch.bfloat16, marks=needs_bf16)])
 @pytest.mark.parametrize("channels_last", [True, False])
 @pytest.mark.parametrize("padding", [0, 1])
 @pytest.mark.parametrize("bias", [True, False])
@@ -54,6 +57,7 @@ def test_fused_equals_conv_then_relu(dtype, channels_last, padding, bias, spy):
 
 
 @needs_fused
+@needs_bf16
 def test_fused_under_autocast_matches_autocast_conv(spy):
     x, w, b = _inputs(torch.float32, True)
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
@@ -94,3 +98,13 @@ def test_float64_and_missing_operator_fall_back(monkeypatch):
     x, w, b = _inputs(torch.float32, True)
     with torch.no_grad():
         torch.testing.assert_close(conv2d_relu(x, w, b, padding=1), _reference(x, w, b, 1))
+
+
+def test_bf16_without_native_support_takes_the_plain_path(spy, monkeypatch):
+    # oneDNN raises on fused bf16 convolutions on CPUs without AVX512; conv2d_relu must not go there.
+    monkeypatch.setattr(conv_relu_module, "cpu_has_fast_bf16", lambda: False)
+    x, w, b = _inputs(torch.bfloat16, True)
+    with torch.no_grad():
+        got = conv2d_relu(x, w, b, padding=1)
+    assert spy == []
+    assert torch.equal(got, _reference(x, w, b, 1))

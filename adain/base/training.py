@@ -1,0 +1,409 @@
+"""The one training loop both trainers use (``train_styler``, ``train_warper``).
+
+A trainer supplies a :class:`TrainTask`: its model, its data and losses as one ``step`` function,
+and how to export shipped weights. This module owns everything else, read top to bottom in
+:func:`run_training`: device and torchrun DDP set-up, resume, learning-rate decay, the non-finite
+guard, the CSV log, sample grids, atomic checkpoints, the time limit and the run-folder lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import fcntl
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
+
+from .checkpoint import load_checkpoint, restore_training_state, rng_state, save_checkpoint, training_header
+from .config import config_to_dict, write_config
+from .errors import ConfigError, StyleTransferError
+from .files import atomic_path, remove_stale_temp_files
+from .image import save_image
+from .runtime import cpu_has_fast_bf16
+
+__all__ = [
+    "TrainTask", "LoopConfig", "StepOutput", "TrainResult", "TrainingDiverged", "run_training", "resolve_device",
+    "autocast_for", "DistributedContext", "CsvLog", "to_float_batch",
+]
+
+log = logging.getLogger(__name__)
+
+
+class TrainingDiverged(StyleTransferError):
+    """A loss or a weight became NaN or infinite; the last good checkpoint was kept."""
+
+
+class LoopConfig(Protocol):
+    """The settings the loop reads; both trainers' config dataclasses have these fields."""
+
+    output_dir: str
+    iterations: int
+    lr: float
+    lr_decay: float  # lr_i = lr / (1 + lr_decay * i)
+    seed: int
+    device: str
+    log_every: int
+    sample_every: int
+    checkpoint_every: int
+    keep_snapshots: bool
+    time_limit_s: float
+
+
+@dataclasses.dataclass
+class StepOutput:
+    """What one training step returns.
+
+    Attributes:
+        loss: the scalar to minimise.
+        parts: named scalars logged beside it (each a column of ``losses.csv``).
+        sample: an image grid ``(3, H, W)`` in [0, 1] for ``samples/``, or None.
+        skipped: files the data loaders skipped this step (unreadable images).
+    """
+
+    loss: torch.Tensor
+    parts: dict[str, torch.Tensor]
+    sample: torch.Tensor | None = None
+    skipped: int = 0
+
+
+class TrainTask(Protocol):
+    """One model's data, losses and weights; :func:`run_training` does the rest.
+
+    Attributes:
+        name: the checkpoint format tag (``"adain.train"``, ``"warpstyle.train"``).
+        weights_name: the shipped-weights file written beside the checkpoint (``"decoder.pt"``).
+        columns: the names of ``StepOutput.parts``, in log order.
+        model: the trainable module (wrapped in DDP by the loop when distributed).
+        resume_hint: appended to the error when a checkpoint does not fit ``model``.
+    """
+
+    name: str
+    weights_name: str
+    columns: tuple[str, ...]
+    model: torch.nn.Module
+    resume_hint: str
+
+    def start(self, iteration: int, ctx: DistributedContext) -> None:
+        """Build the data iterators so that they continue at ``iteration`` (after a resume)."""
+
+    def step(self, model: torch.nn.Module, want_sample: bool) -> StepOutput:
+        """Draw a batch and compute the loss through ``model`` (the possibly DDP-wrapped module)."""
+
+    def save_weights(self, path: Path) -> None:
+        """Write the shipped weights file for the current model state (atomically)."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What a training run left behind."""
+
+    iteration: int
+    checkpoint: Path
+    weights: Path
+    losses: dict[str, float]
+    skipped_files: int
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``; anything else is a one-line error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
+        raise ConfigError(None, f"device must be auto, cpu, cuda or cuda:N; got {name!r}")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(None, "device 'cuda' requested but no CUDA device is available")
+    return dev
+
+
+def autocast_for(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA, and on a CPU with native bf16 (bf16 needs no loss scaler); else nothing.
+
+    A CPU without native bf16 emulates it about 200x slower than float32, so ``amp = true`` means
+    float32 there.
+    """
+    if not enabled or (device.type == "cpu" and not cpu_has_fast_bf16()):
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+@dataclasses.dataclass
+class DistributedContext:
+    """Rank and world size; set up from torchrun's environment variables when present."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @classmethod
+    def from_env(cls, device_name: str) -> DistributedContext:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return cls()
+        rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+        use_cuda = device_name != "cpu" and torch.cuda.is_available()
+        if not dist.is_initialized():
+            dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        if use_cuda:
+            torch.cuda.set_device(local)
+        return cls(rank=rank, world=world, local_rank=local)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def device(self, name: str) -> torch.device:
+        dev = resolve_device(name)
+        if dev.type == "cuda" and self.world > 1:
+            return torch.device("cuda", self.local_rank)
+        return dev
+
+    def mean(self, x: torch.Tensor) -> torch.Tensor:
+        if self.world > 1:
+            x = x.detach().clone()
+            dist.all_reduce(x)
+            x /= self.world
+        return x
+
+    def any(self, flag: bool, device: torch.device) -> bool:
+        """True on every rank when ``flag`` is true on any rank (ranks must take the same branch)."""
+        if self.world <= 1:
+            return flag
+        return bool(self.mean(torch.tensor(float(flag), device=device)) > 0)
+
+    def close(self) -> None:
+        if self.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+class CsvLog:
+    """Append rows to a CSV file (header written once); rank 0 only."""
+
+    def __init__(self, path: Path, columns: list[str]) -> None:
+        self.path, self.columns = path, columns
+
+    def rewind(self, iteration: int) -> None:
+        """Keep only rows up to ``iteration`` (the one a resume starts from), atomically.
+
+        A run killed after logging iteration ``n`` but before its checkpoint resumes from an earlier
+        iteration and logs the rows after it again; a kill mid-write leaves a partial last line.
+        Both would corrupt the log, so resuming (and a fresh start, ``iteration=0``) rewinds it first.
+        """
+        if not self.path.is_file():
+            return
+        with open(self.path, newline="") as f:
+            text = f.read()
+        lines = text.splitlines(keepends=True)
+        if lines and not lines[-1].endswith("\n"):
+            lines.pop()  # partial row of a killed write
+        rows = list(csv.reader(lines[1:]))
+        kept = [r for r in rows if len(r) == len(self.columns) and r[0].isdigit() and int(r[0]) <= iteration]
+        if not kept:
+            self.path.unlink()
+            return
+        if len(kept) == len(rows) and len(lines) == len(rows) + 1 and text.endswith("\n"):
+            return  # nothing to drop
+        with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(self.columns)
+            w.writerows(kept)
+
+    def write(self, **row: float | int) -> None:
+        new = not self.path.exists()
+        with open(self.path, "a", newline="") as f:
+            w = csv.writer(f)
+            if new:
+                w.writerow(self.columns)
+            w.writerow([f"{row[c]:.6g}" if isinstance(row[c], float) else row[c] for c in self.columns])
+
+
+def to_float_batch(batch: torch.Tensor, device: torch.device, channels_last: bool = False) -> torch.Tensor:
+    """uint8 ``(B, 3, H, W)`` from the loaders to float in [0, 1] on ``device``."""
+    x = batch.to(device, non_blocking=True).float().div_(255.0)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def find_resume(resume: str | Path | None, out_dir: Path) -> Path | None:
+    """The checkpoint to resume from: ``"auto"`` is ``out_dir/checkpoint.pt`` when present."""
+    if resume is None:
+        return None
+    if str(resume) == "auto":
+        p = out_dir / "checkpoint.pt"
+        return p if p.is_file() else None
+    return Path(resume)
+
+
+@contextlib.contextmanager
+def run_folder_lock(out_dir: Path, enabled: bool) -> Iterator[None]:
+    """Hold an exclusive lock on ``out_dir/.lock`` so two trainers never share a run folder."""
+    if not enabled:
+        yield
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / ".lock", "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(None, f"output_dir '{out_dir}' is in use by another training run") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _all_finite(tensors: Mapping[str, torch.Tensor]) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in tensors.values() if t.is_floating_point())
+
+
+def run_training(
+    task_factory: Callable[[torch.device, torch.Generator], TrainTask],
+    cfg: Any,
+    *,
+    resume: str | Path | None = None,
+    progress: bool = True,
+    desc: str = "train",
+) -> TrainResult:
+    """Train ``task_factory(device, generator)`` as ``cfg`` says; resumable and torchrun-ready.
+
+    Args:
+        task_factory: builds the task (models, data) on the resolved device; its random draws must
+            come from ``generator`` so a resume continues the same stream.
+        cfg: a :class:`LoopConfig` dataclass (written to ``config.json`` and into checkpoints).
+        resume: a training checkpoint, ``"auto"`` (``output_dir/checkpoint.pt`` if present) or None.
+            Without it, an ``output_dir`` that already holds a checkpoint is refused.
+        progress: show a tqdm bar with running losses (rank 0 only).
+        desc: the bar's label.
+
+    Returns:
+        TrainResult: the final iteration, checkpoint and weights paths, the last logged losses.
+
+    Raises:
+        ConfigError: the run folder holds a run and ``resume`` is None, or another run is using it.
+        TrainingDiverged: a loss or weight became non-finite; nothing from that step was saved.
+        CheckpointError: the resume checkpoint is not one of this task's or does not fit.
+    """
+    ctx = DistributedContext.from_env(cfg.device)
+    device = ctx.device(cfg.device)
+    out_dir = Path(cfg.output_dir)
+    ckpt_path = out_dir / "checkpoint.pt"
+    resume_path = find_resume(resume, out_dir)
+    if resume is None and ckpt_path.exists():
+        raise ConfigError(None, f"output_dir '{out_dir}' already holds a run (checkpoint.pt); "
+                                "use --resume auto to continue it, or another --output-dir")
+    try:
+        with run_folder_lock(out_dir, ctx.is_main):
+            return _train(task_factory, cfg, ctx, device, out_dir, resume_path, progress, desc)
+    finally:
+        ctx.close()
+
+
+def _train(
+    task_factory: Callable[[torch.device, torch.Generator], TrainTask],
+    cfg: Any,
+    ctx: DistributedContext,
+    device: torch.device,
+    out_dir: Path,
+    resume_path: Path | None,
+    progress: bool,
+    desc: str,
+) -> TrainResult:
+    ckpt_path = out_dir / "checkpoint.pt"
+    torch.manual_seed(cfg.seed)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    task = task_factory(device, generator)
+    weights_path = out_dir / task.weights_name
+    optimizer = torch.optim.Adam(task.model.parameters(), lr=cfg.lr)
+
+    start = 0
+    if resume_path is not None:
+        ck = load_checkpoint(resume_path, expected_format=task.name)
+        start = restore_training_state(ck, resume_path, model=task.model, optimizer=optimizer, generator=generator,
+                                       hint=task.resume_hint)
+        log.info("resumed from %s at iteration %d", resume_path, start)
+    model: torch.nn.Module = task.model
+    if ctx.world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(
+            task.model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    task.start(start, ctx)
+
+    columns = ["iteration", *task.columns, "lr", "elapsed_s"]
+    csv_log = CsvLog(out_dir / "losses.csv", columns)
+    if ctx.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for d in (out_dir, out_dir / "samples", out_dir / "snapshots"):
+            remove_stale_temp_files(d)  # left by a run killed mid-write; never read, only clutter
+        write_config(cfg, out_dir / "config.json")
+        csv_log.rewind(start)
+
+    def save(iteration: int) -> None:
+        if not ctx.is_main:
+            return
+        state = {k: v.detach().cpu() for k, v in task.model.state_dict().items()}
+        if not _all_finite(state):  # never replace a good checkpoint with broken weights
+            raise TrainingDiverged(f"weights became non-finite by iteration {iteration}; "
+                                   f"kept the last good checkpoint in '{out_dir}' (lower --lr?)")
+        ck = {**training_header(task.name, iteration, config_to_dict(cfg)),
+              "model": state, "optimizer": optimizer.state_dict(), "rng": rng_state(generator)}
+        save_checkpoint(ck, ckpt_path)
+        task.save_weights(weights_path)
+        if cfg.keep_snapshots:
+            stem, suffix = os.path.splitext(task.weights_name)
+            task.save_weights(out_dir / "snapshots" / f"{stem}_iter{iteration:07d}{suffix}")
+
+    bar = tqdm(total=cfg.iterations, initial=start, disable=not (progress and ctx.is_main),
+               desc=desc, unit="it", dynamic_ncols=True)
+    last: dict[str, float] = {c: float("nan") for c in task.columns}
+    skipped = 0
+    t0 = time.time()
+    done = start
+    try:
+        for iteration in range(start, cfg.iterations):
+            lr = cfg.lr / (1.0 + cfg.lr_decay * iteration)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            done = iteration + 1
+            want_sample = ctx.is_main and cfg.sample_every > 0 and done % cfg.sample_every == 0
+            out = task.step(model, want_sample)
+            skipped += out.skipped
+            if ctx.any(not math.isfinite(float(out.loss.detach())), device):
+                raise TrainingDiverged(f"the loss became non-finite at iteration {done}; kept the last good "
+                                       f"checkpoint in '{out_dir}' (lower --lr or the loss weights?)")
+            optimizer.zero_grad(set_to_none=True)
+            out.loss.backward()
+            optimizer.step()
+
+            if done % cfg.log_every == 0 or done == cfg.iterations:
+                last = {k: float(ctx.mean(v.detach().float())) for k, v in out.parts.items()}
+                bar.set_postfix({k: f"{v:.4g}" for k, v in last.items()} | {"lr": f"{lr:.2e}"})
+                if ctx.is_main:
+                    csv_log.write(iteration=done, lr=lr, elapsed_s=round(time.time() - t0, 1), **last)
+            if want_sample and out.sample is not None:
+                save_image(out.sample.detach().float().clamp(0, 1), out_dir / "samples" / f"iter_{done:07d}.jpg",
+                           quality=85)
+            out_of_time = ctx.any(cfg.time_limit_s > 0 and time.time() - t0 > cfg.time_limit_s, device)
+            if done % cfg.checkpoint_every == 0 or done == cfg.iterations or out_of_time:
+                save(done)
+            bar.update(1)
+            if out_of_time:
+                log.info("time limit of %.0f s reached at iteration %d; checkpoint saved", cfg.time_limit_s, done)
+                break
+    finally:
+        bar.close()
+    if resume_path is not None and start >= cfg.iterations and not ckpt_path.exists():
+        save(start)  # resumed from a checkpoint elsewhere that is already past the end: keep it here
+    return TrainResult(iteration=max(done, start), checkpoint=ckpt_path, weights=weights_path,
+                       losses=last, skipped_files=skipped)
