@@ -22,9 +22,12 @@ from .base.memory import check_memory
 from .base.runtime import default_bf16
 from .base.vgg import VGGEncoder
 
-__all__ = ["Styler", "StyleBank", "ColorMode", "scale_schedule", "MIN_SCALE"]
+__all__ = ["Styler", "StyleBank", "ColorMode", "Schedule", "SCHEDULES", "scale_schedule", "MIN_SCALE"]
 
 ColorMode = Literal["match", "luminance"]
+#: How a finer pass uses the coarser pass's result (see ``Styler.stylize``).
+Schedule = Literal["lowpass", "guided", "restylize"]
+SCHEDULES: tuple[str, ...] = ("lowpass", "guided", "restylize")
 #: The coarsest scale of the automatic schedule (px, longer side).
 MIN_SCALE = 256
 
@@ -174,6 +177,7 @@ class Styler(nn.Module):
         scales: Sequence[int] | None = None,
         size: int | None = None,
         bf16: bool | None = None,
+        schedule: Schedule = "lowpass",
     ) -> torch.Tensor:
         """Paint ``content`` with the texture of ``styles``.
 
@@ -189,8 +193,20 @@ class Styler(nn.Module):
                 covariance first) or ``"luminance"`` (transfer luminance only), or None.
             scales: longer sides of the coarse-to-fine passes; default :func:`scale_schedule`.
             size: longer side of the output (default: the content's).
-            bf16: bf16 autocast for the encoder/decoder; default True on CPU (about 2.5x faster
-                here; see benchmarks/bench_stylize.py for the measured difference), False on CUDA.
+            bf16: bf16 autocast for the encoder/decoder; default :func:`adain.base.runtime.default_bf16`
+                (on for a CPU with native bf16, about 2x faster there; off on CUDA and other CPUs).
+            schedule: how each finer pass uses the coarser result. Every schedule paints the
+                *original* content's features at each scale except ``"restylize"``:
+
+                * ``"lowpass"`` (default): the finer pass's own low frequencies (below the coarser
+                  pass's resolution) are replaced by the coarser result, so large strokes come from
+                  the coarse pass and edges and detail from a pass over the content itself;
+                * ``"guided"``: the finer pass's AdaIN target is averaged with the features of the
+                  upsampled coarser result (strokes carried in feature space; one more encode);
+                * ``"restylize"``: the schedule before December 2026: the finer pass re-stylizes
+                  the upsampled coarser result plus the content's detail (boldest, loses content).
+
+                docs/quality.md has the measured trade-off of each.
 
         Returns:
             ``(1, 3, H_out, W_out)`` in [0, 1] with the content's aspect ratio.
@@ -242,23 +258,32 @@ class Styler(nn.Module):
         if self.device.type == "cpu":
             # Stop before the first pass rather than be OOM-killed in the last (adain/memory.py).
             check_memory((_round8(out_hw[0]), _round8(out_hw[1])), alpha=alpha, bf16=bf16)
+        if schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}; got {schedule!r}")
         prev: torch.Tensor | None = None
         for s in scale_schedule(out_long, scales):
             hw = (_round8(out_hw[0] * s / out_long), _round8(out_hw[1] * s / out_long))
             x_s = resize_exact(x, hw)
-            if prev is None:
-                x_in = x_s
-            else:
+            if prev is not None and schedule == "restylize":
                 # Coarse result for coherent large strokes, plus the content detail it could not hold.
                 detail = x_s - resize_exact(resize_exact(x_s, tuple(prev.shape[-2:])), hw)
                 x_in = (resize_exact(prev, hw) + detail).clamp(0, 1)
-            f_in = self._encode(x_in, bf16).float()
-            f_content = f_in if prev is None else (self._encode(x_s, bf16).float() if alpha < 1 else None)
+                f_in = self._encode(x_in, bf16).float()
+                f_content = self._encode(x_s, bf16).float() if alpha < 1 else None
+            else:
+                f_in = f_content = self._encode(x_s, bf16).float()
             target = self._mix(f_in, bank, w, mask_t, s, x_s if preserve_color == "match" else None, bf16)
+            if prev is not None and schedule == "guided":
+                target = 0.5 * (target + self._encode(resize_exact(prev, hw), bf16).float())
             if alpha < 1:
                 assert f_content is not None
                 target = alpha * target + (1 - alpha) * f_content
-            prev = self._decode(target, bf16, decoder)
+            out_s = self._decode(target, bf16, decoder)
+            if prev is not None and schedule == "lowpass":
+                # Swap the pass's frequencies below the coarse resolution for the coarse result's.
+                low = resize_exact(resize_exact(out_s, tuple(prev.shape[-2:])), hw)
+                out_s = (out_s - low + resize_exact(prev, hw)).clamp(0, 1)
+            prev = out_s
         assert prev is not None
         out = resize_exact(prev, out_hw)
         if preserve_color == "luminance":

@@ -142,8 +142,12 @@ def run_cmd(contents: Sequence[Path], geometry: Path | None, textures: Sequence[
 @click.option("--iterations", type=click.IntRange(min=1), default=None, help="Total iterations [default: 20000].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Pairs per step per process [default: 16].")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Adam learning rate, decayed as lr/(1+lr_decay*i) [default: 5e-4].")
-@click.option("--feature-weight", type=click.FloatRange(min=0), default=None, help="Weight of the unsupervised feature-matching loss [default: 0].")
+@click.option("--pair-dirs", default=None, help="Comma-separated image folders to mine related pairs from (photos, paintings, geometry exemplars) for the feature-matching objective [default: none].")
+@click.option("--pair-batch-size", type=click.IntRange(min=0), default=None, help="Mined pairs per step (0: synthetic pairs only) [default: 0].")
+@click.option("--match-weight", type=click.FloatRange(min=0), default=None, help="Weight of the feature-matching loss on mined pairs [default: 1].")
+@click.option("--init-warper", default=None, help="Warm-start from these warper weights.")
 @click.option("--smooth-weight", type=click.FloatRange(min=0), default=None, help="Weight of the field smoothness loss [default: 0].")
+@click.option("--fold-weight", type=click.FloatRange(min=0), default=None, help="Weight of the fold (Jacobian determinant) penalty [default: 0].")
 @click.option("--holdout", type=click.FloatRange(0, 0.9), default=None, help="Fraction of the image folder held out by a fixed hash split [default: 0].")
 @click.option("--workers", type=click.IntRange(min=0), default=None, help="Data-loading worker processes [default: 2].")
 @click.option("--seed", type=int, default=None, help="Random seed [default: 0].")
@@ -155,7 +159,9 @@ def run_cmd(contents: Sequence[Path], geometry: Path | None, textures: Sequence[
 @click.option("--resume", default=None, help="Training checkpoint to continue, or 'auto' for OUTPUT_DIR/checkpoint.pt if present.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 def train_warper_cmd(config_path: Path | None, resume: str | None, progress: bool, **options: object) -> None:
-    """Train the warper on synthetic affine+TPS pairs (and PF-PASCAL if given); runs under torchrun too."""
+    """Train the warper on synthetic affine+TPS pairs and mined pairs of different images (and PF-PASCAL if given).
+
+    Runs under torchrun too."""
     from adain.base.config import load_config
 
     from .config import WarperTrainConfig
@@ -188,7 +194,7 @@ def eval_warper_cmd(warper_path: Path | None, image_dir: str | None, holdout: fl
     """Score a warper: end-point error and folds on synthetic pairs, PCK on PF-PASCAL; identity as baseline."""
     from adain.base.training import resolve_device
 
-    from .train import evaluate_pf_pascal, evaluate_synthetic
+    from .evaluate import evaluate_pf_pascal, evaluate_synthetic
     from .warper import Warper
 
     if not image_dir and not (pf_pascal_root and pf_pascal_csv):

@@ -35,10 +35,20 @@ class WarperTrainConfig:
     texture_prob: float = 0.5
     texture_alpha_min: float = 0.5
     decoder: str = ""  # empty: the bundled decoder
+    # mined pairs of different images (warpstyle/data/pairs.py) and the feature-matching objective
+    pair_dirs: str = ""  # comma-separated folders to mine pairs from; empty: synthetic pairs only
+    pair_k: int = 4  # nearest neighbours per image
+    pair_max_similarity: float = 0.95  # more similar pairs are near-duplicates and skipped
+    pair_batch_size: int = 0  # mined pairs per step (0: none)
+    pair_cache_dir: str = ""  # empty: OUTPUT_DIR/pair_cache
+    pair_texture_prob: float = 0.0  # share of each side of a mined pair repainted by the styler
+    reencode: bool = True  # warp the content image and re-encode it (else sample its features)
+    match_weight: float = 1.0
+    init_warper: str = ""  # warm start from these warper weights
     # losses
     field_weight: float = 1.0
-    feature_weight: float = 0.0  # unsupervised feature matching
     smooth_weight: float = 0.0
+    fold_weight: float = 0.0  # Jacobian-determinant fold penalty
     # PF-PASCAL keypoint pairs (for users who have the dataset)
     pf_pascal_root: str = ""
     pf_pascal_csv: str = ""
@@ -49,7 +59,9 @@ class WarperTrainConfig:
     amp: bool = True
     vgg: str = ""
     log_every: int = 50
+    sample_every: int = 0  # write a sample grid of mined pairs every N iterations (0: never)
     checkpoint_every: int = 1000
+    keep_snapshots: bool = False
     time_limit_s: float = 0.0
 
     def warp_spec(self) -> SyntheticWarpSpec:

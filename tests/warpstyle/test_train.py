@@ -7,7 +7,8 @@ from adain.base.checkpoint import load_checkpoint
 from adain.base.config import load_config
 from tests.train_fixtures import make_image_folder
 from warpstyle.config import WarperTrainConfig
-from warpstyle.train import evaluate_synthetic, train_warper
+from warpstyle.evaluate import evaluate_synthetic
+from warpstyle.train import train_warper
 from warpstyle.warper import Warper
 
 
@@ -21,14 +22,15 @@ def _cfg(folders, out, **kw):
     photos, paint = folders
     base = dict(image_dir=str(photos), texture_dir=str(paint), output_dir=str(out), iterations=3, batch_size=2,
                 workers=0, log_every=1, checkpoint_every=2, amp=False, texture_prob=1.0, load_size=256,
-                feature_weight=0.1, smooth_weight=0.1)
+                smooth_weight=0.1, fold_weight=0.1, pair_dirs=f"{folders[0]},{folders[1]}", pair_batch_size=2,
+                pair_k=2, pair_texture_prob=0.5, pair_max_similarity=1.01)
     return load_config(WarperTrainConfig, None, {**base, **kw})
 
 
 def test_short_run_loads_with_from_pretrained(folders, tmp_path):
     r = train_warper(_cfg(folders, tmp_path / "w"), progress=False)
     assert r.iteration == 3 and r.weights.is_file()
-    assert r.losses["field_l1"] > 0 and r.losses["feature"] > 0
+    assert r.losses["field_l1"] > 0 and r.losses["match"] > 0
     warper = Warper.from_pretrained(r.weights)
     assert warper.estimate(torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)).grid.shape == (1, 16, 16, 2)
     warper2 = Warper.from_pretrained(r.checkpoint)  # a training checkpoint loads too

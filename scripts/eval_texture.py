@@ -1,0 +1,68 @@
+"""Texture-stage scores on held-out photo x painting pairs (docs/quality.md, the texture-stage issue).
+
+For each decoder, schedule and alpha: style loss, relative content loss, SSIM and PSNR to the
+content (``adain.evaluate.texture_scores``), averaged over the pairs, at ``--size`` with the
+styler's default scale schedule (``--scales`` to override), float32 unless the CPU has native bf16.
+
+    python scripts/eval_texture.py --decoders adain/weights/decoder.pt runs/styler_identity/decoder.pt \
+        --schedules lowpass restylize --alphas 0 0.5 1 --pairs 12 --json docs/figures/texture.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from adain.base.image import load_image, resize_longer
+from adain.base.vgg import VGGEncoder
+from adain.evaluate import heldout_pairs, texture_scores
+from adain.styler import SCHEDULES, Styler
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--content-dir", default="../shared/data/photos")
+    ap.add_argument("--style-dir", default="../shared/data/paintings")
+    ap.add_argument("--holdout", type=float, default=0.1)
+    ap.add_argument("--pairs", type=int, default=12)
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--scales", type=int, nargs="*", default=None, help="pass sizes (default: the styler's)")
+    ap.add_argument("--decoders", nargs="+", default=["adain/weights/decoder.pt"])
+    ap.add_argument("--schedules", nargs="+", default=["lowpass"], choices=SCHEDULES)
+    ap.add_argument("--alphas", type=float, nargs="+", default=[1.0])
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    pairs = heldout_pairs(args.content_dir, args.style_dir, holdout=args.holdout, pairs=args.pairs)
+    encoder = VGGEncoder.from_pretrained()
+    images = [(resize_longer(load_image(c), args.size), resize_longer(load_image(s), args.size)) for c, s in pairs]
+    rows = []
+    print(f"| decoder | schedule | alpha | style loss | content loss | SSIM | PSNR | s/image |  "
+          f"({len(pairs)} held-out pairs, {args.size} px)", flush=True)
+    print("|---|---|---|---|---|---|---|---|", flush=True)
+    for d in args.decoders:
+        styler = Styler.from_pretrained(d, encoder=encoder)
+        for sched in args.schedules:
+            for alpha in args.alphas:
+                acc: dict[str, float] = {}
+                t0 = time.perf_counter()
+                for c, s in images:
+                    out = styler.stylize(c, [s], alpha=alpha, size=args.size, scales=args.scales, schedule=sched)
+                    for k, v in texture_scores(encoder, c, out, s).items():
+                        acc[k] = acc.get(k, 0.0) + v / len(images)
+                row = {"decoder": d, "schedule": sched, "alpha": alpha, "pairs": len(images), "size": args.size,
+                       "seconds_per_image": (time.perf_counter() - t0) / len(images), **acc}
+                rows.append(row)
+                print(f"| {d} | {sched} | {alpha:g} | {acc['style_loss']:.3f} | {acc['content_loss']:.3f} | "
+                      f"{acc['ssim']:.3f} | {acc['psnr']:.2f} | {row['seconds_per_image']:.1f} |", flush=True)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(rows, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
