@@ -17,6 +17,7 @@ from PIL import Image
 from .base.checks import check_range
 from .decoder import Decoder
 from .functional import adaptive_instance_norm, luminance_transfer, match_color
+from .losses import STYLE_TAPS, style_loss
 from .base.image import ImageLike, as_image_batch, resize_exact, resize_longer
 from .base.memory import check_memory
 from .base.runtime import default_bf16
@@ -178,6 +179,7 @@ class Styler(nn.Module):
         size: int | None = None,
         bf16: bool | None = None,
         schedule: Schedule = "lowpass",
+        refine_steps: int = 0,
     ) -> torch.Tensor:
         """Paint ``content`` with the texture of ``styles``.
 
@@ -207,6 +209,9 @@ class Styler(nn.Module):
                   the upsampled coarser result plus the content's detail (boldest, loses content).
 
                 docs/quality.md has the measured trade-off of each.
+            refine_steps: quality mode: after the feed-forward result, this many Adam steps on the
+                output's pixels at the output resolution, lowering the content loss against the
+                original content and the style loss against the styles (:meth:`refine`). 0 (default): off.
 
         Returns:
             ``(1, 3, H_out, W_out)`` in [0, 1] with the content's aspect ratio.
@@ -286,9 +291,50 @@ class Styler(nn.Module):
             prev = out_s
         assert prev is not None
         out = resize_exact(prev, out_hw)
+        if refine_steps > 0:
+            out = self.refine(out, resize_exact(x, out_hw), bank, w, steps=refine_steps, size=out_long)
         if preserve_color == "luminance":
             out = luminance_transfer(out, resize_exact(x, out_hw))
         return out.clamp(0, 1)
+
+    @torch.enable_grad()
+    def refine(self, image: torch.Tensor, content: torch.Tensor, bank: StyleBank, weights: torch.Tensor, *,
+               steps: int, size: int, lr: float = 0.01) -> torch.Tensor:
+        """Optimise ``image`` ``(1, 3, H, W)`` for ``steps`` Adam steps on the AdaIN objective, in float32.
+
+        The loss is ``content / content_0 + style / style_0``: the relu4_1 distance to ``content``
+        (same size) and the weighted style loss (:func:`adain.losses.style_loss`) against each style
+        of ``bank`` at longer side ``size``, each divided by its value at the start so that neither
+        term's scale decides the trade-off. Starting from the feed-forward result, a few steps
+        recover content the decoder lost without giving up the style (docs/quality.md).
+        """
+        if steps < 0:
+            raise ValueError(f"refine_steps must be >= 0; got {steps}")
+        enc = self.encoder
+        with torch.no_grad():
+            fc = enc(content, taps=("relu4_1",))["relu4_1"].float()
+            targets = []
+            for i in range(len(bank.images)):
+                s = resize_longer(bank.images[i], size)
+                fs = enc(s, taps=STYLE_TAPS)
+                targets.append([fs[t].float() for t in STYLE_TAPS])
+        x = image.detach().clone().float().requires_grad_(True)
+        opt = torch.optim.Adam([x], lr=lr)
+        scale: tuple[float, float] | None = None
+        for _ in range(steps):
+            fo = enc(x, taps=STYLE_TAPS)
+            lc = ((fo["relu4_1"].float() - fc) ** 2).mean()
+            outs = [fo[t].float() for t in STYLE_TAPS]
+            ls = sum(float(weights[i]) * style_loss(outs, targets[i]) for i in range(len(targets)))
+            if scale is None:
+                scale = (max(float(lc), 1e-8), max(float(ls), 1e-8))
+            loss = lc / scale[0] + ls / scale[1]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            with torch.no_grad():
+                x.clamp_(0, 1)
+        return x.detach()
 
     def _mix(self, f: torch.Tensor, bank: StyleBank, w: torch.Tensor, masks: torch.Tensor | None, size: int,
              color_ref: torch.Tensor | None, bf16: bool) -> torch.Tensor:
