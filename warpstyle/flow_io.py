@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from adain.base.checks import check_shape
-from adain.base.errors import CheckpointError
+from adain.base.errors import FieldError
 from adain.base.files import atomic_path
 
 __all__ = [
@@ -91,7 +91,7 @@ def read_flo(path: str | Path) -> np.ndarray:
         ``(H, W, 2)`` float32 pixel displacements ``(u, v)`` (a fresh, writable array).
 
     Raises:
-        CheckpointError: missing or unreadable file, bad magic number, a size of zero, a negative
+        FieldError: missing or unreadable file, bad magic number, a size of zero, a negative
             size or over 100 M pixels, or a file length that does not match the header.
 
     Example:
@@ -105,21 +105,21 @@ def read_flo(path: str | Path) -> np.ndarray:
         with open(path, "rb") as f:
             header = f.read(_FLO_HEADER.size)
             if len(header) < _FLO_HEADER.size:
-                raise CheckpointError(path, f"too short for a .flo header ({len(header)} of 12 bytes)")
+                raise FieldError(path, f"too short for a .flo header ({len(header)} of 12 bytes)")
             magic, w, h = _FLO_HEADER.unpack(header)
             if magic != FLO_MAGIC:  # exact: 202021.25 is representable in float32
-                raise CheckpointError(path, f"not a .flo file: magic number {magic!r}, expected {FLO_MAGIC}")
+                raise FieldError(path, f"not a .flo file: magic number {magic!r}, expected {FLO_MAGIC}")
             if w < 1 or h < 1 or w * h > _MAX_FLO_PIXELS:
-                raise CheckpointError(path, f"implausible .flo size {w}x{h} (width x height)")
+                raise FieldError(path, f"implausible .flo size {w}x{h} (width x height)")
             # Read one byte past the payload so a padded file is caught without reading it all.
             expected = w * h * 2 * 4
             payload = f.read(expected + 1)
     except OSError as e:
-        raise CheckpointError(path, e.strerror or "unreadable file") from None
+        raise FieldError(path, e.strerror or "unreadable file") from None
     if len(payload) < expected:
-        raise CheckpointError(path, f"truncated .flo: {len(payload)} data bytes, expected {expected} for {w}x{h}")
+        raise FieldError(path, f"truncated .flo: {len(payload)} data bytes, expected {expected} for {w}x{h}")
     if len(payload) > expected:
-        raise CheckpointError(path, f"trailing bytes after the {expected} data bytes of a {w}x{h} .flo")
+        raise FieldError(path, f"trailing bytes after the {expected} data bytes of a {w}x{h} .flo")
     return np.frombuffer(payload, dtype="<f4").reshape(h, w, 2).astype(np.float32)  # astype copies
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from adain.base.errors import CheckpointError
+from adain.base.errors import FieldError
 from warpstyle.flow_io import (
     FLO_MAGIC,
     flow_to_color,
@@ -80,13 +80,13 @@ def test_flo_write_is_atomic(tmp_path):
 def test_flo_read_rejects_bad_files(tmp_path, data, reason):
     path = tmp_path / "bad.flo"
     path.write_bytes(data)
-    with pytest.raises(CheckpointError, match="bad.flo") as e:
+    with pytest.raises(FieldError, match="bad.flo") as e:
         read_flo(path)
     assert reason in e.value.reason
 
 
 def test_flo_read_missing_file(tmp_path):
-    with pytest.raises(CheckpointError, match="nope.flo"):
+    with pytest.raises(FieldError, match="nope.flo"):
         read_flo(tmp_path / "nope.flo")
 
 
