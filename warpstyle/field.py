@@ -13,8 +13,9 @@ from adain.base.checks import check_shape
 from adain.base.errors import FieldError
 from adain.base.files import atomic_path
 
-from .flow_io import flow_to_color, fold_fraction, grid_to_pixel_flow, pixel_flow_to_grid, read_flo, write_flo
-from .warp import identity_grid, resize_field, scale_field, smooth_field
+from .flow_io import flow_to_color, read_flo, write_flo
+from .metrics import fold_fraction
+from .warp import grid_to_pixel_flow, identity_grid, pixel_flow_to_grid, resize_field, scale_field, smooth_field
 
 __all__ = ["WarpField"]
 

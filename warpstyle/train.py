@@ -21,7 +21,7 @@ from adain.base.vgg import VGGEncoder
 
 from .config import WarperTrainConfig
 from .data.synthetic import SyntheticWarpSpec, make_synthetic_pair, random_warp_params, synthetic_field
-from .flow_io import fold_fraction
+from .metrics import fold_fraction
 from .data.pf_pascal import PFPascalPairs, pck, transfer_keypoints
 from .losses import end_point_error, feature_matching_loss, field_l1_loss, keypoint_loss, smoothness_loss
 from .regressor import WarpRegressor
