@@ -46,7 +46,7 @@ class WarperTrainConfig:
     workers: int = 2
     seed: int = 0
     device: str = "auto"
-    amp: bool = True
+    bf16: bool = True  # bf16 autocast, as in the styler's config. Old name: amp
     vgg: str = ""
     log_every: int = 50
     checkpoint_every: int = 1000

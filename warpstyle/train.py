@@ -157,15 +157,15 @@ def train_warper(cfg: WarperTrainConfig, *, resume: str | Path | None = None, pr
                 styles, sk = next(texture_iter)
                 skipped += sk
                 if bool(use_tex.any()):
-                    with autocast_for(device, cfg.amp):
+                    with autocast_for(device, cfg.bf16):
                         painted = texture_augment(geometry, to_float_batch(styles, device, False), encoder,
                                                   decoder, alpha)
                     m = use_tex.to(device).view(-1, 1, 1, 1)
                     geometry = torch.where(m, painted, geometry)
-            with torch.no_grad(), autocast_for(device, cfg.amp):
+            with torch.no_grad(), autocast_for(device, cfg.bf16):
                 fc, fg = warper.features(content), warper.features(geometry)
             fc, fg = fc.float(), fg.float()
-            with autocast_for(device, cfg.amp):
+            with autocast_for(device, cfg.bf16):
                 pred = model(fc, fg).float()
             l_field = field_l1_loss(pred, target)
             loss = cfg.field_weight * l_field
@@ -178,10 +178,10 @@ def train_warper(cfg: WarperTrainConfig, *, resume: str | Path | None = None, pr
             l_kp = torch.zeros((), device=device)
             if pf_iter is not None:
                 pb = next(pf_iter)
-                with torch.no_grad(), autocast_for(device, cfg.amp):
+                with torch.no_grad(), autocast_for(device, cfg.bf16):
                     pfc = warper.features(pb["source"].to(device))
                     pfg = warper.features(pb["target"].to(device))
-                with autocast_for(device, cfg.amp):
+                with autocast_for(device, cfg.bf16):
                     pgrid = model(pfc.float(), pfg.float()).float()
                 pred_pts = transfer_keypoints(pgrid, pb["target_points"].to(device))
                 l_kp = keypoint_loss(pred_pts, pb["source_points"].to(device), pb["mask"].to(device))
