@@ -10,7 +10,7 @@ from .base.errors import CheckpointError, ConfigError, ImageError, StyleTransfer
 from .functional import adaptive_instance_norm, calc_mean_std, luminance_transfer, match_color
 from .base.image import load_image, resize_exact, resize_longer, resize_shorter, resize_to_multiple, save_image
 from .base.runtime import tune_cpu_allocator
-from .styler import StyleBank, Styler, scale_schedule
+from .styler import StyleBank, Styler, StylizePlan, scale_schedule
 from .base.vgg import VGG_TAPS, VGGEncoder
 
 __version__ = "0.1.0"
@@ -19,6 +19,7 @@ __all__ = [
     "__version__",
     "Styler",
     "StyleBank",
+    "StylizePlan",
     "Decoder",
     "VGGEncoder",
     "VGG_TAPS",

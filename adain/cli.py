@@ -84,7 +84,7 @@ def stylize_cmd(content: Path, styles: Sequence[Path], weights: Sequence[float],
 @click.option("--workers", type=click.IntRange(min=0), default=None, help="Data-loading worker processes [default: 2].")
 @click.option("--seed", type=int, default=None, help="Random seed [default: 0].")
 @click.option("--device", default=None, help="auto, cpu, cuda or cuda:N [default: auto].")
-@click.option("--amp/--no-amp", default=None, help="bf16 autocast on CPU and CUDA [default: on].")
+@click.option("--bf16/--fp32", "--amp/--no-amp", "bf16", default=None, help="bf16 autocast on CUDA and on a CPU with native bf16 [default: on]; --amp/--no-amp are the old names.")
 @click.option("--vgg", default=None, help="VGG-19 weights file [default: bundled Oxford].")
 @click.option("--init-decoder", default=None, help="Start from these decoder weights.")
 @click.option("--sample-every", type=click.IntRange(min=0), default=None, help="Write a sample grid every N iterations (0: never) [default: 1000].")

@@ -29,7 +29,7 @@ class StylerTrainConfig:
     workers: int = 2
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: bool = True  # bf16 autocast on CPU, bf16/fp16 AMP on CUDA
+    bf16: bool = True  # bf16 autocast (CUDA, and a CPU with native bf16; float32 elsewhere). Old name: amp
     channels_last: bool = True
     vgg: str = ""  # empty: the bundled Oxford VGG-19
     init_decoder: str = ""  # start from these decoder weights instead of random

@@ -18,12 +18,12 @@ from .base.checks import check_range
 from .decoder import Decoder
 from .functional import adaptive_instance_norm, luminance_transfer, match_color
 from .losses import STYLE_TAPS, style_loss
-from .base.image import ImageLike, as_image_batch, resize_exact, resize_longer
+from .base.image import ImageLike, as_image_batch, fit_longer, resize_exact, resize_longer
 from .base.memory import check_memory
 from .base.runtime import default_bf16
 from .base.vgg import VGGEncoder
 
-__all__ = ["Styler", "StyleBank", "ColorMode", "Schedule", "SCHEDULES", "scale_schedule", "MIN_SCALE"]
+__all__ = ["Styler", "StyleBank", "StylizePlan", "ColorMode", "Schedule", "SCHEDULES", "scale_schedule", "MIN_SCALE"]
 
 ColorMode = Literal["match", "luminance"]
 #: How a finer pass uses the coarser pass's result (see ``Styler.stylize``).
@@ -60,6 +60,29 @@ class StyleBank:
 
     images: list[torch.Tensor]
     features: dict[tuple[int, int], torch.Tensor] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class StylizePlan:
+    """The checked texture options of a run, with defaults resolved (made by :meth:`Styler.plan`).
+
+    Attributes:
+        alpha: content-style trade-off in [0, 1].
+        weights: ``(K,)`` non-negative style weights summing to 1.
+        preserve_color: None, ``"match"`` or ``"luminance"``.
+        scales: explicit pass sizes, or None for :func:`scale_schedule`'s default.
+        bf16: whether the passes run in bf16.
+        schedule: how finer passes use the coarser result (see :meth:`Styler.stylize`).
+        refine_steps: Adam steps of the quality mode (0: off).
+    """
+
+    alpha: float
+    weights: torch.Tensor
+    preserve_color: ColorMode | None
+    scales: tuple[int, ...] | None
+    bf16: bool
+    schedule: Schedule = "lowpass"
+    refine_steps: int = 0
 
 
 #: Smallest side of a pass (px): relu4_1 is 1/8 of it, and the decoder's reflection padding needs 2 px.
@@ -165,6 +188,64 @@ class Styler(nn.Module):
             bank.features[key] = self._encode(s, bf16).float()
         return bank.features[key]
 
+    def plan(
+        self,
+        count: int,
+        *,
+        alpha: float = 1.0,
+        weights: Sequence[float] | None = None,
+        preserve_color: ColorMode | None = None,
+        scales: Sequence[int] | None = None,
+        bf16: bool | None = None,
+        schedule: Schedule = "lowpass",
+        refine_steps: int = 0,
+        name: str = "styles",
+        item: str = "style",
+        weights_name: str = "weights",
+    ) -> StylizePlan:
+        """Check the texture options once and resolve their defaults (the styler's own policy).
+
+        :meth:`stylize` calls this; a caller that stylizes already-checked images (the pipeline)
+        calls it at its public boundary and then :meth:`preflight` and :meth:`stylize_planned`.
+
+        Args:
+            count: number of style images the run will mix.
+            alpha, weights, preserve_color, scales, bf16, schedule, refine_steps: as in :meth:`stylize`.
+            name, item, weights_name: the argument names used in error messages (the pipeline
+                calls its styles ``texture`` and their weights ``texture_weights``).
+        """
+        check_range(alpha, "alpha", 0.0, 1.0)
+        if count == 0:
+            raise ValueError(f"{name} must hold at least one {item} image")
+        w = torch.ones(count) if weights is None else torch.as_tensor([float(v) for v in weights])
+        if w.numel() != count:
+            raise ValueError(f"{weights_name} must hold one weight per {item} ({count}); got {w.numel()}")
+        if bool((w < 0).any()) or not float(w.sum()) > 0:  # also refuses NaN
+            raise ValueError(f"{weights_name} must be non-negative numbers with a positive sum; "
+                             f"got {list(map(float, w))}")
+        if preserve_color not in (None, "match", "luminance"):
+            raise ValueError(f"preserve_color must be None, 'match' or 'luminance'; got {preserve_color!r}")
+        if schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}; got {schedule!r}")
+        if isinstance(refine_steps, bool) or not isinstance(refine_steps, int) or not 0 <= refine_steps <= 10_000:
+            raise ValueError(f"refine_steps must be an integer in [0, 10000]; got {refine_steps!r}")
+        return StylizePlan(alpha=float(alpha), weights=w / w.sum(), preserve_color=preserve_color,
+                           scales=None if scales is None else tuple(scales),
+                           bf16=default_bf16(self.device) if bf16 is None else bool(bf16),
+                           schedule=schedule, refine_steps=refine_steps)
+
+    @staticmethod
+    def output_size(content_hw: tuple[int, int], size: int | None = None) -> tuple[int, int]:
+        """``(H, W)`` of :meth:`stylize`'s output: the content's aspect ratio at longer side ``size``
+        (default: the content's own size)."""
+        return fit_longer(content_hw, max(content_hw) if size is None else int(size))
+
+    def preflight(self, out_hw: tuple[int, int], plan: StylizePlan) -> None:
+        """The memory pre-flight of a run to ``out_hw``: on CPU, raise before the first pass rather than
+        be OOM-killed in the last (:func:`adain.base.memory.check_memory`; the finest pass decides)."""
+        if self.device.type == "cpu":
+            check_memory((_round8(out_hw[0]), _round8(out_hw[1])), alpha=plan.alpha, bf16=plan.bf16)
+
     @torch.no_grad()
     def stylize(
         self,
@@ -214,59 +295,64 @@ class Styler(nn.Module):
                 original content and the style loss against the styles (:meth:`refine`). 0 (default): off.
 
         Returns:
-            ``(1, 3, H_out, W_out)`` in [0, 1] with the content's aspect ratio.
+            ``(1, 3, H_out, W_out)`` in [0, 1] with the content's aspect ratio (:meth:`output_size`).
 
         Raises:
             StyleTransferError: on CPU, when the estimated peak memory of the finest pass
                 (:func:`adain.base.memory.estimate_stylize_bytes`) exceeds ``MemAvailable``; the
                 message suggests a smaller size.
         """
-        check_range(alpha, "alpha", 0.0, 1.0)
         x = as_image_batch(content, "content")
         if x.shape[0] != 1:
             raise ValueError(f"content must be a single image (1, 3, H, W); got batch of {x.shape[0]}")
         x = x.to(self.device)
         bank = styles if isinstance(styles, StyleBank) else self.encode_styles(styles)
-        k = len(bank.images)
-        if k == 0:
-            raise ValueError("styles must hold at least one style image")
-        w = torch.ones(k) if weights is None else torch.as_tensor([float(v) for v in weights])
-        if w.numel() != k or bool((w < 0).any()) or float(w.sum()) <= 0:
-            raise ValueError(f"weights must be {k} non-negative numbers with a positive sum; got {list(map(float, w))}")
-        w = w / w.sum()
-        mask_t = None
-        if masks is not None:
-            if len(masks) != k:
-                raise ValueError(f"masks must hold one mask per style ({k}); got {len(masks)}")
-            ms = []
-            for i, m in enumerate(masks):
-                m = torch.as_tensor(m)
-                if m.dim() < 2 or m.shape[:-2].numel() != 1:
-                    raise ValueError(f"masks[{i}] must be (1, 1, H, W) or (H, W) with the content's (H, W) = "
-                                     f"{tuple(x.shape[-2:])}; got shape {tuple(m.shape)}")
-                m = m.float().view(1, 1, *m.shape[-2:])
-                if tuple(m.shape[-2:]) != tuple(x.shape[-2:]):
-                    raise ValueError(f"masks[{i}] must be the content's size {tuple(x.shape[-2:])}; got {tuple(m.shape[-2:])}")
-                lo, hi = float(m.min()), float(m.max())
-                if not (0 <= lo and hi <= 1):  # also refuses NaN
-                    raise ValueError(f"masks[{i}] must have values in [0, 1]; got range [{lo:.3g}, {hi:.3g}]")
-                ms.append(m)
-            mask_t = torch.cat(ms, dim=1).to(self.device)  # (1, K, H, W)
-        if preserve_color not in (None, "match", "luminance"):
-            raise ValueError(f"preserve_color must be None, 'match' or 'luminance'; got {preserve_color!r}")
-        bf16 = default_bf16(self.device) if bf16 is None else bf16
-        decoder = self._decoder_for(bf16)
+        plan = self.plan(len(bank.images), alpha=alpha, weights=weights, preserve_color=preserve_color,
+                         scales=scales, bf16=bf16, schedule=schedule, refine_steps=refine_steps)
+        mask_t = self._check_masks(masks, len(bank.images), tuple(x.shape[-2:]))
+        out_hw = self.output_size(tuple(x.shape[-2:]), size)
+        self.preflight(out_hw, plan)
+        return self.stylize_planned(x, bank, plan, size=size, masks=mask_t)
 
-        h, wd = x.shape[-2:]
-        out_long = int(size) if size is not None else max(h, wd)
-        out_hw = (max(1, round(h * out_long / max(h, wd))), max(1, round(wd * out_long / max(h, wd))))
-        if self.device.type == "cpu":
-            # Stop before the first pass rather than be OOM-killed in the last (adain/memory.py).
-            check_memory((_round8(out_hw[0]), _round8(out_hw[1])), alpha=alpha, bf16=bf16)
-        if schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}; got {schedule!r}")
+    def _check_masks(self, masks: Sequence[torch.Tensor] | None, k: int, hw: tuple[int, int]) -> torch.Tensor | None:
+        """``(1, K, H, W)`` masks on the styler's device from one mask per style, or None."""
+        if masks is None:
+            return None
+        if len(masks) != k:
+            raise ValueError(f"masks must hold one mask per style ({k}); got {len(masks)}")
+        ms = []
+        for i, m in enumerate(masks):
+            m = torch.as_tensor(m)
+            if m.dim() < 2 or m.shape[:-2].numel() != 1:
+                raise ValueError(f"masks[{i}] must be (1, 1, H, W) or (H, W) with the content's (H, W) = "
+                                 f"{hw}; got shape {tuple(m.shape)}")
+            m = m.float().view(1, 1, *m.shape[-2:])
+            if tuple(m.shape[-2:]) != hw:
+                raise ValueError(f"masks[{i}] must be the content's size {hw}; got {tuple(m.shape[-2:])}")
+            lo, hi = float(m.min()), float(m.max())
+            if not (0 <= lo and hi <= 1):  # also refuses NaN
+                raise ValueError(f"masks[{i}] must have values in [0, 1]; got range [{lo:.3g}, {hi:.3g}]")
+            ms.append(m)
+        return torch.cat(ms, dim=1).to(self.device)
+
+    @torch.no_grad()
+    def stylize_planned(self, x: torch.Tensor, bank: StyleBank, plan: StylizePlan, *, size: int | None = None,
+                        masks: torch.Tensor | None = None) -> torch.Tensor:
+        """:meth:`stylize` without its checks and memory pre-flight, for callers that did both once.
+
+        Args:
+            x: a checked ``(1, 3, H, W)`` float tensor in [0, 1] on the styler's device.
+            bank: the styles (``len(bank.images)`` as given to :meth:`plan`).
+            plan: from :meth:`plan`.
+            size: longer side of the output (default: the content's), see :meth:`output_size`.
+            masks: checked ``(1, K, H, W)`` masks on the styler's device, or None.
+        """
+        decoder = self._decoder_for(plan.bf16)
+        bf16, alpha, preserve_color, schedule = plan.bf16, plan.alpha, plan.preserve_color, plan.schedule
+        out_hw = self.output_size(tuple(x.shape[-2:]), size)
+        out_long = max(out_hw) if size is None else int(size)
         prev: torch.Tensor | None = None
-        for s in scale_schedule(out_long, scales):
+        for s in scale_schedule(out_long, plan.scales):
             hw = (_round8(out_hw[0] * s / out_long), _round8(out_hw[1] * s / out_long))
             x_s = resize_exact(x, hw)
             if prev is not None and schedule == "restylize":
@@ -277,7 +363,7 @@ class Styler(nn.Module):
                 f_content = self._encode(x_s, bf16).float() if alpha < 1 else None
             else:
                 f_in = f_content = self._encode(x_s, bf16).float()
-            target = self._mix(f_in, bank, w, mask_t, s, x_s if preserve_color == "match" else None, bf16)
+            target = self._mix(f_in, bank, plan.weights, masks, s, x_s if preserve_color == "match" else None, bf16)
             if prev is not None and schedule == "guided":
                 target = 0.5 * (target + self._encode(resize_exact(prev, hw), bf16).float())
             if alpha < 1:
@@ -291,8 +377,8 @@ class Styler(nn.Module):
             prev = out_s
         assert prev is not None
         out = resize_exact(prev, out_hw)
-        if refine_steps > 0:
-            out = self.refine(out, resize_exact(x, out_hw), bank, w, steps=refine_steps, size=out_long)
+        if plan.refine_steps > 0:
+            out = self.refine(out, resize_exact(x, out_hw), bank, plan.weights, steps=plan.refine_steps, size=out_long)
         if preserve_color == "luminance":
             out = luminance_transfer(out, resize_exact(x, out_hw))
         return out.clamp(0, 1)

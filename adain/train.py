@@ -96,7 +96,7 @@ class StylerTask:
         (content, sk1), (style, sk2) = next(self.content), next(self.style)
         content = to_float_batch(content, self.device, cfg.channels_last)
         style = to_float_batch(style, self.device, cfg.channels_last)
-        with autocast_for(self.device, cfg.amp):
+        with autocast_for(self.device, cfg.bf16):
             parts, output = styler_step_losses(self.encoder, model, content, style, identity=self.identity)
         loss = cfg.content_weight * parts["content"] + cfg.style_weight * parts["style"]
         if self.identity:

@@ -85,7 +85,7 @@ def trainer_command(target: Target, data: tuple[Path, Path], out: Path, iteratio
                 "--config", str(ROOT / "configs" / "train_styler_smoke.toml"),
                 "--content-dir", str(photos), "--style-dir", str(paint), "--sample-every", "1", *common]
     return [sys.executable, "-m", "warpstyle", "-v", "train-warper", "--image-dir", str(photos), "--batch-size", "1",
-            "--no-amp", *common]
+            "--fp32", *common]
 
 
 def run_command(out: Path, field_format: str, size: int) -> list[str]:

@@ -176,7 +176,7 @@ def _styler_cfg(folders: tuple[Path, Path], out: Path) -> StylerTrainConfig:
 def _warper_cfg(folders: tuple[Path, Path], out: Path) -> WarperTrainConfig:
     photos, _ = folders
     return load_config(WarperTrainConfig, None, {"image_dir": str(photos), "output_dir": str(out), "iterations": 2,
-                                                 "batch_size": 1, "workers": 0, "load_size": 256, "amp": False,
+                                                 "batch_size": 1, "workers": 0, "load_size": 256, "bf16": False,
                                                  "device": "cpu"})
 
 
@@ -248,7 +248,7 @@ def _cli_args(loader: str, hostile: Path, folders: tuple[Path, Path], out: Path)
             "--resume", str(hostile)]),
         "warpstyle train-warper --resume": (warpstyle_main, [
             "train-warper", "--image-dir", str(photos), "--output-dir", str(out / "run"), "--iterations", "2",
-            "--batch-size", "1", "--workers", "0", "--device", "cpu", "--no-amp", "--no-progress",
+            "--batch-size", "1", "--workers", "0", "--device", "cpu", "--fp32", "--no-progress",
             "--resume", str(hostile)]),
     }[loader]
 

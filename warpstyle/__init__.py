@@ -1,6 +1,7 @@
 """warpstyle: geometric-plus-texture style transfer (learned warper + multi-scale AdaIN styler)."""
 
 from adain import __version__, tune_cpu_allocator
+from adain.base.errors import FieldError
 
 from .correlation import correlation_4d, l2_normalize_features, normalize_correlation
 from .field import WarpField
@@ -16,6 +17,7 @@ __all__ = [
     "PipelineOptions",
     "PipelineResult",
     "WarpField",
+    "FieldError",
     "WarpRegressor",
     "correlation_4d",
     "l2_normalize_features",

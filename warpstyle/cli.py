@@ -152,7 +152,7 @@ def run_cmd(contents: Sequence[Path], geometry: Path | None, textures: Sequence[
 @click.option("--workers", type=click.IntRange(min=0), default=None, help="Data-loading worker processes [default: 2].")
 @click.option("--seed", type=int, default=None, help="Random seed [default: 0].")
 @click.option("--device", default=None, help="auto, cpu, cuda or cuda:N [default: auto].")
-@click.option("--amp/--no-amp", default=None, help="bf16 autocast [default: on].")
+@click.option("--bf16/--fp32", "--amp/--no-amp", "bf16", default=None, help="bf16 autocast on CUDA and on a CPU with native bf16 [default: on]; --amp/--no-amp are the old names.")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=None, help="Checkpoint every N iterations [default: 1000].")
 @click.option("--log-every", type=click.IntRange(min=1), default=None, help="Log losses every N iterations [default: 50].")
 @click.option("--time-limit", "time_limit_s", type=click.FloatRange(min=0), default=None, help="Stop cleanly after this many seconds, with a checkpoint (0: no limit).")

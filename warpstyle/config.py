@@ -56,7 +56,7 @@ class WarperTrainConfig:
     workers: int = 2
     seed: int = 0
     device: str = "auto"
-    amp: bool = True
+    bf16: bool = True  # bf16 autocast, as in the styler's config. Old name: amp
     vgg: str = ""
     log_every: int = 50
     sample_every: int = 0  # write a sample grid of mined pairs every N iterations (0: never)

@@ -11,7 +11,7 @@ from adain.base.data import RandomCropFolder
 
 from .data.pf_pascal import PFPascalPairs, pck, transfer_keypoints
 from .data.synthetic import SyntheticWarpSpec, make_synthetic_pair, random_warp_params
-from .flow_io import fold_fraction
+from .metrics import fold_fraction
 from .losses import end_point_error
 from .warp import identity_grid, resize_field, smooth_field
 from .warper import Warper

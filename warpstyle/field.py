@@ -10,11 +10,12 @@ import numpy as np
 import torch
 
 from adain.base.checks import check_shape
-from adain.base.errors import CheckpointError
+from adain.base.errors import FieldError
 from adain.base.files import atomic_path
 
-from .flow_io import flow_to_color, fold_fraction, grid_to_pixel_flow, pixel_flow_to_grid, read_flo, write_flo
-from .warp import identity_grid, resize_field, scale_field, smooth_field
+from .flow_io import flow_to_color, read_flo, write_flo
+from .metrics import fold_fraction
+from .warp import grid_to_pixel_flow, identity_grid, pixel_flow_to_grid, resize_field, scale_field, smooth_field
 
 __all__ = ["WarpField"]
 
@@ -115,11 +116,11 @@ class WarpField:
             flow = torch.from_numpy(read_flo(path)).unsqueeze(0)
             return cls(pixel_flow_to_grid(flow))
         if suffix != ".npy":
-            raise CheckpointError(path, "a field file must end in .npy or .flo")
+            raise FieldError(path, "a field file must end in .npy or .flo")
         try:
             arr = np.load(path, allow_pickle=False)
         except (OSError, ValueError, EOFError) as e:
-            raise CheckpointError(path, f"not a readable .npy field ({str(e)[:100]})") from None
+            raise FieldError(path, f"not a readable .npy field ({str(e)[:100]})") from None
         if arr.ndim != 3 or arr.shape[-1] != 2 or not np.issubdtype(arr.dtype, np.floating):
-            raise CheckpointError(path, f"expected a float (H, W, 2) array; got {arr.dtype} {arr.shape}")
+            raise FieldError(path, f"expected a float (H, W, 2) array; got {arr.dtype} {arr.shape}")
         return cls(torch.from_numpy(arr.astype(np.float32)).unsqueeze(0))

@@ -1,16 +1,8 @@
-"""Flow-field I/O and measures: Middlebury ``.flo``, pixel flow <-> normalised grid, colour wheel, folds.
+"""Flow-field files and pictures: Middlebury ``.flo`` read/write and the Middlebury colour wheel.
 
-Convention:
-    A warp *grid* is a backward warp from the output (geometry) frame to the content: ``(B, H, W, 2)``
-    normalised sampling coordinates in ``[-1, 1]``, ``(x, y)`` order, ``align_corners=False`` (the
-    centre of pixel ``i`` of ``W`` sits at ``(2i + 1) / W - 1``).
-
-    A *pixel flow* is the same field as displacements in pixels of the field's own resolution:
-    ``flow[..., y, x, :] = (u, v)`` means output pixel ``(x, y)`` samples the content at
-    ``(x + u, y + v)`` (pixel centres at integer coordinates). This is what Middlebury ``.flo``
-    files hold. For a content image of another size than the field, the displacement is still
-    measured at the field's resolution; scale ``u`` by ``content_width / field_width`` (and ``v``
-    likewise) to get content pixels. The normalised grid is the size-free form.
+Both work on *pixel flow* ``(H, W, 2)``, the form ``.flo`` files hold; the grid <-> pixel-flow
+conversions and the field convention live in :mod:`warpstyle.warp`, measures of a field in
+:mod:`warpstyle.metrics`.
 """
 
 from __future__ import annotations
@@ -21,18 +13,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from adain.base.checks import check_shape
-from adain.base.errors import CheckpointError
+from adain.base.errors import FieldError
 from adain.base.files import atomic_path
 
 __all__ = [
     "FLO_MAGIC",
     "write_flo",
     "read_flo",
-    "grid_to_pixel_flow",
-    "pixel_flow_to_grid",
     "flow_to_color",
-    "fold_fraction",
 ]
 
 #: The float32 tag that opens every Middlebury ``.flo`` file (the bytes spell ``PIEH``).
@@ -91,7 +79,7 @@ def read_flo(path: str | Path) -> np.ndarray:
         ``(H, W, 2)`` float32 pixel displacements ``(u, v)`` (a fresh, writable array).
 
     Raises:
-        CheckpointError: missing or unreadable file, bad magic number, a size of zero, a negative
+        FieldError: missing or unreadable file, bad magic number, a size of zero, a negative
             size or over 100 M pixels, or a file length that does not match the header.
 
     Example:
@@ -105,91 +93,22 @@ def read_flo(path: str | Path) -> np.ndarray:
         with open(path, "rb") as f:
             header = f.read(_FLO_HEADER.size)
             if len(header) < _FLO_HEADER.size:
-                raise CheckpointError(path, f"too short for a .flo header ({len(header)} of 12 bytes)")
+                raise FieldError(path, f"too short for a .flo header ({len(header)} of 12 bytes)")
             magic, w, h = _FLO_HEADER.unpack(header)
             if magic != FLO_MAGIC:  # exact: 202021.25 is representable in float32
-                raise CheckpointError(path, f"not a .flo file: magic number {magic!r}, expected {FLO_MAGIC}")
+                raise FieldError(path, f"not a .flo file: magic number {magic!r}, expected {FLO_MAGIC}")
             if w < 1 or h < 1 or w * h > _MAX_FLO_PIXELS:
-                raise CheckpointError(path, f"implausible .flo size {w}x{h} (width x height)")
+                raise FieldError(path, f"implausible .flo size {w}x{h} (width x height)")
             # Read one byte past the payload so a padded file is caught without reading it all.
             expected = w * h * 2 * 4
             payload = f.read(expected + 1)
     except OSError as e:
-        raise CheckpointError(path, e.strerror or "unreadable file") from None
+        raise FieldError(path, e.strerror or "unreadable file") from None
     if len(payload) < expected:
-        raise CheckpointError(path, f"truncated .flo: {len(payload)} data bytes, expected {expected} for {w}x{h}")
+        raise FieldError(path, f"truncated .flo: {len(payload)} data bytes, expected {expected} for {w}x{h}")
     if len(payload) > expected:
-        raise CheckpointError(path, f"trailing bytes after the {expected} data bytes of a {w}x{h} .flo")
+        raise FieldError(path, f"trailing bytes after the {expected} data bytes of a {w}x{h} .flo")
     return np.frombuffer(payload, dtype="<f4").reshape(h, w, 2).astype(np.float32)  # astype copies
-
-
-def _pixel_centres(h: int, w: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(H, W)`` x and y pixel indices, on ``like``'s device and dtype."""
-    ys = torch.arange(h, device=like.device, dtype=like.dtype)
-    xs = torch.arange(w, device=like.device, dtype=like.dtype)
-    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-    return gx, gy
-
-
-def grid_to_pixel_flow(grid: torch.Tensor) -> torch.Tensor:
-    """Convert a normalised backward grid to pixel displacements at the grid's own resolution.
-
-    With ``align_corners=False`` a normalised ``g`` on an axis of ``L`` pixels is the pixel
-    position ``((g + 1) * L - 1) / 2``; the flow is that position minus the output pixel's own.
-
-    Args:
-        grid: ``(B, H, W, 2)`` floating backward grid (see the module's Convention).
-
-    Returns:
-        ``(B, H, W, 2)`` pixel flow ``(u, v)``, same dtype and device. For a content image of
-        another size, scale by ``content_size / field_size`` per axis.
-
-    Raises:
-        ValueError, TypeError: ``grid`` is not a floating ``(B, H, W, 2)`` tensor.
-
-    Example:
-        >>> from warpstyle.warp import identity_grid
-        >>> grid_to_pixel_flow(identity_grid(1, 4, 6)).abs().max().item() < 1e-6
-        True
-    """
-    _check_field(grid, "grid")
-    _, h, w, _ = grid.shape
-    gx, gy = _pixel_centres(h, w, grid)
-    u = ((grid[..., 0] + 1) * w - 1) / 2 - gx
-    v = ((grid[..., 1] + 1) * h - 1) / 2 - gy
-    return torch.stack([u, v], dim=-1)
-
-
-def pixel_flow_to_grid(flow: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`grid_to_pixel_flow`: pixel displacements -> normalised backward grid.
-
-    Args:
-        flow: ``(B, H, W, 2)`` floating pixel flow ``(u, v)`` at the field's resolution.
-
-    Returns:
-        ``(B, H, W, 2)`` normalised grid (``align_corners=False``), same dtype and device.
-
-    Raises:
-        ValueError, TypeError: ``flow`` is not a floating ``(B, H, W, 2)`` tensor.
-
-    Example:
-        >>> g = pixel_flow_to_grid(torch.zeros(1, 2, 2, 2))
-        >>> g[0, 0, 0].tolist()
-        [-0.5, -0.5]
-    """
-    _check_field(flow, "flow")
-    _, h, w, _ = flow.shape
-    gx, gy = _pixel_centres(h, w, flow)
-    nx = (2 * (flow[..., 0] + gx) + 1) / w - 1
-    ny = (2 * (flow[..., 1] + gy) + 1) / h - 1
-    return torch.stack([nx, ny], dim=-1)
-
-
-def _check_field(x: object, name: str) -> None:
-    check_shape(x, name, ("B", "H", "W", 2))
-    assert isinstance(x, torch.Tensor)  # for type checkers; check_shape raised otherwise
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating tensor (B, H, W, 2); got {x.dtype}")
 
 
 def _color_wheel() -> np.ndarray:
@@ -258,40 +177,3 @@ def flow_to_color(flow: np.ndarray | torch.Tensor, max_magnitude: float | None =
     col = np.where(inside, 1 - rad[..., None] * (1 - col), col * 0.75)  # towards white when slow
     col = np.where(unknown[..., None], 0.0, col)
     return np.clip(np.floor(255.0 * col), 0, 255).astype(np.uint8)
-
-
-def fold_fraction(grid: torch.Tensor) -> torch.Tensor:
-    """Share of output pixels where the warp folds (Jacobian determinant not positive).
-
-    The map is output pixel -> content pixel at the field's resolution (a normalised step of
-    ``2 / L`` is one pixel). Its Jacobian is taken with forward differences, and backward
-    differences on the last row and column, so every pixel gets one. An orientation-preserving
-    warp has a positive determinant everywhere; zero, negative or non-finite determinants count as
-    folds. Fields with fewer than 2 rows or columns have no measurable Jacobian and give 0.
-
-    Args:
-        grid: ``(B, H, W, 2)`` floating backward grid (see the module's Convention).
-
-    Returns:
-        ``(B,)`` float fractions in ``[0, 1]``: identity gives 0, a horizontal mirror gives 1.
-
-    Raises:
-        ValueError, TypeError: ``grid`` is not a floating ``(B, H, W, 2)`` tensor.
-
-    Example:
-        >>> from warpstyle.warp import identity_grid
-        >>> fold_fraction(identity_grid(2, 8, 8)).tolist()
-        [0.0, 0.0]
-    """
-    _check_field(grid, "grid")
-    b, h, w, _ = grid.shape
-    work = grid if grid.dtype == torch.float64 else grid.float()
-    if h < 2 or w < 2:
-        return torch.zeros(b, device=grid.device, dtype=work.dtype)
-    p = work * work.new_tensor([w / 2.0, h / 2.0])  # content pixels, up to a constant offset
-    dx = p[:, :, 1:] - p[:, :, :-1]  # (B, H, W-1, 2) d(X, Y)/dx
-    dy = p[:, 1:] - p[:, :-1]  # (B, H-1, W, 2) d(X, Y)/dy
-    dx = torch.cat([dx, dx[:, :, -1:]], dim=2)  # (B, H, W, 2): backward difference on the last column
-    dy = torch.cat([dy, dy[:, -1:]], dim=1)  # (B, H, W, 2): backward difference on the last row
-    det = dx[..., 0] * dy[..., 1] - dx[..., 1] * dy[..., 0]  # (B, H, W)
-    return (~(det > 0)).to(work.dtype).mean(dim=(1, 2))

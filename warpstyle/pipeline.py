@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -11,12 +12,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from adain.base.checks import check_range
 from adain.base.errors import StyleTransferError
 from adain.base.image import ImageLike, as_image_batch, resize_exact, save_image, to_pil
-from adain.base.memory import check_memory
 from adain.base.runtime import default_bf16
-from adain.styler import ColorMode, StyleBank, Styler
+from adain.styler import ColorMode, Schedule, StyleBank, Styler
 from adain.base.vgg import VGGEncoder
 
 from .field import WarpField
@@ -45,7 +44,9 @@ class PipelineOptions:
     size: int | None = None  # output longer side (default 512)
     max_size: int = DEFAULT_MAX_SIZE
     scales: Sequence[int] | None = None  # multi-scale schedule (default: halve down to 256)
-    bf16: bool | None = None  # default: on for CPU
+    schedule: Schedule = "lowpass"  # how finer passes use the coarser one (adain.Styler.stylize)
+    refine_steps: int = 0  # texture quality mode: Adam steps on the output (0: off)
+    bf16: bool | None = None  # default: adain.base.runtime.default_bf16
     padding: PaddingMode = "reflection"
     seed: int = 0
 
@@ -100,18 +101,23 @@ def comparison_sheet(result: PipelineResult, height: int = 256) -> Image.Image:
     return sheet
 
 
-def _out_size(ref_hw: tuple[int, int], size: int, max_size: int) -> tuple[int, int]:
-    longer = min(size, max_size)
-    if longer < size:
-        log.warning("output size %d capped to --max-size %d", size, max_size)
-    h, w = ref_hw
-    s = longer / max(h, w)
-    return max(1, round(h * s)), max(1, round(w * s))
+def _longer_side(size: int | None, max_size: int) -> int:
+    """The output's longer side: ``size`` (default :data:`DEFAULT_SIZE`) capped to ``max_size``."""
+    want = DEFAULT_SIZE if size is None else size
+    if want > max_size:
+        log.warning("output size %d capped to --max-size %d", want, max_size)
+    return min(want, max_size)
+
+
+def _texture_items(texture: ImageLike | Sequence[ImageLike]) -> list[ImageLike]:
+    """One texture or a sequence of them, as a list (a path is one texture, not a sequence of characters)."""
+    single = (str, os.PathLike, Image.Image, np.ndarray, torch.Tensor)
+    return [texture] if isinstance(texture, single) else list(texture)  # type: ignore[list-item]
 
 
 @dataclasses.dataclass
 class _Prepared:
-    """Shared inputs of a batch, loaded and encoded once."""
+    """Shared inputs of a batch, loaded, checked and encoded once."""
 
     geometry: torch.Tensor | None
     geometry_features: torch.Tensor | None
@@ -121,6 +127,10 @@ class _Prepared:
 
 class Pipeline:
     """The whole job: :class:`Warper` then multi-scale :class:`Styler`, sharing one VGG encoder.
+
+    The pipeline only orchestrates: it checks the user's inputs once, here, then hands checked
+    tensors to the stages, each of which owns its policy (the warper: strength, smoothness and the
+    output frame; the styler: alpha, texture weights, colour, passes and the memory pre-flight).
 
     Example:
         >>> pipe = Pipeline.from_pretrained()  # doctest: +SKIP
@@ -153,18 +163,17 @@ class Pipeline:
 
     def prepare(self, geometry: ImageLike | None, texture: ImageLike | Sequence[ImageLike] | None,
                 bf16: bool) -> _Prepared:
-        """Load the shared images and encode the geometry once (for batches)."""
+        """Load and check the shared images and encode the geometry once (for batches)."""
         g = gf = None
         if geometry is not None:
             if self.warper is None:
                 raise StyleTransferError("this pipeline has no warper; load one to use a geometry image")
             g = as_image_batch(geometry, "geometry")
-            gf = self.warper.encode(g, bf16=bf16, name="geometry")
+            gf = self.warper._encode_checked(g, bf16)
         textures: list[torch.Tensor] = []
         bank = None
         if texture is not None:
-            items = [texture] if isinstance(texture, (str, Path, Image.Image, np.ndarray, torch.Tensor)) else list(texture)
-            bank = self.styler.encode_styles(items, name="texture")
+            bank = self.styler.encode_styles(_texture_items(texture), name="texture")
             textures = [t.cpu() for t in bank.images]
         return _Prepared(g, gf, textures, bank)
 
@@ -189,48 +198,49 @@ class Pipeline:
 
         Returns:
             PipelineResult. Output size: longer side ``size`` (default 512), with the geometry's
-            aspect ratio when a geometry is given, else the content's.
+            aspect ratio when a geometry is given (:meth:`Warper.output_size`), else the content's.
         """
         opts = dataclasses.replace(options or PipelineOptions(), **overrides)  # type: ignore[arg-type]
-        check_range(opts.strength, "strength", 0.0, 4.0)
-        check_range(opts.alpha, "alpha", 0.0, 1.0)
+        # The options, each checked once by the stage that owns it, before any image is loaded.
         if opts.size is not None and opts.size < 8:
             raise ValueError(f"size must be at least 8 px; got {opts.size}")
         if opts.max_size < 8:
             raise ValueError(f"max_size must be at least 8 px; got {opts.max_size}")
-        torch.manual_seed(opts.seed)  # the default path is deterministic; this covers stochastic variants
+        Warper.check_options(strength=opts.strength, smoothness=opts.smoothness, padding=opts.padding)
         bf16 = default_bf16(self.device) if opts.bf16 is None else bool(opts.bf16)
+        if prepared is None and texture is not None:
+            texture = _texture_items(texture)  # once: an iterator would be empty when prepare() reads it
+        count = len(prepared.bank.images) if prepared is not None and prepared.bank is not None else (
+            None if prepared is not None or texture is None else len(texture))  # type: ignore[arg-type]
+        plan = None if count is None else self.styler.plan(
+            count, alpha=opts.alpha, weights=opts.texture_weights, preserve_color=opts.preserve_color,
+            scales=opts.scales, bf16=bf16, schedule=opts.schedule, refine_steps=opts.refine_steps,
+            name="texture", item="texture", weights_name="texture_weights")
+        torch.manual_seed(opts.seed)  # the default path is deterministic; this covers stochastic variants
         prep = prepared or self.prepare(geometry, texture, bf16)
-        c = as_image_batch(content, "content")
+        c = as_image_batch(content, "content")  # the one check of the content
         if c.shape[0] != 1:
             raise ValueError(f"content must be a single image (1, 3, H, W); got batch of {c.shape[0]}")
         c = c.to(self.device)
 
         warped = field = None
         warping = prep.geometry is not None and self.warper is not None
-        ref_hw = prep.geometry.shape[-2:] if warping else c.shape[-2:]  # type: ignore[union-attr]
-        out_hw = _out_size(tuple(ref_hw), opts.size or DEFAULT_SIZE, opts.max_size)
-        if prep.bank is not None and self.device.type == "cpu":
-            # Before the warp: the styler's finest pass decides the peak (adain/memory.py).
-            check_memory(out_hw, alpha=opts.alpha, bf16=bf16)
+        longer = _longer_side(opts.size, opts.max_size)
+        out_hw = Warper.output_size(tuple(prep.geometry.shape[-2:]), longer) if warping else (  # type: ignore[union-attr]
+            self.styler.output_size(tuple(c.shape[-2:]), longer))
+        if plan is not None:
+            self.styler.preflight(out_hw, plan)  # before the warp: the styler's finest pass decides the peak
         if warping:
-            field = self.warper.estimate(c, None, bf16=bf16, geometry_features=prep.geometry_features,
-                                         geometry_size=tuple(prep.geometry.shape[-2:]))
-            base = resize_exact(c, out_hw) if opts.strength == 0 else c
-            warped = Warper.apply(base, field, strength=opts.strength, smoothness=opts.smoothness,
-                                  size=out_hw, padding=opts.padding)
+            assert self.warper is not None and prep.geometry is not None and prep.geometry_features is not None
+            field = self.warper._estimate_checked(self.warper._encode_checked(c, bf16), prep.geometry_features,
+                                                  tuple(prep.geometry.shape[-2:]))
+            warped = Warper._apply_checked(c, field, opts.strength, opts.smoothness, out_hw, opts.padding)
             image = warped
         else:
             image = resize_exact(c, out_hw)
-        if prep.bank is not None:
-            if opts.texture_weights is not None and len(opts.texture_weights) != len(prep.bank.images):
-                raise ValueError(f"texture_weights must hold one weight per texture ({len(prep.bank.images)}); "
-                                 f"got {len(opts.texture_weights)}")
-            image = self.styler.stylize(
-                image, prep.bank, alpha=opts.alpha, weights=opts.texture_weights, preserve_color=opts.preserve_color,
-                scales=opts.scales, size=max(out_hw), bf16=bf16,
-            )
-            image = resize_exact(image, out_hw)
+        if plan is not None:
+            assert prep.bank is not None
+            image = self.styler.stylize_planned(image, prep.bank, plan)  # already at out_hw
         return PipelineResult(image=image.cpu(), content=c.cpu(), warped=None if warped is None else warped.cpu(),
                               field=field, geometry=None if prep.geometry is None else prep.geometry.cpu(),
                               textures=prep.textures)

@@ -125,7 +125,7 @@ class WarperTask:
         if not bool(use.any()):
             return images
         styles = to_float_batch(styles[:b], self.device)
-        with autocast_for(self.device, self.cfg.amp):
+        with autocast_for(self.device, self.cfg.bf16):
             painted = texture_augment(images, styles, self.encoder, self.decoder, alpha[: styles.shape[0]])
         return torch.where(use.to(self.device).view(-1, 1, 1, 1), painted, images)
 
@@ -141,9 +141,9 @@ class WarperTask:
             geometry, _ = make_synthetic_pair(content, params)
             target = synthetic_field(params, (self.model.grid_size, self.model.grid_size))
         geometry = self._repaint(geometry, cfg.texture_prob)
-        with torch.no_grad(), autocast_for(dev, cfg.amp):
+        with torch.no_grad(), autocast_for(dev, cfg.bf16):
             fc, fg = self.warper.features(content).float(), self.warper.features(geometry).float()
-        with autocast_for(dev, cfg.amp):
+        with autocast_for(dev, cfg.bf16):
             pred = model(fc, fg).float()
         parts["field_l1"] = field_l1_loss(pred, target)
         loss = cfg.field_weight * parts["field_l1"]
@@ -153,16 +153,16 @@ class WarperTask:
         if self.pairs is not None:
             pc, pg = (to_float_batch(t, dev) for t in next(self.pairs))
             pc, pg = self._repaint(pc, cfg.pair_texture_prob), self._repaint(pg, cfg.pair_texture_prob)
-            with torch.no_grad(), autocast_for(dev, cfg.amp):
+            with torch.no_grad(), autocast_for(dev, cfg.bf16):
                 tc = {k: v.float() for k, v in self.encoder(pc, taps=MATCH_TAPS).items()}
                 tg = {k: v.float() for k, v in self.encoder(pg, taps=MATCH_TAPS).items()}
-            with autocast_for(dev, cfg.amp):
+            with autocast_for(dev, cfg.bf16):
                 grid = model(l2_normalize_features(tc["pool4"]), l2_normalize_features(tg["pool4"])).float()
             if cfg.reencode:
                 # warp the content image itself and re-encode it: the objective sees what the user will see
                 warped = F.grid_sample(pc, resize_field(grid, (CROP, CROP)), mode="bilinear", padding_mode="border",
                                        align_corners=False)
-                with autocast_for(dev, cfg.amp):
+                with autocast_for(dev, cfg.bf16):
                     tw = {k: v.float() for k, v in self.encoder(warped, taps=MATCH_TAPS).items()}
                 ident = torch.eye(2, 3, device=dev).unsqueeze(0).expand(grid.shape[0], 2, 3)
                 same = F.affine_grid(ident, [grid.shape[0], 1, *grid.shape[1:3]], align_corners=False)
@@ -181,10 +181,10 @@ class WarperTask:
 
         if self.pf is not None:
             pb = next(self.pf)
-            with torch.no_grad(), autocast_for(dev, cfg.amp):
+            with torch.no_grad(), autocast_for(dev, cfg.bf16):
                 pfc = self.warper.features(pb["source"].to(dev)).float()
                 pfg = self.warper.features(pb["target"].to(dev)).float()
-            with autocast_for(dev, cfg.amp):
+            with autocast_for(dev, cfg.bf16):
                 pgrid = model(pfc, pfg).float()
             pred_pts = transfer_keypoints(pgrid, pb["target_points"].to(dev))
             parts["keypoint"] = keypoint_loss(pred_pts, pb["source_points"].to(dev), pb["mask"].to(dev))

@@ -5,6 +5,14 @@ Convention (the same everywhere in warpstyle):
     shape ``(B, H, W, 2)`` holding normalised sampling coordinates in ``[-1, 1]``, ``(x, y)``
     order, ``align_corners=False`` (pixel ``i``'s centre is at ``(2i + 1) / W - 1``). Because
     coordinates are normalised, one field applies at any resolution and aspect ratio.
+
+    A *pixel flow* is the same field as displacements in pixels of the field's own resolution:
+    ``flow[..., y, x, :] = (u, v)`` means output pixel ``(x, y)`` samples the content at
+    ``(x + u, y + v)`` (pixel centres at integer coordinates). This is what Middlebury ``.flo``
+    files hold (:mod:`warpstyle.flow_io`). For a content image of another size than the field, the
+    displacement is still measured at the field's resolution; scale ``u`` by
+    ``content_width / field_width`` (and ``v`` likewise) to get content pixels. The normalised grid
+    is the size-free form; :func:`grid_to_pixel_flow` and :func:`pixel_flow_to_grid` convert.
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ __all__ = [
     "smooth_field",
     "scale_field",
     "apply_warp",
+    "grid_to_pixel_flow",
+    "pixel_flow_to_grid",
 ]
 
 PaddingMode = Literal["reflection", "border"]
@@ -129,3 +139,71 @@ def apply_warp(
         return F.grid_sample(image, g, mode="bicubic", padding_mode=padding, align_corners=False)
     return remap(image, g[..., 0], g[..., 1], mode=mode, padding_mode=padding, align_corners=False,
                  normalized_coordinates=True)
+
+
+def _pixel_centres(h: int, w: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(H, W)`` x and y pixel indices, on ``like``'s device and dtype."""
+    ys = torch.arange(h, device=like.device, dtype=like.dtype)
+    xs = torch.arange(w, device=like.device, dtype=like.dtype)
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    return gx, gy
+
+
+def grid_to_pixel_flow(grid: torch.Tensor) -> torch.Tensor:
+    """Convert a normalised backward grid to pixel displacements at the grid's own resolution.
+
+    With ``align_corners=False`` a normalised ``g`` on an axis of ``L`` pixels is the pixel
+    position ``((g + 1) * L - 1) / 2``; the flow is that position minus the output pixel's own.
+
+    Args:
+        grid: ``(B, H, W, 2)`` floating backward grid (see the module's Convention).
+
+    Returns:
+        ``(B, H, W, 2)`` pixel flow ``(u, v)``, same dtype and device. For a content image of
+        another size, scale by ``content_size / field_size`` per axis.
+
+    Raises:
+        ValueError, TypeError: ``grid`` is not a floating ``(B, H, W, 2)`` tensor.
+
+    Example:
+        >>> grid_to_pixel_flow(identity_grid(1, 4, 6)).abs().max().item() < 1e-6
+        True
+    """
+    _check_field(grid, "grid")
+    _, h, w, _ = grid.shape
+    gx, gy = _pixel_centres(h, w, grid)
+    u = ((grid[..., 0] + 1) * w - 1) / 2 - gx
+    v = ((grid[..., 1] + 1) * h - 1) / 2 - gy
+    return torch.stack([u, v], dim=-1)
+
+
+def pixel_flow_to_grid(flow: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`grid_to_pixel_flow`: pixel displacements -> normalised backward grid.
+
+    Args:
+        flow: ``(B, H, W, 2)`` floating pixel flow ``(u, v)`` at the field's resolution.
+
+    Returns:
+        ``(B, H, W, 2)`` normalised grid (``align_corners=False``), same dtype and device.
+
+    Raises:
+        ValueError, TypeError: ``flow`` is not a floating ``(B, H, W, 2)`` tensor.
+
+    Example:
+        >>> g = pixel_flow_to_grid(torch.zeros(1, 2, 2, 2))
+        >>> g[0, 0, 0].tolist()
+        [-0.5, -0.5]
+    """
+    _check_field(flow, "flow")
+    _, h, w, _ = flow.shape
+    gx, gy = _pixel_centres(h, w, flow)
+    nx = (2 * (flow[..., 0] + gx) + 1) / w - 1
+    ny = (2 * (flow[..., 1] + gy) + 1) / h - 1
+    return torch.stack([nx, ny], dim=-1)
+
+
+def _check_field(x: object, name: str) -> None:
+    check_shape(x, name, ("B", "H", "W", 2))
+    assert isinstance(x, torch.Tensor)  # for type checkers; check_shape raised otherwise
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating tensor (B, H, W, 2); got {x.dtype}")

@@ -13,9 +13,8 @@ import torch.nn.functional as F
 
 from adain.base.checkpoint import load_state_dict_file
 from adain.base.checks import check_range, check_shape
-from adain.base.image import as_image_batch
 from adain.base.errors import CheckpointError
-from adain.base.image import ImageLike
+from adain.base.image import ImageLike, as_image_batch, fit_longer, resize_exact
 from adain.base.vgg import VGGEncoder
 
 from .correlation import l2_normalize_features
@@ -80,7 +79,12 @@ class Warper(nn.Module):
         Returns:
             ``(B, 512, 16, 16)`` L2-normalised pool4 features, float32.
         """
-        x = as_image_batch(image, name).to(self.device)
+        return self._encode_checked(as_image_batch(image, name), bf16)
+
+    @torch.no_grad()
+    def _encode_checked(self, x: torch.Tensor, bf16: bool) -> torch.Tensor:
+        """:meth:`encode` of an already-checked ``(B, 3, H, W)`` float tensor in [0, 1]."""
+        x = x.to(self.device)
         with _bf16(self.device, bf16):
             return self.features(x).float()
 
@@ -118,28 +122,66 @@ class Warper(nn.Module):
                 raise ValueError("geometry must be given (or geometry_features)")
             g = as_image_batch(geometry, "geometry")
             geometry_size = (int(g.shape[-2]), int(g.shape[-1]))
-            geometry_features = self.encode(g, bf16=bf16, name="geometry")
+            geometry_features = self._encode_checked(g, bf16)
         n = self.regressor.grid_size
         check_shape(content_features, "content_features", ("B", "C", n, n))
         check_shape(geometry_features, "geometry_features", ("B", "C", n, n))
-        fc, fg = content_features, geometry_features
-        if fg.shape[0] not in (1, fc.shape[0]):
-            raise ValueError(f"geometry must have batch 1 or content's batch ({fc.shape[0]}); got {fg.shape[0]}")
+        if geometry_features.shape[0] not in (1, content_features.shape[0]):
+            raise ValueError(f"geometry must have batch 1 or content's batch ({content_features.shape[0]}); "
+                             f"got {geometry_features.shape[0]}")
+        return self._estimate_checked(content_features, geometry_features, geometry_size)
+
+    @torch.no_grad()
+    def _estimate_checked(self, fc: torch.Tensor, fg: torch.Tensor, geometry_size: tuple[int, int] | None) -> WarpField:
+        """:meth:`estimate` from checked :meth:`encode` features (``fg`` of batch 1 or ``fc``'s)."""
         if fg.shape[0] == 1 and fc.shape[0] > 1:
             fg = fg.expand(fc.shape[0], -1, -1, -1)
         grid = self.regressor(fc.to(self.device), fg.to(self.device))
         return WarpField(grid, geometry_size)
 
     @staticmethod
+    def output_size(geometry_hw: tuple[int, int], longer: int) -> tuple[int, int]:
+        """The warp's output frame: the geometry's aspect ratio at a longer side of ``longer`` px.
+
+        Example:
+            >>> Warper.output_size((300, 200), 512)
+            (512, 341)
+        """
+        return fit_longer(geometry_hw, longer)
+
+    @staticmethod
     def output_size_for(image_hw: tuple[int, int], field: WarpField) -> tuple[int, int]:
-        """Default output size: the geometry's aspect ratio at the image's longer side."""
-        h, w = image_hw
+        """Default output size of :meth:`apply`: the geometry's aspect ratio at the image's longer side
+        (the image's own size for a field without ``output_size``)."""
         if field.output_size is None:
-            return h, w
-        gh, gw = field.output_size
-        longer = max(h, w)
-        s = longer / max(gh, gw)
-        return max(1, round(gh * s)), max(1, round(gw * s))
+            return int(image_hw[0]), int(image_hw[1])
+        return Warper.output_size(field.output_size, max(image_hw))
+
+    @staticmethod
+    def check_options(
+        *,
+        strength: float = 1.0,
+        smoothness: float = DEFAULT_SMOOTHNESS,
+        size: tuple[int, int] | None = None,
+        padding: PaddingMode = "reflection",
+    ) -> tuple[int, int] | None:
+        """Check the warp options once (the warper's own policy); returns ``size`` as ints, or None.
+
+        :meth:`apply` calls this; the pipeline calls it at its public boundary, before any work.
+        """
+        check_range(strength, "strength", 0.0, 4.0)
+        check_range(smoothness, "smoothness", 0.0, 16.0)
+        if padding not in ("reflection", "border"):
+            raise ValueError(f"padding must be 'reflection' or 'border'; got {padding!r}")
+        if size is None:
+            return None
+        try:
+            h, w = (operator.index(v) for v in size)
+        except (TypeError, ValueError):
+            h = w = 0
+        if h <= 0 or w <= 0:
+            raise ValueError(f"size must be (H, W) with positive ints, or None; got {size!r}")
+        return h, w
 
     @staticmethod
     def apply(
@@ -154,10 +196,12 @@ class Warper(nn.Module):
         """Warp ``image`` ``(B, 3, H, W)`` by ``field`` at full resolution.
 
         Args:
-            strength: scales the displacement from identity (0 returns the content unchanged
-                at its own size; 1 is the estimated warp; values above 1 exaggerate it).
+            strength: scales the displacement from identity (0 is no warp: the content unchanged,
+                resized to ``size`` when one is given; 1 is the estimated warp; values above 1
+                exaggerate it).
             smoothness: Gaussian sigma in field cells applied before upsampling (0: none).
-            size: output ``(H, W)``; default: the geometry's aspect ratio at the image's longer side.
+            size: output ``(H, W)``; default :meth:`output_size_for` (the geometry's aspect ratio
+                at the image's longer side).
             padding: ``"reflection"`` or ``"border"`` for samples beyond the content.
 
         Returns:
@@ -167,21 +211,22 @@ class Warper(nn.Module):
         if not isinstance(field, WarpField):
             raise TypeError(f"field must be a WarpField (wrap a (B, H, W, 2) grid as WarpField(grid)); "
                             f"got {type(field).__name__}")
-        check_range(strength, "strength", 0.0, 4.0)
-        check_range(smoothness, "smoothness", 0.0, 16.0)
-        if size is not None:
-            try:
-                h, w = (operator.index(v) for v in size)
-            except (TypeError, ValueError):
-                h = w = 0
-            if h <= 0 or w <= 0:
-                raise ValueError(f"size must be (H, W) with positive ints, or None; got {size!r}")
-            size = (h, w)
+        size = Warper.check_options(strength=strength, smoothness=smoothness, size=size, padding=padding)
         if field.grid.shape[0] not in (1, image.shape[0]):
             raise ValueError(f"field must have batch 1 or image's batch ({image.shape[0]}); got {field.grid.shape[0]}")
+        return Warper._apply_checked(image, field, strength, smoothness, size, padding)
+
+    @staticmethod
+    def _apply_checked(image: torch.Tensor, field: WarpField, strength: float, smoothness: float,
+                       size: tuple[int, int] | None, padding: PaddingMode) -> torch.Tensor:
+        """:meth:`apply` of a checked image, field and options (:meth:`check_options`)."""
         if strength == 0.0 and size is None:
             return image
         out_hw = size or Warper.output_size_for(tuple(image.shape[-2:]), field)
+        if strength == 0.0:
+            # No warp: the content in the output frame, resized with antialiasing (the identity
+            # field's bilinear sampling alone would alias when it shrinks).
+            image = resize_exact(image, out_hw)
         f = field.smoothed(smoothness).scaled(strength).resized(out_hw)
         return apply_warp(image, f.grid, padding=padding)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import logging
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,6 +17,22 @@ from .files import atomic_path
 __all__ = ["load_config", "config_to_dict", "write_config"]
 
 C = TypeVar("C")
+
+log = logging.getLogger(__name__)
+
+#: Keys renamed since configs were first written: old name -> new name. Old configs keep loading.
+#: ``amp`` (automatic mixed precision) became ``bf16``, the name the inference API and CLIs use.
+RENAMED_KEYS = {"amp": "bf16"}
+
+
+def _apply_renames(values: dict[str, Any], fields: Mapping[str, Any], path: str | Path | None) -> None:
+    """Move old keys to their new names in place (a warning each); both names at once is an error."""
+    for old, new in RENAMED_KEYS.items():
+        if old in values and old not in fields and new in fields:
+            if new in values:
+                raise ConfigError(path, f"{old!r} is the old name of {new!r}; give only {new!r}")
+            log.warning("config key %r is now %r; read as %s = %s", old, new, new, values[old])
+            values[new] = values.pop(old)
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:
@@ -42,7 +59,10 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: Mapping
         if not isinstance(data, dict):  # a JSON file may hold a list or a scalar
             raise ConfigError(p, f"expected a table of settings; got a {type(data).__name__}")
         values.update(data)
-    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    _apply_renames(values, fields, path)
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    _apply_renames(given, fields, path)
+    values.update(given)
     unknown = [k for k in values if k not in fields]
     if unknown:
         hints = []

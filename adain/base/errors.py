@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["StyleTransferError", "ImageError", "CheckpointError", "ConfigError"]
+__all__ = ["StyleTransferError", "ImageError", "CheckpointError", "FieldError", "ConfigError"]
 
 
 class StyleTransferError(Exception):
@@ -37,6 +37,23 @@ class CheckpointError(StyleTransferError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"cannot load '{self.path}': {reason}")
+
+    def __reduce__(self) -> tuple:
+        return (_rebuild, (type(self), (self.path, self.reason), {}))
+
+
+class FieldError(StyleTransferError):
+    """A warp-field file (``.flo`` or ``.npy``) could not be read: not weights, so not a CheckpointError.
+
+    Args:
+        path: the field file.
+        reason: a short, lower-case explanation, e.g. ``"truncated .flo"``.
+    """
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"cannot read field '{self.path}': {reason}")
 
     def __reduce__(self) -> tuple:
         return (_rebuild, (type(self), (self.path, self.reason), {}))

@@ -39,6 +39,7 @@ __all__ = [
     "load_image",
     "save_image",
     "to_pil",
+    "fit_longer",
     "resize_longer",
     "resize_shorter",
     "resize_exact",
@@ -303,11 +304,23 @@ def _resize(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
 
 
+def fit_longer(hw: tuple[int, int], longer: int) -> tuple[int, int]:
+    """``(H, W)`` with the aspect ratio of ``hw`` and a longer side of ``longer`` px (each side >= 1).
+
+    The one rounding rule of every output size (styler, warper, pipeline, :func:`resize_longer`).
+
+    Example:
+        >>> fit_longer((480, 640), 256)
+        (192, 256)
+    """
+    h, w = int(hw[0]), int(hw[1])
+    s = longer / max(h, w)
+    return max(1, round(h * s)), max(1, round(w * s))
+
+
 def resize_longer(x: torch.Tensor, size: int) -> torch.Tensor:
     """Resize ``(B, C, H, W)`` so the longer side is ``size``, keeping the aspect ratio."""
-    h, w = x.shape[-2:]
-    s = size / max(h, w)
-    return _resize(x, max(1, round(h * s)), max(1, round(w * s)))
+    return _resize(x, *fit_longer(tuple(x.shape[-2:]), size))
 
 
 def resize_shorter(x: torch.Tensor, size: int) -> torch.Tensor:

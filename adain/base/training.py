@@ -132,7 +132,7 @@ def resolve_device(name: str) -> torch.device:
 def autocast_for(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
     """bf16 autocast on CUDA, and on a CPU with native bf16 (bf16 needs no loss scaler); else nothing.
 
-    A CPU without native bf16 emulates it about 200x slower than float32, so ``amp = true`` means
+    A CPU without native bf16 emulates it about 200x slower than float32, so ``bf16 = true`` means
     float32 there.
     """
     if not enabled or (device.type == "cpu" and not cpu_has_fast_bf16()):

@@ -16,9 +16,9 @@ def test_defaults_follow_the_paper():
 
 def test_toml(tmp_path):
     path = tmp_path / "c.toml"
-    path.write_text('iterations = 10\nlr = 2e-4\namp = false\ncontent_dir = "data/coco"\n')
+    path.write_text('iterations = 10\nlr = 2e-4\nbf16 = false\ncontent_dir = "data/coco"\n')
     cfg = load_config(StylerTrainConfig, path)
-    assert (cfg.iterations, cfg.lr, cfg.amp, cfg.content_dir) == (10, 2e-4, False, "data/coco")
+    assert (cfg.iterations, cfg.lr, cfg.bf16, cfg.content_dir) == (10, 2e-4, False, "data/coco")
     assert cfg.batch_size == 8  # untouched default
 
 
@@ -68,7 +68,7 @@ def test_unknown_override_without_file():
      ("lr = true", "lr must be float; got True"),
      ('lr = "fast"', "lr must be float; got 'fast'"),
      ("device = 0", "device must be str; got 0"),
-     ("amp = 1", "amp must be true or false; got 1")],
+     ("bf16 = 1", "bf16 must be true or false; got 1")],
 )
 def test_type_errors(tmp_path, text, reason):
     path = tmp_path / "c.toml"
@@ -101,9 +101,28 @@ def test_json_must_hold_an_object(tmp_path):
 
 
 def test_write_config_round_trip(tmp_path):
-    cfg = load_config(StylerTrainConfig, None, {"iterations": 3, "lr": 0.5, "amp": False})
+    cfg = load_config(StylerTrainConfig, None, {"iterations": 3, "lr": 0.5, "bf16": False})
     path = tmp_path / "run" / "config.json"
     write_config(cfg, path)
     assert sorted(p.name for p in path.parent.iterdir()) == ["config.json"]
     assert json.loads(path.read_text()) == config_to_dict(cfg) == dataclasses.asdict(cfg)
     assert load_config(StylerTrainConfig, path) == cfg
+
+
+def test_old_key_amp_reads_as_bf16(tmp_path, caplog):
+    """Configs written before the rename keep loading: ``amp`` is the old name of ``bf16``."""
+    path = tmp_path / "old.toml"
+    path.write_text("amp = false\n")
+    with caplog.at_level("WARNING"):
+        cfg = load_config(StylerTrainConfig, path)
+    assert cfg.bf16 is False
+    assert "config key 'amp' is now 'bf16'" in caplog.text
+    assert load_config(StylerTrainConfig, None, {"amp": False}).bf16 is False
+    assert load_config(StylerTrainConfig, path, {"bf16": True}).bf16 is True  # the flag still wins
+
+
+def test_old_and_new_name_together_is_an_error(tmp_path):
+    path = tmp_path / "both.toml"
+    path.write_text("amp = false\nbf16 = true\n")
+    with pytest.raises(ConfigError, match="'amp' is the old name of 'bf16'; give only 'bf16'"):
+        load_config(StylerTrainConfig, path)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from adain.base.errors import CheckpointError
+from adain.base.errors import FieldError
 from warpstyle.field import WarpField
 from warpstyle.warp import identity_grid
 
@@ -28,7 +28,7 @@ def test_bad_extension_and_bad_file(tmp_path, gen):
         _field(gen).save(tmp_path / "f.txt")
     bad = tmp_path / "bad.npy"
     np.save(bad, np.zeros((3, 3)))
-    with pytest.raises(CheckpointError, match="bad.npy"):
+    with pytest.raises(FieldError, match="bad.npy"):
         WarpField.load(bad)
 
 

@@ -58,3 +58,28 @@ def test_sheet_has_all_panels(pipeline, samples):
                      samples / "texture" / "vangogh_the-starry-night.jpg", size=64, scales=[64])
     sheet = r.sheet(height=64)
     assert sheet.height == 64 + 20 and sheet.width > 5 * 40
+
+
+def test_each_image_is_checked_once_per_run(pipeline, monkeypatch):
+    """The pipeline checks its inputs at its boundary; the stages get checked tensors and do not re-check."""
+    import adain.base.image
+
+    names: list[str] = []
+    real = adain.base.image.check_image
+    monkeypatch.setattr(adain.base.image, "check_image", lambda x, name, **k: (names.append(name), real(x, name, **k)))
+    g = torch.Generator().manual_seed(0)
+    content, geometry, texture = (torch.rand(1, 3, 40 + 8 * i, 48, generator=g) for i in range(3))
+    pipeline.run(content, geometry, [texture], size=32, scales=[32])
+    assert sorted(names) == ["content", "geometry", "texture[0]"]
+
+
+def test_output_frame_comes_from_the_stage_that_owns_it(pipeline):
+    from adain.styler import Styler
+    from warpstyle.warper import Warper
+
+    g = torch.Generator().manual_seed(1)
+    content, geometry = torch.rand(1, 3, 30, 50, generator=g), torch.rand(1, 3, 45, 20, generator=g)
+    warped = pipeline.run(content, geometry, None, size=40)
+    assert tuple(warped.image.shape[-2:]) == Warper.output_size((45, 20), 40) == (40, 18)
+    plain = pipeline.run(content, None, None, size=40)
+    assert tuple(plain.image.shape[-2:]) == Styler.output_size((30, 50), 40) == (24, 40)

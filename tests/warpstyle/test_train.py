@@ -21,7 +21,7 @@ def folders(tmp_path_factory):
 def _cfg(folders, out, **kw):
     photos, paint = folders
     base = dict(image_dir=str(photos), texture_dir=str(paint), output_dir=str(out), iterations=3, batch_size=2,
-                workers=0, log_every=1, checkpoint_every=2, amp=False, texture_prob=1.0, load_size=256,
+                workers=0, log_every=1, checkpoint_every=2, bf16=False, texture_prob=1.0, load_size=256,
                 smooth_weight=0.1, fold_weight=0.1, pair_dirs=f"{folders[0]},{folders[1]}", pair_batch_size=2,
                 pair_k=2, pair_texture_prob=0.5, pair_max_similarity=1.01)
     return load_config(WarperTrainConfig, None, {**base, **kw})

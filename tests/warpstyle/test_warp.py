@@ -1,7 +1,15 @@
 import pytest
 import torch
 
-from warpstyle.warp import apply_warp, identity_grid, resize_field, scale_field, smooth_field
+from warpstyle.warp import (
+    apply_warp,
+    grid_to_pixel_flow,
+    identity_grid,
+    pixel_flow_to_grid,
+    resize_field,
+    scale_field,
+    smooth_field,
+)
 
 
 def test_identity_grid_pixel_centres():
@@ -61,3 +69,45 @@ def test_gradcheck_apply_warp():
     x = torch.rand(1, 1, 4, 4, dtype=torch.float64, requires_grad=True)
     g = (identity_grid(1, 4, 4, dtype=torch.float64) * 0.9).requires_grad_(True)
     assert torch.autograd.gradcheck(lambda a, b: apply_warp(a, b, padding="border"), (x, g), eps=1e-6, atol=1e-4)
+
+
+# --- grid <-> pixel flow ----------------------------------------------------------------------
+
+
+def test_identity_grid_is_zero_flow():
+    flow = grid_to_pixel_flow(identity_grid(2, 6, 9))
+    assert flow.shape == (2, 6, 9, 2)
+    assert flow.abs().max() < 1e-5
+
+
+def test_shift_of_two_over_width_is_one_pixel():
+    h, w = 6, 10
+    grid = identity_grid(1, h, w) + torch.tensor([2.0 / w, 0.0])
+    flow = grid_to_pixel_flow(grid)
+    assert torch.allclose(flow[..., 0], torch.ones(1, h, w), atol=1e-5)
+    assert torch.allclose(flow[..., 1], torch.zeros(1, h, w), atol=1e-5)
+    # and in y: +2/H is one pixel down, independent of the width
+    flow_y = grid_to_pixel_flow(identity_grid(1, h, w) + torch.tensor([0.0, 2.0 / h]))
+    assert torch.allclose(flow_y[..., 1], torch.ones(1, h, w), atol=1e-5)
+
+
+def test_pixel_flow_round_trip():
+    g = torch.Generator().manual_seed(0)
+    grid = torch.rand(2, 5, 8, 2, generator=g) * 2 - 1
+    assert torch.allclose(pixel_flow_to_grid(grid_to_pixel_flow(grid)), grid, atol=1e-5)
+    flow = torch.randn(2, 5, 8, 2, generator=g) * 4
+    assert torch.allclose(grid_to_pixel_flow(pixel_flow_to_grid(flow)), flow, atol=1e-5)
+    assert pixel_flow_to_grid(flow.double()).dtype == torch.float64
+
+
+def test_pixel_flow_known_corner():
+    # zero flow at pixel (0, 0) of a 4 x 8 field is that pixel's centre: (1/8 - 1, 1/4 - 1)
+    grid = pixel_flow_to_grid(torch.zeros(1, 4, 8, 2))
+    assert grid[0, 0, 0].tolist() == pytest.approx([-0.875, -0.75])
+
+
+def test_grid_conversions_check_shape():
+    with pytest.raises(ValueError, match=r"grid must have shape \(B, H, W, 2\)"):
+        grid_to_pixel_flow(torch.zeros(4, 4, 2))
+    with pytest.raises(TypeError, match="flow must be a floating tensor"):
+        pixel_flow_to_grid(torch.zeros(1, 4, 4, 2, dtype=torch.int64))

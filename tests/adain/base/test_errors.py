@@ -2,10 +2,10 @@ import pickle
 
 import pytest
 
-from adain.base.errors import CheckpointError, ConfigError, ImageError, StyleTransferError
+from adain.base.errors import CheckpointError, ConfigError, FieldError, ImageError, StyleTransferError
 
 
-@pytest.mark.parametrize("cls", [ImageError, CheckpointError, ConfigError])
+@pytest.mark.parametrize("cls", [ImageError, CheckpointError, FieldError, ConfigError])
 def test_hierarchy(cls):
     assert issubclass(cls, StyleTransferError)
     assert issubclass(StyleTransferError, Exception)
@@ -29,6 +29,13 @@ def test_checkpoint_error_message():
     assert str(e) == "cannot load 'w.pt': file is empty (0 bytes)"
 
 
+def test_field_error_is_not_a_checkpoint_error():
+    e = FieldError("f.flo", "truncated .flo")
+    assert (e.path, e.reason) == ("f.flo", "truncated .flo")
+    assert str(e) == "cannot read field 'f.flo': truncated .flo"
+    assert not isinstance(e, CheckpointError)
+
+
 def test_config_error_with_and_without_path():
     assert str(ConfigError("c.toml", "unknown keys 'x'")) == "config 'c.toml': unknown keys 'x'"
     e = ConfigError(None, "lr must be float; got 'a'")
@@ -37,7 +44,8 @@ def test_config_error_with_and_without_path():
 
 @pytest.mark.parametrize(
     "err",
-    [ImageError("a.png", "bad", action="write"), CheckpointError("w.pt", "x"), ConfigError(None, "y"),
+    [ImageError("a.png", "bad", action="write"), CheckpointError("w.pt", "x"), FieldError("f.flo", "x"),
+     ConfigError(None, "y"),
      ConfigError("c.toml", "z")],
 )
 def test_errors_survive_pickling(err):
