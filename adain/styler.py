@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -174,6 +174,7 @@ class Styler(nn.Module):
         scales: Sequence[int] | None = None,
         size: int | None = None,
         bf16: bool | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> torch.Tensor:
         """Paint ``content`` with the texture of ``styles``.
 
@@ -191,6 +192,8 @@ class Styler(nn.Module):
             size: longer side of the output (default: the content's).
             bf16: bf16 autocast for the encoder/decoder; default True on CPU (about 2.5x faster
                 here; see benchmarks/bench_stylize.py for the measured difference), False on CUDA.
+            progress: called as ``progress(done, total)`` before the first pass and after each, in
+                units of pixels processed (a pass costs about its pixel count), so a bar shows an ETA.
 
         Returns:
             ``(1, 3, H_out, W_out)`` in [0, 1] with the content's aspect ratio.
@@ -243,8 +246,13 @@ class Styler(nn.Module):
             # Stop before the first pass rather than be OOM-killed in the last (adain/memory.py).
             check_memory((_round8(out_hw[0]), _round8(out_hw[1])), alpha=alpha, bf16=bf16)
         prev: torch.Tensor | None = None
-        for s in scale_schedule(out_long, scales):
-            hw = (_round8(out_hw[0] * s / out_long), _round8(out_hw[1] * s / out_long))
+        passes = [(_round8(out_hw[0] * s / out_long), _round8(out_hw[1] * s / out_long), s)
+                  for s in scale_schedule(out_long, scales)]
+        total, done = sum(ph * pw for ph, pw, _ in passes), 0
+        if progress is not None:
+            progress(0, total)
+        for ph, pw, s in passes:
+            hw = (ph, pw)
             x_s = resize_exact(x, hw)
             if prev is None:
                 x_in = x_s
@@ -259,6 +267,9 @@ class Styler(nn.Module):
                 assert f_content is not None
                 target = alpha * target + (1 - alpha) * f_content
             prev = self._decode(target, bf16, decoder)
+            done += ph * pw
+            if progress is not None:
+                progress(done, total)
         assert prev is not None
         out = resize_exact(prev, out_hw)
         if preserve_color == "luminance":

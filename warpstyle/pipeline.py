@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +57,7 @@ class PipelineResult:
     image: torch.Tensor
     content: torch.Tensor
     warped: torch.Tensor | None = None
-    field: WarpField | None = None
+    field: WarpField | None = None  # the raw 16x16 estimate; Warper.applied_field gives the one applied
     geometry: torch.Tensor | None = None
     textures: list[torch.Tensor] = dataclasses.field(default_factory=list)
 
@@ -176,6 +176,7 @@ class Pipeline:
         options: PipelineOptions | None = None,
         *,
         prepared: _Prepared | None = None,
+        progress: Callable[[int, int], None] | None = None,
         **overrides: object,
     ) -> PipelineResult:
         """Warp ``content`` toward ``geometry`` (optional), then stylize it with ``texture`` (optional).
@@ -186,6 +187,7 @@ class Pipeline:
             texture: one image or a list whose texture the output takes (None: no stylization).
             options: a :class:`PipelineOptions`; keyword overrides (``strength=0.5``) win.
             prepared: the result of :meth:`prepare` for the same geometry/texture (batches).
+            progress: ``progress(done, total)`` per stylization pass (see :meth:`Styler.stylize`).
 
         Returns:
             PipelineResult. Output size: longer side ``size`` (default 512), with the geometry's
@@ -228,7 +230,7 @@ class Pipeline:
                                  f"got {len(opts.texture_weights)}")
             image = self.styler.stylize(
                 image, prep.bank, alpha=opts.alpha, weights=opts.texture_weights, preserve_color=opts.preserve_color,
-                scales=opts.scales, size=max(out_hw), bf16=bf16,
+                scales=opts.scales, size=max(out_hw), bf16=bf16, progress=progress,
             )
             image = resize_exact(image, out_hw)
         return PipelineResult(image=image.cpu(), content=c.cpu(), warped=None if warped is None else warped.cpu(),

@@ -182,8 +182,18 @@ class Warper(nn.Module):
         if strength == 0.0 and size is None:
             return image
         out_hw = size or Warper.output_size_for(tuple(image.shape[-2:]), field)
-        f = field.smoothed(smoothness).scaled(strength).resized(out_hw)
-        return apply_warp(image, f.grid, padding=padding)
+        return apply_warp(image, Warper.applied_field(field, strength=strength, smoothness=smoothness, size=out_hw).grid,
+                          padding=padding)
+
+    @staticmethod
+    def applied_field(field: WarpField, *, strength: float, smoothness: float, size: tuple[int, int]) -> WarpField:
+        """The field :meth:`apply` samples with: smoothed, scaled, then resized to the output ``size = (H, W)``.
+
+        Applying it again with ``strength=1, smoothness=0, size=size`` reproduces the same warp
+        exactly (each step is then a no-op); this is what ``warpstyle run --save-field`` writes.
+        """
+        f = field.smoothed(smoothness).scaled(strength).resized(size)
+        return WarpField(f.grid, tuple(size))
 
     @classmethod
     def from_pretrained(
