@@ -237,7 +237,7 @@ def eval_warper_cmd(warper_path: Path | None, image_dir: str | None, holdout: fl
     for folder in (image_dir, pf_pascal_root if pf_pascal_csv else None):
         if folder and not Path(folder).is_dir():
             raise ImageError(folder, "no such folder")
-    require_inputs(images=[Path(pf_pascal_csv)] if pf_pascal_root and pf_pascal_csv else [], weights=[warper_path])
+    require_inputs(weights=[warper_path])  # (the PF-PASCAL CSV may be relative to its root: its loader checks it)
     if json_out:
         check_output_path(json_out)
     tune_allocator_for(None)  # fixed 256 px pairs
