@@ -6,7 +6,7 @@ stages need it; ``warpstyle`` imports ``adain``, never the reverse.
 
 from .base.checkpoint import load_checkpoint, load_state_dict_file, save_checkpoint
 from .decoder import Decoder
-from .base.errors import CheckpointError, ConfigError, ImageError, StyleTransferError
+from .base.errors import CheckpointError, ConfigError, ImageError, OutputError, StyleTransferError
 from .functional import adaptive_instance_norm, calc_mean_std, luminance_transfer, match_color
 from .base.image import load_image, resize_exact, resize_longer, resize_shorter, resize_to_multiple, save_image
 from .base.runtime import tune_cpu_allocator
@@ -42,4 +42,5 @@ __all__ = [
     "ImageError",
     "CheckpointError",
     "ConfigError",
+    "OutputError",
 ]

@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .base.cli_support import options_dict, parse_scales, run_cli, set_verbosity, tune_allocator_for
+from .base.cli_support import (options_dict, parse_scales, pass_progress, require_inputs, run_cli, set_verbosity,
+                               tune_allocator_for, want_progress)
 
 OOM_ADVICE = "try a smaller output, e.g. --size 1024 (the finest pass decides the peak memory)"
 
@@ -39,12 +40,16 @@ def cli(verbose: int, quiet: bool) -> None:
 @click.option("--vgg", type=click.Path(path_type=Path), default=None, help="VGG-19 weights (Oxford, vgg_normalised.pth or torchvision layout) [default: bundled Oxford].")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--bf16/--fp32", "bf16", default=None, help="bf16 autocast [default: on for CPU, off for CUDA].")
-@click.option("--output", "-o", required=True, type=click.Path(path_type=Path), help="Output image (.png, .jpg, .webp).")
+@click.option("--output", "-o", required=True, type=click.Path(path_type=Path),
+              help="Output image (.png, .jpg, .webp, .bmp, .tif); replaced if it exists, refused if it is an input.")
+@click.option("--progress/--no-progress", default=None,
+              help="Per-pass progress bar with an ETA on stderr [default: when stderr is a terminal].")
 def stylize_cmd(content: Path, styles: Sequence[Path], weights: Sequence[float], alpha: float, masks: Sequence[Path],
                 preserve_color: str | None, scales: str, size: int | None, decoder: Path | None, vgg: Path | None,
-                device: str, bf16: bool | None, output: Path) -> None:
+                device: str, bf16: bool | None, output: Path, progress: bool | None) -> None:
     """Paint CONTENT with the texture of one or more STYLE images."""
-    from .base.image import load_image, resize_exact, save_image
+    from .base.image import check_image_output, load_image, resize_exact, save_image
+    from .base.outputs import check_not_inputs
     from .styler import Styler
     from .base.training import resolve_device
 
@@ -53,14 +58,21 @@ def stylize_cmd(content: Path, styles: Sequence[Path], weights: Sequence[float],
     if masks and len(masks) != len(styles):
         raise click.BadParameter(f"give one --mask per --style ({len(styles)}); got {len(masks)}", param_hint="--mask")
     schedule = parse_scales(scales)
+    # Every path is checked before any image or model is loaded (a bad -o must not cost a whole run).
+    require_inputs(images=[content, *styles, *masks], weights=[decoder, vgg])
+    check_image_output(output)
+    check_not_inputs([output], [("--content", content), *(("--style", s) for s in styles),
+                                *(("--mask", m) for m in masks), ("--decoder", decoder), ("--vgg", vgg)])
     dev = resolve_device(device)
     c = load_image(content)
     tune_allocator_for(size or max(c.shape[-2:]))
     style_images = [load_image(s) for s in styles]
     mask_t = [resize_exact(load_image(m).mean(1, keepdim=True), tuple(c.shape[-2:])) for m in masks] or None
     styler = Styler.from_pretrained(decoder, vgg=vgg, device=dev)
-    out = styler.stylize(c, style_images, alpha=alpha, weights=list(weights) or None, masks=mask_t,
-                         preserve_color=preserve_color, scales=schedule, size=size, bf16=bf16)  # type: ignore[arg-type]
+    with pass_progress("adain stylize", want_progress(progress)) as report:
+        out = styler.stylize(c, style_images, alpha=alpha, weights=list(weights) or None, masks=mask_t,
+                             preserve_color=preserve_color, scales=schedule, size=size, bf16=bf16,  # type: ignore[arg-type]
+                             progress=report)
     save_image(out, output)
     click.echo(str(output))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -261,6 +261,7 @@ class Styler(nn.Module):
         bf16: bool | None = None,
         schedule: Schedule = "lowpass",
         refine_steps: int = 0,
+        progress: Callable[[int, int], None] | None = None,
     ) -> torch.Tensor:
         """Paint ``content`` with the texture of ``styles``.
 
@@ -293,6 +294,8 @@ class Styler(nn.Module):
             refine_steps: quality mode: after the feed-forward result, this many Adam steps on the
                 output's pixels at the output resolution, lowering the content loss against the
                 original content and the style loss against the styles (:meth:`refine`). 0 (default): off.
+            progress: called as ``progress(done, total)`` before the first pass and after each, in
+                units of pixels processed (a pass costs about its pixel count), so a bar shows an ETA.
 
         Returns:
             ``(1, 3, H_out, W_out)`` in [0, 1] with the content's aspect ratio (:meth:`output_size`).
@@ -312,7 +315,7 @@ class Styler(nn.Module):
         mask_t = self._check_masks(masks, len(bank.images), tuple(x.shape[-2:]))
         out_hw = self.output_size(tuple(x.shape[-2:]), size)
         self.preflight(out_hw, plan)
-        return self.stylize_planned(x, bank, plan, size=size, masks=mask_t)
+        return self.stylize_planned(x, bank, plan, size=size, masks=mask_t, progress=progress)
 
     def _check_masks(self, masks: Sequence[torch.Tensor] | None, k: int, hw: tuple[int, int]) -> torch.Tensor | None:
         """``(1, K, H, W)`` masks on the styler's device from one mask per style, or None."""
@@ -337,7 +340,8 @@ class Styler(nn.Module):
 
     @torch.no_grad()
     def stylize_planned(self, x: torch.Tensor, bank: StyleBank, plan: StylizePlan, *, size: int | None = None,
-                        masks: torch.Tensor | None = None) -> torch.Tensor:
+                        masks: torch.Tensor | None = None,
+                        progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
         """:meth:`stylize` without its checks and memory pre-flight, for callers that did both once.
 
         Args:
@@ -346,14 +350,20 @@ class Styler(nn.Module):
             plan: from :meth:`plan`.
             size: longer side of the output (default: the content's), see :meth:`output_size`.
             masks: checked ``(1, K, H, W)`` masks on the styler's device, or None.
+            progress: as in :meth:`stylize`.
         """
         decoder = self._decoder_for(plan.bf16)
         bf16, alpha, preserve_color, schedule = plan.bf16, plan.alpha, plan.preserve_color, plan.schedule
         out_hw = self.output_size(tuple(x.shape[-2:]), size)
         out_long = max(out_hw) if size is None else int(size)
         prev: torch.Tensor | None = None
-        for s in scale_schedule(out_long, plan.scales):
-            hw = (_round8(out_hw[0] * s / out_long), _round8(out_hw[1] * s / out_long))
+        passes = [(_round8(out_hw[0] * s / out_long), _round8(out_hw[1] * s / out_long), s)
+                  for s in scale_schedule(out_long, plan.scales)]
+        total, done = sum(ph * pw for ph, pw, _ in passes), 0
+        if progress is not None:
+            progress(0, total)
+        for ph, pw, s in passes:
+            hw = (ph, pw)
             x_s = resize_exact(x, hw)
             if prev is not None and schedule == "restylize":
                 # Coarse result for coherent large strokes, plus the content detail it could not hold.
@@ -375,6 +385,9 @@ class Styler(nn.Module):
                 low = resize_exact(resize_exact(out_s, tuple(prev.shape[-2:])), hw)
                 out_s = (out_s - low + resize_exact(prev, hw)).clamp(0, 1)
             prev = out_s
+            done += ph * pw
+            if progress is not None:
+                progress(done, total)
         assert prev is not None
         out = resize_exact(prev, out_hw)
         if plan.refine_steps > 0:

@@ -10,9 +10,10 @@ from pathlib import Path
 import click
 
 from adain import __version__
-from adain.base.cli_support import options_dict, parse_scales, run_cli, set_verbosity, tune_allocator_for
-from adain.base.data import IMAGE_EXTENSIONS, list_images
-from adain.base.errors import StyleTransferError
+from adain.base.cli_support import (options_dict, parse_scales, pass_progress, require_inputs, run_cli, set_verbosity,
+                                    tune_allocator_for, want_progress)
+from adain.base.data import IMAGE_EXTENSIONS
+from adain.base.errors import OutputError, StyleTransferError
 
 OOM_ADVICE = "try a smaller output, e.g. --size 1024 or --max-size 1024 (the finest pass decides the peak memory)"
 USER_ERROR = 2
@@ -25,19 +26,6 @@ USER_ERROR = 2
 def cli(verbose: int, quiet: bool) -> None:
     """Geometric-plus-texture style transfer: warp a photo toward a geometry image, paint it with a texture."""
     set_verbosity(verbose, quiet)
-
-
-def _expand_contents(contents: Sequence[Path]) -> tuple[list[Path], bool]:
-    """Paths and folders -> image paths; batch mode when several or a folder were given."""
-    out: list[Path] = []
-    batch = len(contents) > 1
-    for c in contents:
-        if c.is_dir():
-            batch = True
-            out.extend(list_images(c))
-        else:
-            out.append(c)
-    return out, batch
 
 
 @cli.command("run")
@@ -61,41 +49,84 @@ def _expand_contents(contents: Sequence[Path]) -> tuple[list[Path], bool]:
 @click.option("--bf16/--fp32", "bf16", default=None, help="bf16 autocast [default: on for CPU, off for CUDA].")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for any random step (the default path is deterministic).")
 @click.option("--output", "-o", required=True, type=click.Path(path_type=Path),
-              help="Output image (.png/.jpg/.webp); in batch mode a folder that receives <name>.png.")
+              help="Output image (.png/.jpg/.webp), replaced if it exists; in batch mode a folder that receives "
+                   "<name>.png, mirroring the input folders (a.jpg and a.png in one folder give a_jpg.png and "
+                   "a_png.png). Never an input; images under it are not taken as inputs.")
+@click.option("--skip-existing", is_flag=True, help="Batch mode: skip inputs whose outputs exist from an earlier run.")
+@click.option("--overwrite", is_flag=True, help="Batch mode: replace outputs from an earlier run [default: refuse to start].")
 @click.option("--save-warped", is_flag=True, help="Also write <output>_warped.png (the warped content before texture).")
-@click.option("--save-field", type=click.Choice(["flo", "npy"]), default=None, help="Also write the field as <output>_field.flo or .npy, and <output>_field.png (colour wheel).")
+@click.option("--save-field", type=click.Choice(["flo", "npy"]), default=None,
+              help="Also write the field that was applied (strength and smoothness included), at the output's "
+                   "resolution, as <output>_field.flo (displacement in output pixels) or .npy (normalised grid), "
+                   "and <output>_field.png (colour wheel).")
 @click.option("--save-sheet", is_flag=True, help="Also write <output>_sheet.jpg: inputs, warped and result side by side, labelled.")
-@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar in batch mode.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress on stderr: per pass with an ETA for one image, per image in batch mode "
+                   "[default: when stderr is a terminal].")
 def run_cmd(contents: Sequence[Path], geometry: Path | None, textures: Sequence[Path], texture_weights: Sequence[float],
             strength: float, smoothness: float | None, alpha: float, preserve_color: str | None, size: int | None,
             max_size: int, scales: str, warper_path: Path | None, decoder: Path | None, vgg: Path | None, device: str,
-            bf16: bool | None, seed: int, output: Path, save_warped: bool, save_field: str | None, save_sheet: bool,
-            progress: bool) -> int:
+            bf16: bool | None, seed: int, output: Path, skip_existing: bool, overwrite: bool, save_warped: bool,
+            save_field: str | None, save_sheet: bool, progress: bool | None) -> int:
     """Warp CONTENT toward GEOMETRY, then paint it with TEXTURE."""
     from PIL import Image
     from tqdm.auto import tqdm
 
-    from adain.base.image import save_image
+    from adain.base.files import check_output_path
+    from adain.base.image import check_image_output, save_image
+    from adain.base.outputs import check_not_inputs, plan_batch, side_paths
     from adain.base.training import resolve_device
 
     from .pipeline import DEFAULT_SIZE, Pipeline, PipelineOptions
-    from .warper import DEFAULT_SMOOTHNESS
+    from .warper import DEFAULT_SMOOTHNESS, Warper
 
     if texture_weights and len(texture_weights) != len(textures):
         raise click.BadParameter(f"give one --texture-weight per --texture ({len(textures)}); got {len(texture_weights)}",
                                  param_hint="--texture-weight")
+    if skip_existing and overwrite:
+        raise click.BadParameter("give --skip-existing or --overwrite, not both", param_hint="--overwrite")
     if geometry is None and not textures:
         click.echo("warpstyle: warning: neither --geometry nor --texture given; the output is the resized content", err=True)
-    paths, batch = _expand_contents(contents)
-    if batch and output.suffix.lower() in IMAGE_EXTENSIONS:
-        raise click.BadParameter("with several contents or a folder, --output must be a folder", param_hint="--output")
-    if not paths:
-        raise click.BadParameter("no content images found", param_hint="--content")
     opts = PipelineOptions(
         strength=strength, smoothness=DEFAULT_SMOOTHNESS if smoothness is None else smoothness, alpha=alpha,
         texture_weights=list(texture_weights) or None, preserve_color=preserve_color,  # type: ignore[arg-type]
         size=size, max_size=max_size, scales=parse_scales(scales), bf16=bf16, seed=seed,
     )
+
+    # Every path is checked before any model loads: a bad -o or a missing folder must not cost a run.
+    require_inputs(images=[geometry, *textures], weights=[warper_path, decoder, vgg], folders_ok=contents)
+    sides = (["_warped.png"] if save_warped and geometry is not None else []) + \
+            ([f"_field.{save_field}", "_field.png"] if save_field and geometry is not None else []) + \
+            (["_sheet.jpg"] if save_sheet else [])
+    others = [("--geometry", geometry), *(("--texture", t) for t in textures), ("--warper", warper_path),
+              ("--decoder", decoder), ("--vgg", vgg)]
+    batch = len(contents) > 1 or any(c.is_dir() for c in contents)
+    skipped = 0
+    if batch:
+        if output.suffix.lower() in IMAGE_EXTENSIONS:
+            raise click.BadParameter("with several contents or a folder, --output must be a folder", param_hint="--output")
+        plan = plan_batch(contents, output, side_suffixes=sides, other_inputs=others)
+        if plan.excluded:
+            click.echo(f"warpstyle: note: {len(plan.excluded)} images under the output folder '{output}' are "
+                       "earlier outputs, not inputs", err=True)
+        items = plan.items
+        if not items:
+            raise click.BadParameter("no content images found", param_hint="--content")
+        if plan.existing and not overwrite:
+            if not skip_existing:
+                first = next(o for o in plan.existing[0].outputs if o.exists())
+                raise OutputError(first, f"it exists, as do the outputs of {len(plan.existing)} of {len(items)} "
+                                         "inputs (an earlier run?); add --skip-existing to keep them or --overwrite "
+                                         "to replace them")
+            skipped = len(plan.existing)
+            done_before = set(plan.existing)
+            items = [it for it in items if it not in done_before]
+    else:
+        check_image_output(output)
+        for side in side_paths(output, sides):
+            check_output_path(side)
+        check_not_inputs([output, *side_paths(output, sides)], [("--content", contents[0]), *others])
+
     tune_allocator_for(min(size or DEFAULT_SIZE, max_size))
     pipe = Pipeline.from_pretrained(warper=warper_path, decoder=decoder, vgg=vgg, device=resolve_device(device))
     if geometry is None:
@@ -107,27 +138,33 @@ def run_cmd(contents: Sequence[Path], geometry: Path | None, textures: Sequence[
         if save_warped and result.warped is not None:
             save_image(result.warped, f"{stem}_warped.png")
         if save_field and result.field is not None:
-            result.field.save(f"{stem}_field.{save_field}")
-            save_image(Image.fromarray(result.field.visualize()), f"{stem}_field.png")
+            # The field as applied: what reproduces the output (Warper.apply with smoothness=0).
+            applied = Warper.applied_field(result.field, strength=opts.strength, smoothness=opts.smoothness,
+                                           size=tuple(result.image.shape[-2:]))
+            applied.save(f"{stem}_field.{save_field}")
+            save_image(Image.fromarray(applied.visualize()), f"{stem}_field.png")
         if save_sheet:
             save_image(result.sheet(), f"{stem}_sheet.jpg")
 
+    show = want_progress(progress)
     if not batch:
-        result = pipe.run(paths[0], geometry, list(textures) or None, opts)
+        with pass_progress("warpstyle run", show) as report:
+            result = pipe.run(contents[0], geometry, list(textures) or None, opts, progress=report)
         write(result, output)
         click.echo(str(output))
         return 0
     failures = 0
-    bar = tqdm(total=len(paths), disable=not progress, desc="warpstyle run", unit="img")
-    for path, res in pipe.run_batch(paths, geometry, list(textures) or None, opts):
+    bar = tqdm(total=len(items), disable=not show, desc="warpstyle run", unit="img")
+    for item, (_, res) in zip(items, pipe.run_batch([it.input for it in items], geometry, list(textures) or None, opts)):
         if isinstance(res, StyleTransferError):
             failures += 1
             click.echo(f"warpstyle: skipped: {res}", err=True)
         else:
-            write(res, output / (Path(str(path)).stem + ".png"))
+            write(res, item.output)
         bar.update(1)
     bar.close()
-    click.echo(f"{len(paths) - failures} of {len(paths)} done, {failures} failed; outputs in {output}", err=True)
+    kept = f", {skipped} skipped (outputs exist)" if skipped else ""
+    click.echo(f"{len(items) - failures} of {len(items)} done, {failures} failed{kept}; outputs in {output}", err=True)
     return USER_ERROR if failures else 0
 
 
@@ -199,6 +236,16 @@ def eval_warper_cmd(warper_path: Path | None, image_dir: str | None, holdout: fl
 
     if not image_dir and not (pf_pascal_root and pf_pascal_csv):
         raise click.UsageError("give --image-dir and/or --pf-pascal-root with --pf-pascal-csv")
+    # Paths first, before the warper loads and the pairs are scored.
+    from adain.base.errors import ImageError
+    from adain.base.files import check_output_path
+
+    for folder in (image_dir, pf_pascal_root if pf_pascal_csv else None):
+        if folder and not Path(folder).is_dir():
+            raise ImageError(folder, "no such folder")
+    require_inputs(weights=[warper_path])  # (the PF-PASCAL CSV may be relative to its root: its loader checks it)
+    if json_out:
+        check_output_path(json_out)
     tune_allocator_for(None)  # fixed 256 px pairs
     warper = Warper.from_pretrained(warper_path, device=resolve_device(device))
     report: dict[str, dict[str, float]] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +58,7 @@ class PipelineResult:
     image: torch.Tensor
     content: torch.Tensor
     warped: torch.Tensor | None = None
-    field: WarpField | None = None
+    field: WarpField | None = None  # the raw 16x16 estimate; Warper.applied_field gives the one applied
     geometry: torch.Tensor | None = None
     textures: list[torch.Tensor] = dataclasses.field(default_factory=list)
 
@@ -185,6 +185,7 @@ class Pipeline:
         options: PipelineOptions | None = None,
         *,
         prepared: _Prepared | None = None,
+        progress: Callable[[int, int], None] | None = None,
         **overrides: object,
     ) -> PipelineResult:
         """Warp ``content`` toward ``geometry`` (optional), then stylize it with ``texture`` (optional).
@@ -195,6 +196,7 @@ class Pipeline:
             texture: one image or a list whose texture the output takes (None: no stylization).
             options: a :class:`PipelineOptions`; keyword overrides (``strength=0.5``) win.
             prepared: the result of :meth:`prepare` for the same geometry/texture (batches).
+            progress: ``progress(done, total)`` per stylization pass (see :meth:`Styler.stylize`).
 
         Returns:
             PipelineResult. Output size: longer side ``size`` (default 512), with the geometry's
@@ -240,7 +242,7 @@ class Pipeline:
             image = resize_exact(c, out_hw)
         if plan is not None:
             assert prep.bank is not None
-            image = self.styler.stylize_planned(image, prep.bank, plan)  # already at out_hw
+            image = self.styler.stylize_planned(image, prep.bank, plan, progress=progress)  # already at out_hw
         return PipelineResult(image=image.cpu(), content=c.cpu(), warped=None if warped is None else warped.cpu(),
                               field=field, geometry=None if prep.geometry is None else prep.geometry.cpu(),
                               textures=prep.textures)

@@ -227,8 +227,18 @@ class Warper(nn.Module):
             # No warp: the content in the output frame, resized with antialiasing (the identity
             # field's bilinear sampling alone would alias when it shrinks).
             image = resize_exact(image, out_hw)
-        f = field.smoothed(smoothness).scaled(strength).resized(out_hw)
-        return apply_warp(image, f.grid, padding=padding)
+        return apply_warp(image, Warper.applied_field(field, strength=strength, smoothness=smoothness, size=out_hw).grid,
+                          padding=padding)
+
+    @staticmethod
+    def applied_field(field: WarpField, *, strength: float, smoothness: float, size: tuple[int, int]) -> WarpField:
+        """The field :meth:`apply` samples with: smoothed, scaled, then resized to the output ``size = (H, W)``.
+
+        Applying it again with ``strength=1, smoothness=0, size=size`` reproduces the same warp
+        exactly (each step is then a no-op); this is what ``warpstyle run --save-field`` writes.
+        """
+        f = field.smoothed(smoothness).scaled(strength).resized(size)
+        return WarpField(f.grid, tuple(size))
 
     @classmethod
     def from_pretrained(

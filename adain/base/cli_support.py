@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import click
 
-from .errors import StyleTransferError
+from .errors import CheckpointError, ImageError, StyleTransferError
 from .runtime import TUNED_MAX_SIDE, tune_cpu_allocator
 
-__all__ = ["run_cli", "parse_scales", "set_verbosity", "options_dict", "USER_ERROR", "oom_hint", "tune_allocator_for"]
+__all__ = ["run_cli", "parse_scales", "set_verbosity", "options_dict", "USER_ERROR", "oom_hint", "tune_allocator_for",
+           "require_inputs", "want_progress", "pass_progress"]
 
 USER_ERROR = 2
 
@@ -97,3 +100,58 @@ def options_dict(**kwargs: Any) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if v is not None}
 
 
+def require_inputs(images: Iterable[Path | None] = (), weights: Iterable[Path | None] = (),
+                   folders_ok: Iterable[Path] = ()) -> None:
+    """Fail fast, before any model loads, on an input that does not exist (or is a folder where a file is needed).
+
+    ``folders_ok`` are image inputs that may also be folders (batch contents). The loaders still
+    check each file's contents; this only moves the cheap "is it there" failure to the start.
+    """
+    for p in folders_ok:
+        if not p.exists():
+            raise ImageError(p, "no such file or folder")
+    for p in images:
+        if p is not None and not p.exists():
+            raise ImageError(p, "no such file")
+        if p is not None and p.is_dir():
+            raise ImageError(p, "is a folder; give an image file")
+    for p in weights:
+        if p is not None and not p.exists():
+            raise CheckpointError(p, "no such file")
+
+
+def want_progress(flag: bool | None) -> bool:
+    """``--progress/--no-progress`` win; by default show progress only when stderr is a terminal."""
+    if flag is not None:
+        return flag
+    return sys.stderr.isatty()
+
+
+@contextlib.contextmanager
+def pass_progress(desc: str, enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A tqdm bar on stderr fed by a ``progress(done, total)`` callback (the styler's passes).
+
+    Units are pixels processed, which is what a pass costs, so the ETA holds although each pass
+    has four times the pixels of the one before. Yields None when disabled.
+    """
+    if not enabled:
+        yield None
+        return
+    from tqdm import tqdm
+
+    bar: Any = None
+    calls = 0
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar, calls
+        if bar is None:
+            bar = tqdm(total=total, desc=desc, unit="px", unit_scale=True, file=sys.stderr, dynamic_ncols=True)
+        calls += 1
+        bar.set_postfix_str(f"{calls - 1} passes done", refresh=False)
+        bar.update(done - bar.n)
+
+    try:
+        yield update
+    finally:
+        if bar is not None:
+            bar.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["StyleTransferError", "ImageError", "CheckpointError", "FieldError", "ConfigError"]
+__all__ = ["StyleTransferError", "ImageError", "CheckpointError", "FieldError", "ConfigError", "OutputError"]
 
 
 class StyleTransferError(Exception):
@@ -67,6 +67,23 @@ class ConfigError(StyleTransferError):
         self.reason = reason
         where = f"config '{self.path}'" if self.path else "config"
         super().__init__(f"{where}: {reason}")
+
+    def __reduce__(self) -> tuple:
+        return (_rebuild, (type(self), (self.path, self.reason), {}))
+
+
+class OutputError(StyleTransferError):
+    """An output path is unsafe or impossible to write: it is an input, a device, a folder, ...
+
+    Args:
+        path: the output path as the user gave it.
+        reason: a short, lower-case explanation, e.g. ``"it is the --content input"``.
+    """
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"cannot write '{self.path}': {reason}")
 
     def __reduce__(self) -> tuple:
         return (_rebuild, (type(self), (self.path, self.reason), {}))

@@ -1,15 +1,74 @@
-"""Atomic file writes: a temp file in the target directory, then ``os.replace``."""
+"""Safe file writes: a temp file in the target directory, then ``os.replace``; never onto a non-file.
+
+Symlinks: an output that is a symlink is written *through*, as a plain ``open(path, "w")`` would:
+the file it points to is replaced atomically and the link is kept. (Renaming onto the link itself
+would silently turn it into a regular file.) A dangling link creates its target.
+
+Non-regular files (devices such as ``/dev/full``, FIFOs, sockets, folders) are refused with an
+:class:`~adain.base.errors.OutputError`: a rename would replace the device node or FIFO itself.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "remove_stale_temp_files"]
+from .errors import OutputError
+
+__all__ = ["atomic_path", "check_output_path", "remove_stale_temp_files", "same_file"]
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def check_output_path(path: str | Path) -> Path:
+    """Check that ``path`` can be replaced by a regular file; return the path to write (links resolved).
+
+    Cheap (a few ``stat`` calls), so CLIs call it for every output before any model work.
+
+    Raises:
+        OutputError: ``path`` (or what it links to) exists and is not a regular file, or a
+            component of its folder is an existing non-folder.
+    """
+    path = Path(path)
+    target = Path(os.path.realpath(path))  # write through symlinks (see the module docstring)
+    for parent in target.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputError(path, f"'{parent}' is not a folder")
+            break
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        st = None
+    except OSError as e:  # e.g. a permission error on the folder
+        raise OutputError(path, (e.strerror or str(e)).lower()) from None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        where = "" if str(target) == os.path.abspath(path) else f" ('{target}')"
+        raise OutputError(path, f"it exists and is {_kind(st.st_mode)}{where}; give a file path")
+    return target
+
+
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """True when ``a`` and ``b`` name one file: ``os.path.samefile`` when both exist, else resolved paths."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
 
 
 @contextlib.contextmanager
@@ -18,8 +77,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
     A crash or exception leaves either the old file or none, never a half-written one.
     The temp file lives in the same directory so ``os.replace`` is a same-filesystem rename.
+    A symlink is written through (its target is replaced); see the module docstring.
+
+    Raises:
+        OutputError: ``path`` exists and is not a regular file (a device, FIFO, folder, ...).
     """
-    path = Path(path)
+    path = check_output_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)

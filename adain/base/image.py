@@ -31,13 +31,14 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .checks import check_image
 from .errors import ImageError
-from .files import atomic_path
+from .files import atomic_path, check_output_path
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "ImageLike",
     "load_image",
     "save_image",
+    "check_image_output",
     "to_pil",
     "fit_longer",
     "resize_longer",
@@ -269,6 +270,24 @@ def to_pil(image: torch.Tensor) -> Image.Image:
     return Image.fromarray(arr, "RGB")
 
 
+def check_image_output(path: str | os.PathLike) -> str:
+    """Check, before any work, that :func:`save_image` can write ``path``; return its Pillow format.
+
+    Raises:
+        ImageError: the extension is not one :func:`save_image` writes.
+        OutputError: ``path`` exists and is not a regular file (see :func:`~adain.base.files.check_output_path`).
+    """
+    path = Path(path)
+    fmt = _SAVE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ImageError(
+            path, f"unknown output extension '{path.suffix}' (use one of {', '.join(sorted(_SAVE_FORMATS))})",
+            action="write",
+        )
+    check_output_path(path)
+    return fmt
+
+
 def save_image(image: torch.Tensor | Image.Image, path: str | os.PathLike, *, quality: int = 95) -> Path:
     """Save an image atomically; the format follows the extension (.png, .jpg, .webp, ...).
 
@@ -281,12 +300,7 @@ def save_image(image: torch.Tensor | Image.Image, path: str | os.PathLike, *, qu
         The written path.
     """
     path = Path(path)
-    fmt = _SAVE_FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise ImageError(
-            path, f"unknown output extension '{path.suffix}' (use one of {', '.join(sorted(_SAVE_FORMATS))})",
-            action="write",
-        )
+    fmt = check_image_output(path)
     im = image if isinstance(image, Image.Image) else to_pil(image)
     kwargs = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
     try:

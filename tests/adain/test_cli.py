@@ -75,3 +75,60 @@ def test_train_styler_bad_config_key(tmp_path, capsys):
     code = _run(["train-styler", "--config", str(cfg), "--content-dir", "x", "--style-dir", "y"])
     err = capsys.readouterr().err
     assert code == 2 and "unknown keys 'iteration'" in err and "did you mean 'iterations'" in err
+
+
+# Issue 15: never lose a user's file, never waste a run on a bad path.
+STYLE = SAMPLES / "texture" / "vangogh_the-starry-night.jpg"
+
+
+def _no_models(monkeypatch):
+    from adain.styler import Styler
+
+    def boom(*a, **k):
+        raise AssertionError("models were loaded before the paths were checked")
+
+    monkeypatch.setattr(Styler, "from_pretrained", boom)
+
+
+@pytest.mark.parametrize("which", ["content", "style", "mask"])
+def test_output_equal_to_an_input_is_refused(tmp_path, capsys, monkeypatch, which):
+    # Case 1: `adain stylize -c c.jpg -s t.jpg -o c.jpg` overwrote c.jpg and exited 0.
+    from PIL import Image
+
+    c, s, m = tmp_path / "c.jpg", tmp_path / "t.jpg", tmp_path / "m.png"
+    c.write_bytes((SAMPLES / "content" / "kodim23.jpg").read_bytes())
+    s.write_bytes(STYLE.read_bytes())
+    Image.new("L", (10, 10), 255).save(m)
+    target = {"content": c, "style": s, "mask": m}[which]
+    before = target.read_bytes()
+    _no_models(monkeypatch)
+    code = _run(["stylize", "-c", str(c), "-s", str(s), "--mask", str(m), "--size", "32", "-o", str(target)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and f"it is the --{which} input" in err[0]
+    assert target.read_bytes() == before
+
+
+def test_unsupported_output_fails_before_models_load(tmp_path, capsys, monkeypatch):
+    # Case 12: `-o out.gif` failed only after the whole run.
+    _no_models(monkeypatch)
+    code = _run(["stylize", "-c", str(SAMPLES / "content" / "kodim23.jpg"), "-s", str(STYLE), "-o", str(tmp_path / "o.gif")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "unknown output extension '.gif'" in err[0]
+
+
+def test_output_onto_a_fifo_is_refused(tmp_path, capsys, monkeypatch):
+    # Case 6 at the CLI: an existing non-regular file is refused, and before any work.
+    os.mkfifo(tmp_path / "o.png")
+    _no_models(monkeypatch)
+    code = _run(["stylize", "-c", str(SAMPLES / "content" / "kodim23.jpg"), "-s", str(STYLE), "-o", str(tmp_path / "o.png")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "it exists and is a FIFO" in err[0]
+
+
+def test_stylize_progress_per_pass(tmp_path, capsys):
+    # Case 15: one long run printed nothing; --progress shows the passes with an ETA.
+    code = _run(["stylize", "-c", str(SAMPLES / "content" / "kodim23.jpg"), "-s", str(STYLE), "--size", "64",
+                 "--scales", "32,64", "--progress", "-o", str(tmp_path / "o.png")])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert "adain stylize" in err and "100%" in err and "2 passes done" in err

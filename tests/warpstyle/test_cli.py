@@ -1,3 +1,6 @@
+import os
+import stat
+
 import numpy as np
 import pytest
 import torch
@@ -49,7 +52,8 @@ def test_end_to_end_with_extras(tmp_path, samples):
     assert max(img.shape[-2:]) == 96
     for suffix in ("_warped.png", "_field.flo", "_field.png", "_sheet.jpg"):
         assert (tmp_path / f"out{suffix}").is_file()
-    assert WarpField.load(tmp_path / "out_field.flo").grid.shape == (1, 16, 16, 2)
+    # The field as applied, at the output's resolution (issue 15 case 13), not the 16x16 estimate.
+    assert WarpField.load(tmp_path / "out_field.flo").grid.shape == (1, *img.shape[-2:], 2)
 
 
 def test_api_and_cli_give_the_same_pixels(tmp_path, samples, pipeline):
@@ -99,3 +103,171 @@ def test_eval_warper_on_tiny_folder(tmp_path, samples, capsys):
 
     r = json.loads((tmp_path / "r.json").read_text())["synthetic"]
     assert r["pairs"] == 3 and r["epe_identity"] > 0 and np.isfinite(r["epe"])
+
+
+# Issue 15: never lose a user's file, never report a false success, never waste a run on a bad path.
+CONTENT = "content/kodim23.jpg"
+GEOMETRY = "geometry/munch_the-scream.jpg"
+TEXTURE = "texture/vangogh_the-starry-night.jpg"
+
+
+def _no_models(monkeypatch):
+    from warpstyle.pipeline import Pipeline
+    from warpstyle.warper import Warper
+
+    def boom(*a, **k):
+        raise AssertionError("models were loaded before the paths were checked")
+
+    monkeypatch.setattr(Pipeline, "from_pretrained", boom)
+    monkeypatch.setattr(Warper, "from_pretrained", boom)
+
+
+def _copy_inputs(tmp_path, samples):
+    paths = {}
+    for key, rel in (("content", CONTENT), ("geometry", GEOMETRY), ("texture", TEXTURE)):
+        paths[key] = tmp_path / f"{key[0]}.jpg"
+        paths[key].write_bytes((samples / rel).read_bytes())
+    return paths
+
+
+@pytest.mark.parametrize("which", ["content", "geometry", "texture"])
+def test_output_equal_to_an_input_is_refused(tmp_path, samples, capsys, monkeypatch, which):
+    # Case 1: `warpstyle run -c c.jpg -t t.jpg -o c.jpg` overwrote c.jpg and exited 0.
+    p = _copy_inputs(tmp_path, samples)
+    before = p[which].read_bytes()
+    _no_models(monkeypatch)
+    code = _run(["run", "-c", str(p["content"]), "-g", str(p["geometry"]), "-t", str(p["texture"]), "--size", "32",
+                 "-o", str(p[which])])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and f"it is the --{which} input" in err[0]
+    assert p[which].read_bytes() == before
+
+
+def test_side_output_onto_an_input_is_refused(tmp_path, samples, capsys, monkeypatch):
+    # --save-warped writes <output>_warped.png: that must not replace an input either.
+    tex = tmp_path / "o_warped.png"
+    tex.write_bytes(b"precious")
+    p = _copy_inputs(tmp_path, samples)
+    _no_models(monkeypatch)
+    code = _run(["run", "-c", str(p["content"]), "-g", str(p["geometry"]), "-t", str(tex), "--save-warped",
+                 "-o", str(tmp_path / "o.png")])
+    assert code == 2 and "it is the --texture input" in capsys.readouterr().err
+    assert tex.read_bytes() == b"precious"
+
+
+def _folder(tmp_path, samples, names, folder="in"):
+    root = tmp_path / folder
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes((samples / "content" / "kodim04.jpg").read_bytes())
+    return root
+
+
+def test_batch_output_is_the_input_folder(tmp_path, samples, capsys, monkeypatch):
+    # Case 2: `warpstyle run -c in -t t.jpg -o in` replaced every input with its stylized version.
+    root = _folder(tmp_path, samples, ["a.jpg", "b.png"])
+    # b.png would be replaced by its own output; a.jpg would gain a sibling a.png.
+    before = {p.name: p.read_bytes() for p in root.iterdir()}
+    _no_models(monkeypatch)
+    code = _run(["run", "-c", str(root), "--size", "32", "--no-progress", "-o", str(root)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and "it is the input folder" in err[-1]
+    assert {p.name: p.read_bytes() for p in root.iterdir()} == before
+
+
+def test_batch_output_inside_the_input_folder_and_earlier_runs(tmp_path, samples, capsys):
+    # Case 2: with -o in/out a second run stylized its own outputs; case 3: earlier outputs are
+    # refused by default, kept with --skip-existing, replaced with --overwrite.
+    root = _folder(tmp_path, samples, ["a.jpg", "a.png", "x/c.jpg", "y/c.jpg"])
+    out = root / "out"
+    base = ["run", "-c", str(root), "--size", "24", "--no-progress", "-o", str(out)]
+    assert _run(base) == 0
+    assert "4 of 4 done, 0 failed" in capsys.readouterr().err
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert written == ["a_jpg.png", "a_png.png", "x/c.png", "y/c.png"]  # case 3: no output lost
+    first = {p: p.read_bytes() for p in out.rglob("*.png")}
+    (out / "a_png.png").write_bytes(b"edited by the user")
+
+    assert _run(base) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "4 images under the output folder" in err[-2]  # (after the no-geometry-no-texture warning)
+    assert "--skip-existing" in err[-1] and "--overwrite" in err[-1]
+    assert (out / "a_png.png").read_bytes() == b"edited by the user"
+
+    (out / "y" / "c.png").unlink()
+    assert _run(base + ["--skip-existing"]) == 0
+    assert "1 of 1 done, 0 failed, 3 skipped" in capsys.readouterr().err
+    assert (out / "a_png.png").read_bytes() == b"edited by the user" and (out / "y" / "c.png").is_file()
+
+    assert _run(base + ["--overwrite"]) == 0
+    assert "4 of 4 done, 0 failed" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in out.rglob("*.png")} == first
+    assert not (out / "out").exists()  # its own outputs never became inputs
+
+
+def test_batch_same_name_from_two_folders_is_refused(tmp_path, samples, capsys, monkeypatch):
+    one = _folder(tmp_path, samples, ["x.jpg"], folder="one")
+    two = _folder(tmp_path, samples, ["x.jpg"], folder="two")
+    _no_models(monkeypatch)
+    code = _run(["run", "-c", str(one), "-c", str(two), "--no-progress", "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 2 and "would both write it" in err[1]
+
+
+@pytest.mark.parametrize("case", ["gif", "missing-folder", "missing-geometry"])
+def test_paths_checked_before_models_load(tmp_path, samples, capsys, monkeypatch, case):
+    # Case 12: `-o out.gif` failed after the whole run; a missing folder after the models loaded.
+    content, geometry, out = str(samples / CONTENT), str(samples / GEOMETRY), str(tmp_path / "o.png")
+    if case == "gif":
+        out = str(tmp_path / "o.gif")
+    elif case == "missing-folder":
+        content = str(tmp_path / "no-such-folder")
+    else:
+        geometry = str(tmp_path / "g.jpg")
+    _no_models(monkeypatch)
+    code = _run(["run", "-c", content, "-g", geometry, "-o", out])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert {"gif": "unknown output extension '.gif'", "missing-folder": "no-such-folder': no such file or folder",
+            "missing-geometry": "g.jpg': no such file"}[case] in err[0]
+
+
+def test_eval_warper_json_onto_a_fifo_is_refused_first(tmp_path, samples, capsys, monkeypatch):
+    # Case 6: `--json /dev/full` (as root) replaced the device node; a FIFO stands in for it.
+    fifo = tmp_path / "r.json"
+    os.mkfifo(fifo)
+    _no_models(monkeypatch)
+    code = _run(["eval-warper", "--image-dir", str(samples / "content"), "--pairs", "1", "--json", str(fifo)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "it exists and is a FIFO" in err[0]
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert _run(["eval-warper", "--image-dir", str(tmp_path / "nope"), "--pairs", "1"]) == 2
+    assert "no such folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fmt", ["npy", "flo"])
+def test_saved_field_reproduces_the_output(tmp_path, samples, fmt):
+    # Case 13: --save-field wrote the raw 16x16 estimate, ignoring --strength and --smoothness.
+    from warpstyle.warper import Warper
+
+    fields = {}
+    for strength in ("0.5", "2"):
+        out = tmp_path / f"s{strength}.png"
+        code = _run(["run", "-c", str(samples / CONTENT), "-g", str(samples / GEOMETRY), "--size", "64",
+                     "--strength", strength, "--smoothness", "1.5", "--save-warped", "--save-field", fmt, "-o", str(out)])
+        assert code == 0
+        field = WarpField.load(tmp_path / f"s{strength}_field.{fmt}")
+        warped = load_image(tmp_path / f"s{strength}_warped.png")
+        assert field.shape == tuple(warped.shape[-2:]) and max(field.shape) == 64
+        again = Warper.apply(load_image(samples / CONTENT), field, smoothness=0, size=field.shape)
+        assert (again - warped).abs().max() <= 1 / 255 + 1e-4  # the PNG holds 8 bits
+        fields[strength] = field.grid
+    assert not torch.allclose(fields["0.5"], fields["2"], atol=1e-3)
+
+
+def test_single_run_progress_per_pass(tmp_path, samples, capsys):
+    # Case 15: a long single run printed nothing until the end.
+    code = _run(["run", "-c", str(samples / CONTENT), "-t", str(samples / TEXTURE), "--size", "64", "--scales", "32,64",
+                 "--progress", "-o", str(tmp_path / "o.png")])
+    err = capsys.readouterr().err
+    assert code == 0 and "warpstyle run" in err and "100%" in err and "2 passes done" in err

@@ -60,3 +60,16 @@ def test_apply_checks_inputs(warper, samples):
         warper.apply(torch.rand(1, 3, 8, 8), field, strength=-1)
     with pytest.raises(ValueError, match="image must have values in"):
         warper.apply(torch.rand(1, 3, 8, 8) * 255, field)
+
+
+@pytest.mark.parametrize("strength,smoothness", [(0.0, 0.75), (0.5, 2.0), (3.0, 0.0)])
+def test_applied_field_reproduces_apply_exactly(gen, strength, smoothness):
+    # What `warpstyle run --save-field` writes (issue 15 case 13): the field apply really samples with.
+    from warpstyle.field import WarpField
+
+    image = torch.rand(1, 3, 20, 28, generator=gen)
+    field = WarpField(identity_grid(1, 16, 16) + 0.2 * torch.rand(1, 16, 16, 2, generator=gen) - 0.1, (30, 24))
+    applied = Warper.applied_field(field, strength=strength, smoothness=smoothness, size=(30, 24))
+    assert applied.shape == (30, 24) and applied.output_size == (30, 24)
+    direct = Warper.apply(image, field, strength=strength, smoothness=smoothness, size=(30, 24))
+    assert torch.equal(Warper.apply(image, applied, smoothness=0, size=applied.shape), direct)
