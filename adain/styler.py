@@ -426,7 +426,7 @@ class Styler(nn.Module):
             outs = [fo[t].float() for t in STYLE_TAPS]
             ls = sum(float(weights[i]) * style_loss(outs, targets[i]) for i in range(len(targets)))
             if scale is None:
-                scale = (max(float(lc), 1e-8), max(float(ls), 1e-8))
+                scale = (max(float(lc.detach()), 1e-8), max(float(ls.detach()), 1e-8))
             loss = lc / scale[0] + ls / scale[1]
             opt.zero_grad(set_to_none=True)
             loss.backward()

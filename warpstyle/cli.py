@@ -42,11 +42,15 @@ def cli(verbose: int, quiet: bool) -> None:
 @click.option("--size", type=click.IntRange(8, 16384), default=None, help="Longer side of the output in px; aspect of the geometry (or the content) [default: 512].")
 @click.option("--max-size", type=click.IntRange(8, 16384), default=4096, show_default=True, help="Cap on the output's longer side in px.")
 @click.option("--scales", default="auto", show_default=True, help="Coarse-to-fine stylization passes (longer sides), e.g. 256,512; 'auto' halves from --size down to >= 256.")
+@click.option("--schedule", type=click.Choice(["lowpass", "guided", "restylize"]), default="lowpass", show_default=True,
+              help="How finer texture passes use the coarser one: lowpass keeps the coarse strokes and the content's edges; restylize (the old default) repaints the coarse result.")
+@click.option("--refine", "refine_steps", type=click.IntRange(0, 10000), default=0, show_default=True,
+              help="Texture quality mode: N optimisation steps on the output after the feed-forward result; slower.")
 @click.option("--warper", "warper_path", type=click.Path(path_type=Path), default=None, help="Warper weights [default: bundled].")
 @click.option("--decoder", type=click.Path(path_type=Path), default=None, help="AdaIN decoder weights [default: bundled].")
 @click.option("--vgg", type=click.Path(path_type=Path), default=None, help="VGG-19 weights [default: bundled Oxford].")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--bf16/--fp32", "bf16", default=None, help="bf16 autocast [default: on for CPU, off for CUDA].")
+@click.option("--bf16/--fp32", "bf16", default=None, help="bf16 autocast [default: on for a CPU with native bf16, else off].")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for any random step (the default path is deterministic).")
 @click.option("--output", "-o", required=True, type=click.Path(path_type=Path),
               help="Output image (.png/.jpg/.webp), replaced if it exists; in batch mode a folder that receives "
@@ -65,7 +69,7 @@ def cli(verbose: int, quiet: bool) -> None:
                    "[default: when stderr is a terminal].")
 def run_cmd(contents: Sequence[Path], geometry: Path | None, textures: Sequence[Path], texture_weights: Sequence[float],
             strength: float, smoothness: float | None, alpha: float, preserve_color: str | None, size: int | None,
-            max_size: int, scales: str, warper_path: Path | None, decoder: Path | None, vgg: Path | None, device: str,
+            max_size: int, scales: str, schedule: str, refine_steps: int, warper_path: Path | None, decoder: Path | None, vgg: Path | None, device: str,
             bf16: bool | None, seed: int, output: Path, skip_existing: bool, overwrite: bool, save_warped: bool,
             save_field: str | None, save_sheet: bool, progress: bool | None) -> int:
     """Warp CONTENT toward GEOMETRY, then paint it with TEXTURE."""
@@ -90,7 +94,8 @@ def run_cmd(contents: Sequence[Path], geometry: Path | None, textures: Sequence[
     opts = PipelineOptions(
         strength=strength, smoothness=DEFAULT_SMOOTHNESS if smoothness is None else smoothness, alpha=alpha,
         texture_weights=list(texture_weights) or None, preserve_color=preserve_color,  # type: ignore[arg-type]
-        size=size, max_size=max_size, scales=parse_scales(scales), bf16=bf16, seed=seed,
+        size=size, max_size=max_size, scales=parse_scales(scales), schedule=schedule, refine_steps=refine_steps,  # type: ignore[arg-type]
+        bf16=bf16, seed=seed,
     )
 
     # Every path is checked before any model loads: a bad -o or a missing folder must not cost a run.
