@@ -20,6 +20,8 @@ from adain.base.vgg import VGGEncoder
 
 from .correlation import l2_normalize_features
 from .field import WarpField
+from .objective import objective_features
+from .refine import REFINE_SIZE, refine_field
 from .regressor import WarpRegressor
 from .warp import PaddingMode, apply_warp
 
@@ -94,6 +96,8 @@ class Warper(nn.Module):
         content_features: torch.Tensor | None = None,
         geometry_features: torch.Tensor | None = None,
         geometry_size: tuple[int, int] | None = None,
+        refine_steps: int = 0,
+        refine_size: int = REFINE_SIZE,
     ) -> WarpField:
         """Estimate the field that gives ``content`` the shapes of ``geometry``.
 
@@ -105,10 +109,29 @@ class Warper(nn.Module):
             bf16: run the VGG features under bf16 autocast (faster on CPU).
             content_features, geometry_features: precomputed :meth:`encode` outputs.
             geometry_size: ``(H2, W2)`` of the geometry when only its features are given.
+            refine_steps: Adam steps refining the field for this pair on the feature-matching
+                objective (:mod:`warpstyle.refine`); 0 (default) returns the network's field.
+                Needs both images (features may still be given for the network's pass).
+            refine_size: side of the refined field.
 
         Returns:
-            WarpField with a ``(B, 16, 16, 2)`` grid and ``output_size`` = geometry's ``(H2, W2)``.
+            WarpField with a ``(B, 16, 16, 2)`` grid (``refine_size`` square when refined) and
+            ``output_size`` = geometry's ``(H2, W2)``.
         """
+        c_obj = g_obj = None
+        if refine_steps:
+            if int(refine_steps) != refine_steps or refine_steps < 0:
+                raise ValueError(f"refine_steps must be a non-negative integer; got {refine_steps!r}")
+            if content is None or geometry is None:
+                raise ValueError("refine_steps > 0 needs the content and geometry images, not only their features")
+            c = as_image_batch(content, "content").to(self.device)
+            g = as_image_batch(geometry, "geometry").to(self.device)
+            with torch.no_grad(), _bf16(self.device, bf16):
+                # One encoder pass per image gives the network's pool4 and the objective's taps.
+                c_obj, g_obj = objective_features(self.encoder, c), objective_features(self.encoder, g)
+            content_features = c_obj["pool4"] if content_features is None else content_features
+            if geometry_features is None:
+                geometry_features, geometry_size = g_obj["pool4"], (int(g.shape[-2]), int(g.shape[-1]))
         if content_features is None:
             if content is None:
                 raise ValueError("content must be given (or content_features)")
@@ -128,6 +151,8 @@ class Warper(nn.Module):
         if fg.shape[0] == 1 and fc.shape[0] > 1:
             fg = fg.expand(fc.shape[0], -1, -1, -1)
         grid = self.regressor(fc.to(self.device), fg.to(self.device))
+        if c_obj is not None and g_obj is not None:
+            grid = refine_field(c_obj, g_obj, grid, steps=int(refine_steps), size=refine_size)
         return WarpField(grid, geometry_size)
 
     @staticmethod
