@@ -4,6 +4,7 @@ from adain import __version__, tune_cpu_allocator
 
 from .correlation import correlation_4d, l2_normalize_features, normalize_correlation
 from .field import WarpField
+from .objective import feature_matching_objective
 from .pipeline import Pipeline, PipelineOptions, PipelineResult
 from .regressor import WarpRegressor
 from .warp import apply_warp, identity_grid, resize_field, scale_field, smooth_field
@@ -17,6 +18,7 @@ __all__ = [
     "PipelineResult",
     "WarpField",
     "WarpRegressor",
+    "feature_matching_objective",
     "correlation_4d",
     "l2_normalize_features",
     "normalize_correlation",

@@ -39,6 +39,7 @@ class PipelineOptions:
 
     strength: float = 1.0  # warp strength: 0 = no warp, 1 = estimated warp
     smoothness: float = DEFAULT_SMOOTHNESS  # Gaussian sigma on the field, in 16x16-grid cells
+    warp_refine: int = 0  # Adam steps refining the field per pair on the feature-matching objective
     alpha: float = 0.8  # texture strength (0.8 keeps faces legible on the samples; the styler alone defaults to 1)
     texture_weights: Sequence[float] | None = None
     preserve_color: ColorMode | None = None
@@ -214,8 +215,11 @@ class Pipeline:
             # Before the warp: the styler's finest pass decides the peak (adain/memory.py).
             check_memory(out_hw, alpha=opts.alpha, bf16=bf16)
         if warping:
-            field = self.warper.estimate(c, None, bf16=bf16, geometry_features=prep.geometry_features,
-                                         geometry_size=tuple(prep.geometry.shape[-2:]))
+            # Refinement needs the geometry image itself (its relu4_1 features); the pool4 ones are reused.
+            field = self.warper.estimate(c, prep.geometry if opts.warp_refine else None, bf16=bf16,
+                                         geometry_features=prep.geometry_features,
+                                         geometry_size=tuple(prep.geometry.shape[-2:]),
+                                         refine_steps=opts.warp_refine)
             base = resize_exact(c, out_hw) if opts.strength == 0 else c
             warped = Warper.apply(base, field, strength=opts.strength, smoothness=opts.smoothness,
                                   size=out_hw, padding=opts.padding)
