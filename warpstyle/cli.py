@@ -49,7 +49,7 @@ def _expand_contents(contents: Sequence[Path]) -> tuple[list[Path], bool]:
 @click.option("--texture-weight", "texture_weights", multiple=True, type=click.FloatRange(min=0), help="Weight per --texture, in order (default: equal).")
 @click.option("--strength", default=1.0, show_default=True, type=click.FloatRange(0, 4), help="Warp strength: 0 = none, 1 = estimated warp, >1 exaggerates.")
 @click.option("--smoothness", default=None, type=click.FloatRange(0, 16), help="Gaussian smoothing of the warp field, in cells of its 16x16 grid [default: 0.75].")
-@click.option("--warp-refine", default=0, show_default=True, type=click.IntRange(0, 5000), help="Adam steps refining the warp for this pair on the feature-matching objective (0: the network's field; 100 takes seconds on a CPU).")
+@click.option("--warp-refine", default=0, show_default=True, type=click.IntRange(0, 5000), help="Adam steps refining the warp for this pair on the feature-matching objective, features computed once (0: the network's field; 100 steps took 7-22 s on a busy 2-core CPU).")
 @click.option("--alpha", default=0.8, show_default=True, type=click.FloatRange(0, 1), help="Texture strength: 0 = warped content only, 1 = full texture.")
 @click.option("--preserve-color", type=click.Choice(["match", "luminance"]), default=None, help="Keep the content's colours ('match' recolours the texture first; 'luminance' transfers luminance only).")
 @click.option("--size", type=click.IntRange(8, 16384), default=None, help="Longer side of the output in px; aspect of the geometry (or the content) [default: 512].")

@@ -63,7 +63,6 @@ FOLD_WEIGHT = 1.0
 FOLD_EPS = 0.1
 
 
-@torch.no_grad()
 def objective_features(
     encoder: VGGEncoder,
     image: torch.Tensor,
@@ -76,6 +75,8 @@ def objective_features(
     Returns:
         tap -> float32 ``(B, C, h, w)``, unit length over ``C`` at each location (zero where the
         feature is zero). The resize matches :meth:`Warper.features`, so ``["pool4"]`` equals it.
+        Differentiable (to re-encode a warped image in training); wrap constant features in
+        ``torch.no_grad()``.
     """
     x = F.interpolate(image, size=(size, size), mode="bilinear", align_corners=False,
                       antialias=True).contiguous(memory_format=torch.channels_last)
@@ -88,23 +89,34 @@ def _grid_at(grid: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
 
 
 def feature_agreement(
-    content_feats: Mapping[str, torch.Tensor], geometry_feats: Mapping[str, torch.Tensor], grid: torch.Tensor
+    content_feats: Mapping[str, torch.Tensor],
+    geometry_feats: Mapping[str, torch.Tensor],
+    grid: torch.Tensor,
+    *,
+    content_warped: bool = False,
 ) -> torch.Tensor:
     """``(B,)`` sum over the geometry's taps of the mean cosine of warped content and geometry features.
 
     Both sides must be channel-L2-normalised (:func:`objective_features`). Content features are
     sampled with border padding (a part beyond the edge keeps the edge's
-    feature, so leaving the image is not rewarded).
+    feature, so leaving the image is not rewarded). With ``content_warped=True`` the content
+    features are those of the content already warped by ``grid`` and re-encoded (output frame):
+    they are compared as they are.
     """
     total = grid.new_zeros(grid.shape[0], dtype=torch.float32)
     for k, fg in geometry_feats.items():
         fc = content_feats[k]
-        g = _grid_at(grid.float(), (int(fg.shape[-2]), int(fg.shape[-1])))
-        if fc.shape[0] != g.shape[0]:
-            fc = fc.expand(g.shape[0], -1, -1, -1)
-        warped = F.grid_sample(fc.float(), g, mode="bilinear", padding_mode="border", align_corners=False)
-        if fg.shape[0] != g.shape[0]:
-            fg = fg.expand(g.shape[0], -1, -1, -1)
+        if content_warped:
+            warped = fc.float()
+        else:
+            g = _grid_at(grid.float(), (int(fg.shape[-2]), int(fg.shape[-1])))
+            if fc.shape[0] != g.shape[0]:
+                fc = fc.expand(g.shape[0], -1, -1, -1)
+            warped = F.grid_sample(fc.float(), g, mode="bilinear", padding_mode="border", align_corners=False)
+        if warped.shape[0] != grid.shape[0]:
+            warped = warped.expand(grid.shape[0], -1, -1, -1)
+        if fg.shape[0] != grid.shape[0]:
+            fg = fg.expand(grid.shape[0], -1, -1, -1)
         # fg has unit length, so the cosine is <warped, fg> / |warped| (cheaper than cosine_similarity).
         dot = (warped * fg.float()).sum(dim=1)  # (B, h, w)
         total = total + (dot / warped.norm(dim=1).clamp_min(1e-6)).mean(dim=(1, 2))
@@ -147,6 +159,7 @@ def feature_matching_objective(
     smooth_weight: float = SMOOTH_WEIGHT,
     fold_weight: float = FOLD_WEIGHT,
     fold_eps: float = FOLD_EPS,
+    content_warped: bool = False,
     reduction: Literal["mean", "none"] = "mean",
 ) -> dict[str, torch.Tensor]:
     """The objective to minimise: ``loss = feature + smooth_weight * smooth + fold_weight * fold``.
@@ -159,6 +172,8 @@ def feature_matching_objective(
         grid: ``(B, H, W, 2)`` backward field (module Convention), any ``H, W``; differentiable.
         smooth_weight, fold_weight: weights of the regularisers (>= 0).
         fold_eps: the determinant below which ``fold`` is positive.
+        content_warped: ``content_feats`` are features of the content already warped by ``grid``
+            and re-encoded (the paper's training objective); the regularisers still read ``grid``.
         reduction: ``"mean"`` over the batch (scalars) or ``"none"`` (``(B,)`` each).
 
     Returns:
@@ -179,7 +194,7 @@ def feature_matching_objective(
         raise ValueError(f"content_feats lacks the taps {missing} of geometry_feats")
     if smooth_weight < 0 or fold_weight < 0:
         raise ValueError(f"smooth_weight and fold_weight must be >= 0; got {smooth_weight}, {fold_weight}")
-    feature = -feature_agreement(content_feats, geometry_feats, grid)
+    feature = -feature_agreement(content_feats, geometry_feats, grid, content_warped=content_warped)
     smooth = smoothness_energy(grid)
     fold = fold_penalty(grid, fold_eps)
     out = {"loss": feature + smooth_weight * smooth + fold_weight * fold, "feature": feature,

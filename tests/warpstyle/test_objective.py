@@ -116,3 +116,21 @@ def test_objective_features_match_the_warper_pool4():
     torch.testing.assert_close(feats["pool4"], Warper(enc, WarpRegressor()).features(x))
     norms = feats["relu4_1"].norm(dim=1)
     assert torch.all(((norms - 1).abs() < 1e-4) | (norms < 1e-6))
+
+
+def test_content_warped_compares_reencoded_features_directly(gen):
+    f = _feats(gen, b=2)
+    shifted = identity_grid(2, 8, 8) + 0.3  # the grid only feeds the regularisers then
+    out = feature_matching_objective(f, f, shifted, content_warped=True, reduction="none")
+    torch.testing.assert_close(out["feature"], torch.full((2,), -2.0), atol=1e-5, rtol=0)
+    assert float(feature_matching_objective(f, f, shifted)["feature"]) > -2.0 + 1e-3
+
+
+def test_objective_features_are_differentiable():
+    from adain.base.vgg import VGGEncoder
+
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 32, 32, requires_grad=True)
+    feats = objective_features(VGGEncoder().eval(), x, ("relu4_1",), size=32)
+    feats["relu4_1"].sum().backward()
+    assert x.grad is not None

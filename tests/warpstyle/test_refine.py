@@ -97,3 +97,14 @@ def test_estimate_with_refinement(tiny_warper):
         tiny_warper.estimate(None, None, content_features=gf, geometry_features=gf, refine_steps=2)
     with pytest.raises(ValueError, match="refine_steps"):
         tiny_warper.estimate(c, g, refine_steps=-2)
+
+
+def test_pipeline_warp_refine_option(pipeline, samples):
+    content = samples / "content" / "kodim04.jpg"
+    geometry = samples / "geometry" / "juan-gris_portrait-of-pablo-picasso.jpg"
+    plain = pipeline.run(content, geometry, size=64)
+    again = pipeline.run(content, geometry, size=64, warp_refine=0)
+    refined = pipeline.run(content, geometry, size=64, warp_refine=3)
+    assert torch.equal(plain.image, again.image)
+    assert refined.image.shape == plain.image.shape
+    assert not torch.equal(refined.field.grid, plain.field.grid)
