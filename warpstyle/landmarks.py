@@ -72,8 +72,8 @@ def pck_summary(errors: np.ndarray | Sequence[float], thresholds: Sequence[float
     """``{"pck@T": share of errors <= T, ..., "mean_error": mean}`` over all given errors.
 
     Example:
-        >>> pck_summary([0.01, 0.04, 0.2], (0.02, 0.05))
-        {'pck@0.02': 0.3333333333333333, 'pck@0.05': 0.6666666666666666, 'mean_error': 0.08333333333333334}
+        >>> {k: round(v, 4) for k, v in pck_summary([0.01, 0.04, 0.25], (0.02, 0.05)).items()}
+        {'pck@0.02': 0.3333, 'pck@0.05': 0.6667, 'mean_error': 0.1}
     """
     e = np.asarray(errors, dtype=np.float64).ravel()
     if e.size == 0:
