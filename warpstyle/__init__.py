@@ -5,6 +5,7 @@ from adain.base.errors import FieldError
 
 from .correlation import correlation_4d, l2_normalize_features, normalize_correlation
 from .field import WarpField
+from .objective import feature_matching_objective
 from .pipeline import Pipeline, PipelineOptions, PipelineResult
 from .regressor import WarpRegressor
 from .warp import apply_warp, identity_grid, resize_field, scale_field, smooth_field
@@ -19,6 +20,7 @@ __all__ = [
     "WarpField",
     "FieldError",
     "WarpRegressor",
+    "feature_matching_objective",
     "correlation_4d",
     "l2_normalize_features",
     "normalize_correlation",

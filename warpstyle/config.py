@@ -47,7 +47,7 @@ class WarperTrainConfig:
     init_warper: str = ""  # warm start from these warper weights
     # losses
     field_weight: float = 1.0
-    smooth_weight: float = 0.0
+    smooth_weight: float = 0.0  # squared displacement differences (warpstyle.objective; 0.01 there)
     fold_weight: float = 0.0  # Jacobian-determinant fold penalty
     # PF-PASCAL keypoint pairs (for users who have the dataset)
     pf_pascal_root: str = ""

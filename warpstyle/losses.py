@@ -1,20 +1,13 @@
-"""Warper losses: field supervision, keypoint transfer, feature matching, smoothness, folds.
-
-Field convention throughout: a backward grid ``(B, H, W, 2)``, for each output (geometry) position
-the content position to sample, normalised to [-1, 1] in (x, y) order with ``align_corners=False``.
-"""
+"""Warper training losses: field supervision, keypoint transfer, feature matching, smoothness."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from .warp import identity_grid, resize_field
+from .warp import identity_grid
 
-__all__ = [
-    "field_l1_loss", "keypoint_loss", "feature_matching_loss", "multi_tap_feature_loss", "smoothness_loss", "fold_loss",
-    "jacobian_determinant", "end_point_error",
-]
+__all__ = ["field_l1_loss", "keypoint_loss", "feature_matching_loss", "smoothness_loss", "end_point_error"]
 
 
 def field_l1_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -40,40 +33,6 @@ def feature_matching_loss(content_feat: torch.Tensor, geometry_feat: torch.Tenso
     warped = F.grid_sample(content_feat.float(), grid.float(), mode="bilinear", padding_mode="border",
                            align_corners=False)
     return (1.0 - F.cosine_similarity(warped, geometry_feat.float(), dim=1)).mean()
-
-
-def multi_tap_feature_loss(
-    content_feats: dict[str, torch.Tensor], geometry_feats: dict[str, torch.Tensor], grid: torch.Tensor
-) -> torch.Tensor:
-    """Mean over taps of :func:`feature_matching_loss`, the field resized to each tap's resolution.
-
-    Args:
-        content_feats, geometry_feats: the same taps (e.g. ``pool4``, ``relu4_1``), ``(B, C_k, H_k, W_k)``.
-        grid: ``(B, h, w, 2)`` backward field at any resolution.
-    """
-    total = grid.new_zeros((), dtype=torch.float32)
-    for k, fg in geometry_feats.items():
-        g = grid if tuple(grid.shape[1:3]) == tuple(fg.shape[-2:]) else resize_field(grid, tuple(fg.shape[-2:]))
-        total = total + feature_matching_loss(content_feats[k], fg, g)
-    return total / max(len(geometry_feats), 1)
-
-
-def jacobian_determinant(grid: torch.Tensor) -> torch.Tensor:
-    """``(B, H-1, W-1)`` determinant of the backward map's Jacobian, relative to the identity's.
-
-    Forward differences over each grid cell; 1 for the identity or a translation, below 0 where the
-    field folds (the content is sampled in reversed order there).
-    """
-    g = grid.float()
-    h, w = g.shape[1:3]
-    dx = (g[:, :-1, 1:] - g[:, :-1, :-1]) * (w / 2.0)  # d(content x, y) / d(output x), in cells
-    dy = (g[:, 1:, :-1] - g[:, :-1, :-1]) * (h / 2.0)
-    return dx[..., 0] * dy[..., 1] - dx[..., 1] * dy[..., 0]
-
-
-def fold_loss(grid: torch.Tensor, margin: float = 0.1) -> torch.Tensor:
-    """Mean of ``relu(margin - det)`` over cells: penalises folds and near-folds of the field."""
-    return F.relu(margin - jacobian_determinant(grid)).mean()
 
 
 def smoothness_loss(grid: torch.Tensor) -> torch.Tensor:

@@ -38,6 +38,7 @@ class PipelineOptions:
 
     strength: float = 1.0  # warp strength: 0 = no warp, 1 = estimated warp
     smoothness: float = DEFAULT_SMOOTHNESS  # Gaussian sigma on the field, in 16x16-grid cells
+    warp_refine: int = 0  # Adam steps refining the field per pair on the feature-matching objective
     alpha: float = 0.8  # texture strength (0.8 keeps faces legible on the samples; the styler alone defaults to 1)
     texture_weights: Sequence[float] | None = None
     preserve_color: ColorMode | None = None
@@ -234,8 +235,14 @@ class Pipeline:
             self.styler.preflight(out_hw, plan)  # before the warp: the styler's finest pass decides the peak
         if warping:
             assert self.warper is not None and prep.geometry is not None and prep.geometry_features is not None
-            field = self.warper._estimate_checked(self.warper._encode_checked(c, bf16), prep.geometry_features,
-                                                  tuple(prep.geometry.shape[-2:]))
+            if opts.warp_refine:
+                # Refinement needs the geometry image itself (its relu4_1 features); the pool4 ones are reused.
+                field = self.warper.estimate(c, prep.geometry, bf16=bf16, geometry_features=prep.geometry_features,
+                                             geometry_size=tuple(prep.geometry.shape[-2:]),
+                                             refine_steps=opts.warp_refine)
+            else:
+                field = self.warper._estimate_checked(self.warper._encode_checked(c, bf16), prep.geometry_features,
+                                                      tuple(prep.geometry.shape[-2:]))
             warped = Warper._apply_checked(c, field, opts.strength, opts.smoothness, out_hw, opts.padding)
             image = warped
         else:

@@ -6,8 +6,8 @@ Two kinds of pairs, mixed in every step:
   official release's recipe; keeps large displacements learnable);
 * mined: two *different* images that look alike (:mod:`warpstyle.data.pairs`), with no field to copy:
   the content is warped by the predicted field, re-encoded, and its VGG features (pool4, relu4_1)
-  are pulled toward the geometry's, the objective of Liu et al. 2021 and of DST (Kim et al. 2020),
-  with smoothness and fold penalties.
+  are pulled toward the geometry's (:mod:`warpstyle.objective`, shared with per-pair refinement),
+  the objective of Liu et al. 2021 and of DST (Kim et al. 2020), with smoothness and fold penalties.
 
 Either side may be repainted with the AdaIN styler (art augmentation).
 """
@@ -33,22 +33,20 @@ from adain.decoder import Decoder
 
 from .augment import texture_augment
 from .config import WarperTrainConfig
-from .correlation import l2_normalize_features
 from .data.pairs import MinedPairs
 from .data.pf_pascal import PFPascalPairs, transfer_keypoints
 from .data.synthetic import make_synthetic_pair, random_warp_params, synthetic_field
-from .losses import field_l1_loss, fold_loss, keypoint_loss, multi_tap_feature_loss, smoothness_loss
+from .losses import field_l1_loss, keypoint_loss
+from .objective import feature_matching_objective, fold_penalty, objective_features, smoothness_energy
 from .regressor import WarpRegressor
 from .warp import resize_field
 from .warper import Warper
 
-__all__ = ["train_warper", "WarperTask", "CHECKPOINT_FORMAT", "MATCH_TAPS"]
+__all__ = ["train_warper", "WarperTask", "CHECKPOINT_FORMAT"]
 
 log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = "warpstyle.train"
 CROP = 256
-#: VGG taps of the feature-matching objective.
-MATCH_TAPS: tuple[str, ...] = ("relu4_1", "pool4")
 
 
 def _cycle(loader: torch.utils.data.DataLoader) -> Iterator:
@@ -147,30 +145,26 @@ class WarperTask:
             pred = model(fc, fg).float()
         parts["field_l1"] = field_l1_loss(pred, target)
         loss = cfg.field_weight * parts["field_l1"]
-        smooth, fold = smoothness_loss(pred), fold_loss(pred)
+        smooth, fold = smoothness_energy(pred).mean(), fold_penalty(pred).mean()
         sample = None
 
         if self.pairs is not None:
             pc, pg = (to_float_batch(t, dev) for t in next(self.pairs))
             pc, pg = self._repaint(pc, cfg.pair_texture_prob), self._repaint(pg, cfg.pair_texture_prob)
             with torch.no_grad(), autocast_for(dev, cfg.bf16):
-                tc = {k: v.float() for k, v in self.encoder(pc, taps=MATCH_TAPS).items()}
-                tg = {k: v.float() for k, v in self.encoder(pg, taps=MATCH_TAPS).items()}
+                oc, og = objective_features(self.encoder, pc), objective_features(self.encoder, pg)
             with autocast_for(dev, cfg.bf16):
-                grid = model(l2_normalize_features(tc["pool4"]), l2_normalize_features(tg["pool4"])).float()
+                grid = model(oc["pool4"], og["pool4"]).float()  # objective_features' pool4 is Warper.features
             if cfg.reencode:
                 # warp the content image itself and re-encode it: the objective sees what the user will see
                 warped = F.grid_sample(pc, resize_field(grid, (CROP, CROP)), mode="bilinear", padding_mode="border",
                                        align_corners=False)
                 with autocast_for(dev, cfg.bf16):
-                    tw = {k: v.float() for k, v in self.encoder(warped, taps=MATCH_TAPS).items()}
-                ident = torch.eye(2, 3, device=dev).unsqueeze(0).expand(grid.shape[0], 2, 3)
-                same = F.affine_grid(ident, [grid.shape[0], 1, *grid.shape[1:3]], align_corners=False)
-                parts["match"] = multi_tap_feature_loss(tw, tg, same)
-            else:
-                parts["match"] = multi_tap_feature_loss(tc, tg, grid)
-            loss = loss + cfg.match_weight * parts["match"]
-            smooth, fold = smooth + smoothness_loss(grid), fold + fold_loss(grid)
+                    oc = objective_features(self.encoder, warped)
+            obj = feature_matching_objective(oc, og, grid, content_warped=cfg.reencode)
+            parts["match"] = obj["feature"]
+            loss = loss + cfg.match_weight * obj["feature"]
+            smooth, fold = smooth + obj["smooth"], fold + obj["fold"]
             if want_sample:
                 warped_s = F.grid_sample(pc, resize_field(grid.detach(), (CROP, CROP)), align_corners=False,
                                          padding_mode="border")

@@ -19,6 +19,8 @@ from adain.base.vgg import VGGEncoder
 
 from .correlation import l2_normalize_features
 from .field import WarpField
+from .objective import objective_features
+from .refine import REFINE_SIZE, refine_field
 from .regressor import WarpRegressor
 from .warp import PaddingMode, apply_warp
 
@@ -98,6 +100,8 @@ class Warper(nn.Module):
         content_features: torch.Tensor | None = None,
         geometry_features: torch.Tensor | None = None,
         geometry_size: tuple[int, int] | None = None,
+        refine_steps: int = 0,
+        refine_size: int = REFINE_SIZE,
     ) -> WarpField:
         """Estimate the field that gives ``content`` the shapes of ``geometry``.
 
@@ -109,10 +113,29 @@ class Warper(nn.Module):
             bf16: run the VGG features under bf16 autocast (faster on CPU).
             content_features, geometry_features: precomputed :meth:`encode` outputs.
             geometry_size: ``(H2, W2)`` of the geometry when only its features are given.
+            refine_steps: Adam steps refining the field for this pair on the feature-matching
+                objective (:mod:`warpstyle.refine`); 0 (default) returns the network's field.
+                Needs both images (features may still be given for the network's pass).
+            refine_size: side of the refined field.
 
         Returns:
-            WarpField with a ``(B, 16, 16, 2)`` grid and ``output_size`` = geometry's ``(H2, W2)``.
+            WarpField with a ``(B, 16, 16, 2)`` grid (``refine_size`` square when refined) and
+            ``output_size`` = geometry's ``(H2, W2)``.
         """
+        c_obj = g_obj = None
+        if refine_steps:
+            if int(refine_steps) != refine_steps or refine_steps < 0:
+                raise ValueError(f"refine_steps must be a non-negative integer; got {refine_steps!r}")
+            if content is None or geometry is None:
+                raise ValueError("refine_steps > 0 needs the content and geometry images, not only their features")
+            c = as_image_batch(content, "content").to(self.device)
+            g = as_image_batch(geometry, "geometry").to(self.device)
+            with torch.no_grad(), _bf16(self.device, bf16):
+                # One encoder pass per image gives the network's pool4 and the objective's taps.
+                c_obj, g_obj = objective_features(self.encoder, c), objective_features(self.encoder, g)
+            content_features = c_obj["pool4"] if content_features is None else content_features
+            if geometry_features is None:
+                geometry_features, geometry_size = g_obj["pool4"], (int(g.shape[-2]), int(g.shape[-1]))
         if content_features is None:
             if content is None:
                 raise ValueError("content must be given (or content_features)")
@@ -129,14 +152,22 @@ class Warper(nn.Module):
         if geometry_features.shape[0] not in (1, content_features.shape[0]):
             raise ValueError(f"geometry must have batch 1 or content's batch ({content_features.shape[0]}); "
                              f"got {geometry_features.shape[0]}")
-        return self._estimate_checked(content_features, geometry_features, geometry_size)
+        refine = None if c_obj is None or g_obj is None else (c_obj, g_obj, int(refine_steps), refine_size)
+        return self._estimate_checked(content_features, geometry_features, geometry_size, refine)
 
     @torch.no_grad()
-    def _estimate_checked(self, fc: torch.Tensor, fg: torch.Tensor, geometry_size: tuple[int, int] | None) -> WarpField:
-        """:meth:`estimate` from checked :meth:`encode` features (``fg`` of batch 1 or ``fc``'s)."""
+    def _estimate_checked(self, fc: torch.Tensor, fg: torch.Tensor, geometry_size: tuple[int, int] | None,
+                          refine: tuple[dict, dict, int, int] | None = None) -> WarpField:
+        """:meth:`estimate` from checked :meth:`encode` features (``fg`` of batch 1 or ``fc``'s).
+
+        ``refine``: ``(content taps, geometry taps, steps, size)`` for :func:`warpstyle.refine.refine_field`.
+        """
         if fg.shape[0] == 1 and fc.shape[0] > 1:
             fg = fg.expand(fc.shape[0], -1, -1, -1)
         grid = self.regressor(fc.to(self.device), fg.to(self.device))
+        if refine is not None:
+            c_obj, g_obj, steps, size = refine
+            grid = refine_field(c_obj, g_obj, grid, steps=steps, size=size)
         return WarpField(grid, geometry_size)
 
     @staticmethod

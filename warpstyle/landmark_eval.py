@@ -1,0 +1,216 @@
+"""Landmark evaluation of a warper on face pairs: does each part of the geometry's face land on the content's?
+
+Pairs are (content photo with a detected face) x (geometry image with a detected face) from the
+held-out part of each folder (the same hash split as training, :func:`adain.base.data.split_paths`,
+with each folder as its own root, as ``train-warper`` treats ``--image-dir`` and ``--texture-dir``).
+Landmarks come from dlib's 68-point model (:mod:`warpstyle.face_landmarks`; evaluation only, its
+training data is licensed for non-commercial research). Fields are scored *as applied*: smoothed and
+resized to the output size that ``warpstyle run`` would use, then each geometry landmark is mapped
+through the field into the content (:mod:`warpstyle.landmarks`).
+
+Convention:
+    Fields are backward grids ``(B, H, W, 2)``, normalised ``[-1, 1]``, ``(x, y)``,
+    ``align_corners=False`` (see :mod:`warpstyle.warp`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from adain.base.data import list_images, split_paths
+from adain.base.image import load_image
+
+from .face_landmarks import LandmarkCache
+from .metrics import fold_fraction
+from .landmarks import PCK_THRESHOLDS, apply_similarity, fit_similarity, landmark_errors, map_landmarks, pck_summary
+from .objective import feature_matching_objective, objective_features
+from .refine import REFINE_SIZE, refine_field
+from .warp import identity_grid, resize_field, smooth_field
+from .warper import DEFAULT_SMOOTHNESS, Warper
+
+__all__ = ["FacePair", "face_pairs", "evaluate_landmarks", "format_landmark_table"]
+
+
+@dataclasses.dataclass
+class FacePair:
+    """A content photo and a geometry image, each with its ``(68, 2)`` landmarks and ``(H, W)``."""
+
+    content: Path
+    geometry: Path
+    content_points: np.ndarray
+    geometry_points: np.ndarray
+    content_hw: tuple[int, int]
+    geometry_hw: tuple[int, int]
+
+
+def _faces(dirs: Sequence[str | Path], cache: LandmarkCache, split: str, holdout: float
+           ) -> tuple[list[tuple[Path, np.ndarray, tuple[int, int]]], int]:
+    found, total = [], 0
+    for d in dirs:
+        paths = split_paths(list_images(d), d, split, holdout)  # type: ignore[arg-type]
+        total += len(paths)
+        for p in paths:
+            pts, hw = cache.get(p)
+            if pts is not None:
+                found.append((p, pts, hw))
+    return found, total
+
+
+def face_pairs(
+    content_dirs: Sequence[str | Path],
+    geometry_dirs: Sequence[str | Path],
+    cache: LandmarkCache,
+    *,
+    holdout: float = 0.1,
+    split: str = "heldout",
+    max_pairs: int | None = None,
+) -> tuple[list[FacePair], dict[str, int]]:
+    """Every (content face) x (geometry face) pair of the chosen split, in sorted path order.
+
+    Args:
+        content_dirs, geometry_dirs: folders searched recursively; each is its own split root.
+        cache: landmark cache (detects and stores on a miss).
+        holdout, split: the hash split (``"heldout"``, ``"train"`` or ``"all"``).
+        max_pairs: keep this many pairs, spread evenly over the full list (None: all).
+
+    Returns:
+        ``(pairs, counts)`` with counts of images searched, faces found and pairs.
+    """
+    contents, n_c = _faces(content_dirs, cache, split, holdout)
+    geometries, n_g = _faces(geometry_dirs, cache, split, holdout)
+    cache.save()
+    pairs = [FacePair(c, g, cp, gp, chw, ghw) for c, cp, chw in contents for g, gp, ghw in geometries if c != g]
+    counts = {"content_images": n_c, "content_faces": len(contents), "geometry_images": n_g,
+              "geometry_faces": len(geometries), "all_pairs": len(pairs)}
+    if max_pairs is not None and len(pairs) > max_pairs:
+        idx = np.linspace(0, len(pairs) - 1, max_pairs).round().astype(int)
+        pairs = [pairs[i] for i in sorted(set(idx.tolist()))]
+    counts["pairs"] = len(pairs)
+    return pairs, counts
+
+
+def _output_hw(geometry_hw: tuple[int, int], size: int) -> tuple[int, int]:
+    # What warpstyle run does by default: the geometry's aspect ratio at `size` px on the longer side.
+    h, w = geometry_hw
+    s = size / max(h, w)
+    return max(1, round(h * s)), max(1, round(w * s))
+
+
+@torch.no_grad()
+def evaluate_landmarks(
+    warper: Warper,
+    pairs: Sequence[FacePair],
+    *,
+    refine_steps: Sequence[int] = (),
+    refine_size: int = REFINE_SIZE,
+    smoothness: float = DEFAULT_SMOOTHNESS,
+    refined_smoothness: float | None = None,
+    size: int = 512,
+    thresholds: Sequence[float] = PCK_THRESHOLDS,
+    progress: bool = False,
+) -> dict[str, object]:
+    """Landmark accuracy, feature-matching objective and folds of identity, a fitted similarity and the warper.
+
+    Rows: ``identity``; ``similarity`` (least-squares similarity fitted on the pair's own landmarks:
+    the best global alignment, no local shape; no field, so no objective or folds); ``warper``; and
+    ``refine N`` for each ``N`` in ``refine_steps`` (one run per pair, scored after ``N`` steps).
+
+    Each field is applied as ``warpstyle run`` applies it: Gaussian-smoothed by ``smoothness`` cells,
+    then resized (bicubic) to the output size (geometry aspect, ``size`` px longer side). Landmarks,
+    fold share and the objective (pool4 + relu4_1 at 256 px, default weights) are measured on that
+    applied field. ``refined_smoothness`` smooths the refined fields instead (None: ``smoothness``).
+
+    Returns:
+        ``{"pairs", "rows": {name: {"pck@T"..., "mean_error", "feature", "objective", "fold",
+        "fold_grid", "seconds"}}, "settings"}``; errors in units of the content's longer side,
+        ``fold`` at the applied resolution, ``fold_grid`` on the unsmoothed estimated grid,
+        ``seconds`` per pair for the field (refinement included).
+    """
+    steps = sorted({int(n) for n in refine_steps if int(n) > 0})
+    names = ["identity", "similarity", "warper"] + [f"refine {n}" for n in steps]
+    errors: dict[str, list[np.ndarray]] = {k: [] for k in names}
+    sums: dict[str, dict[str, float]] = {k: {"feature": 0.0, "objective": 0.0, "fold": 0.0, "fold_grid": 0.0,
+                                             "seconds": 0.0} for k in names}
+    device = warper.device
+    encoded: dict[Path, tuple[dict[str, torch.Tensor], float]] = {}
+
+    def encode(path: Path) -> tuple[dict[str, torch.Tensor], float]:
+        # Each image is encoded once for all its pairs; its encoding time is still charged to each pair.
+        if path not in encoded:
+            x = load_image(path).to(device)
+            t = time.perf_counter()
+            encoded[path] = (objective_features(warper.encoder, x), time.perf_counter() - t)
+        return encoded[path]
+
+    for pair in tqdm(pairs, disable=not progress, desc="landmarks", unit="pair"):
+        out_hw = _output_hw(pair.geometry_hw, size)
+        (cf, t_c), (gf, t_g) = encode(pair.content), encode(pair.geometry)
+        t0 = time.perf_counter()
+        grid = warper.estimate(None, None, content_features=cf["pool4"], geometry_features=gf["pool4"],
+                               geometry_size=pair.geometry_hw).grid
+        t_net = time.perf_counter() - t0 + t_c + t_g
+
+        def score(name: str, raw: torch.Tensor, seconds: float, sigma: float = smoothness) -> None:
+            applied = resize_field(smooth_field(raw, sigma), out_hw)
+            mapped = map_landmarks(applied, pair.geometry_points, pair.geometry_hw, pair.content_hw)
+            errors[name].append(landmark_errors(mapped, pair.content_points, pair.content_hw))
+            obj = feature_matching_objective(cf, gf, applied)
+            acc = sums[name]
+            acc["feature"] += float(obj["feature"])
+            acc["objective"] += float(obj["loss"])
+            acc["fold"] += float(fold_fraction(applied)[0])
+            acc["fold_grid"] += float(fold_fraction(raw)[0])
+            acc["seconds"] += seconds
+
+        score("identity", identity_grid(1, *grid.shape[1:3], device=grid.device), 0.0)
+        s, r, t = fit_similarity(pair.geometry_points, pair.content_points)
+        errors["similarity"].append(landmark_errors(apply_similarity(pair.geometry_points, s, r, t),
+                                                    pair.content_points, pair.content_hw))
+        score("warper", grid, t_net)
+        if steps:
+            t1 = time.perf_counter()
+            snapshots: dict[int, tuple[torch.Tensor, float]] = {}
+
+            def keep(step: int, field: torch.Tensor) -> None:
+                if step in steps:
+                    snapshots[step] = (field, time.perf_counter() - t1)
+
+            refine_field(cf, gf, grid, steps=steps[-1], size=refine_size, on_step=keep)
+            for n in steps:
+                field, dt = snapshots[n]
+                score(f"refine {n}", field, t_net + dt,
+                      smoothness if refined_smoothness is None else refined_smoothness)
+    n = max(len(pairs), 1)
+    rows: dict[str, dict[str, float]] = {}
+    for name in names:
+        row = pck_summary(np.concatenate(errors[name]) if errors[name] else np.zeros(0), thresholds)
+        if name != "similarity":
+            row.update({k: v / n for k, v in sums[name].items()})
+        rows[name] = row
+    return {"pairs": len(pairs), "rows": rows,
+            "settings": {"smoothness": smoothness, "refined_smoothness": refined_smoothness, "size": size, "refine_size": refine_size,
+                         "thresholds": list(thresholds)}}
+
+
+def format_landmark_table(report: dict[str, object]) -> str:
+    """The rows of :func:`evaluate_landmarks` as an aligned text table."""
+    rows: dict[str, dict[str, float]] = report["rows"]  # type: ignore[assignment]
+    thresholds = report["settings"]["thresholds"]  # type: ignore[index]
+    pck_cols = [f"pck@{t:g}" for t in thresholds]
+    head = f"{'field':<12}" + "".join(f"{c:>10}" for c in pck_cols) + f"{'mean err':>10}{'feature':>9}{'fold %':>8}{'s/pair':>8}"
+    lines = [head]
+    for name, row in rows.items():
+        line = f"{name:<12}" + "".join(f"{row[c]:>10.3f}" for c in pck_cols) + f"{row['mean_error']:>10.4f}"
+        if "feature" in row:
+            line += f"{row['feature']:>9.3f}{100 * row['fold']:>8.2f}{row['seconds']:>8.2f}"
+        else:
+            line += f"{'-':>9}{'-':>8}{'-':>8}"
+        lines.append(line)
+    return "\n".join(lines)
