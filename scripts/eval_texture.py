@@ -5,7 +5,8 @@ content (``adain.evaluate.texture_scores``), averaged over the pairs, at ``--siz
 styler's default scale schedule (``--scales`` to override), float32 unless the CPU has native bf16.
 
     python scripts/eval_texture.py --decoders adain/weights/decoder.pt runs/styler_identity/decoder.pt \
-        --schedules lowpass restylize --alphas 0 0.5 1 --pairs 12 --json docs/figures/texture.json
+        --schedules lowpass restylize --alphas 0 0.5 1 --pairs 12 --json texture.json
+    python scripts/eval_texture.py --refine 0 10 30 --from-content 30 90 --pairs 4
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ def main() -> None:
     ap.add_argument("--decoders", nargs="+", default=["adain/weights/decoder.pt"])
     ap.add_argument("--schedules", nargs="+", default=["lowpass"], choices=SCHEDULES)
     ap.add_argument("--alphas", type=float, nargs="+", default=[1.0])
+    ap.add_argument("--refine", type=int, nargs="+", default=[0], help="refine_steps values to score")
+    ap.add_argument("--from-content", type=int, nargs="*", default=[],
+                    help="also score optimisation from the content image itself for these step counts "
+                         "(Gatys et al.'s method, with the styler's Adam objective), per decoder-free row")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     torch.manual_seed(0)
@@ -41,24 +46,33 @@ def main() -> None:
     encoder = VGGEncoder.from_pretrained()
     images = [(resize_longer(load_image(c), args.size), resize_longer(load_image(s), args.size)) for c, s in pairs]
     rows = []
-    print(f"| decoder | schedule | alpha | style loss | content loss | SSIM | PSNR | s/image |  "
+    print(f"| decoder | schedule | alpha | refine | style loss | content loss | SSIM | PSNR | s/image |  "
           f"({len(pairs)} held-out pairs, {args.size} px)", flush=True)
-    print("|---|---|---|---|---|---|---|---|", flush=True)
+    print("|---|---|---|---|---|---|---|---|---|", flush=True)
+    def score(label: str, sched: str, alpha: float, refine: int, run) -> None:
+        acc: dict[str, float] = {}
+        t0 = time.perf_counter()
+        for c, s in images:
+            out = run(c, s)
+            for k, v in texture_scores(encoder, c, out, s).items():
+                acc[k] = acc.get(k, 0.0) + v / len(images)
+        row = {"decoder": label, "schedule": sched, "alpha": alpha, "refine": refine, "pairs": len(images),
+               "size": args.size, "seconds_per_image": (time.perf_counter() - t0) / len(images), **acc}
+        rows.append(row)
+        print(f"| {label} | {sched} | {alpha:g} | {refine} | {acc['style_loss']:.3f} | {acc['content_loss']:.3f} | "
+              f"{acc['ssim']:.3f} | {acc['psnr']:.2f} | {row['seconds_per_image']:.1f} |", flush=True)
+
     for d in args.decoders:
         styler = Styler.from_pretrained(d, encoder=encoder)
         for sched in args.schedules:
             for alpha in args.alphas:
-                acc: dict[str, float] = {}
-                t0 = time.perf_counter()
-                for c, s in images:
-                    out = styler.stylize(c, [s], alpha=alpha, size=args.size, scales=args.scales, schedule=sched)
-                    for k, v in texture_scores(encoder, c, out, s).items():
-                        acc[k] = acc.get(k, 0.0) + v / len(images)
-                row = {"decoder": d, "schedule": sched, "alpha": alpha, "pairs": len(images), "size": args.size,
-                       "seconds_per_image": (time.perf_counter() - t0) / len(images), **acc}
-                rows.append(row)
-                print(f"| {d} | {sched} | {alpha:g} | {acc['style_loss']:.3f} | {acc['content_loss']:.3f} | "
-                      f"{acc['ssim']:.3f} | {acc['psnr']:.2f} | {row['seconds_per_image']:.1f} |", flush=True)
+                for n in args.refine:
+                    score(d, sched, alpha, n, lambda c, s: styler.stylize(
+                        c, [s], alpha=alpha, size=args.size, scales=args.scales, schedule=sched, refine_steps=n))
+    for n in args.from_content:
+        styler = Styler.from_pretrained(args.decoders[0], encoder=encoder)
+        score("none: optimised from the content", "-", 1.0, n, lambda c, s: styler.refine(
+            c, c, styler.encode_styles([s]), torch.ones(1), steps=n, size=args.size))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rows, indent=1) + "\n")
