@@ -146,3 +146,17 @@ def test_bf16_decode_skips_autocast_without_changing_pixels(styler):
         want = dec(t.to(torch.bfloat16).contiguous(memory_format=torch.channels_last))
     assert got.dtype == torch.float32 and got.shape == (1, 3, 48, 40)
     torch.testing.assert_close(got, want.float().clamp(0, 1), atol=0, rtol=0)
+
+
+def test_forward_is_one_stylize_pass(styler, images):
+    # forward = the single-pass core of stylize: at a size where stylize runs one pass without
+    # resizing (sides multiples of 8, style's longer side equal to the output's), they agree.
+    c = images[0][..., :96, :80]
+    s = resize_exact(images[1], (64, 96))
+    with torch.no_grad():
+        one_pass = styler(c, s)
+        half = styler(c, s, alpha=0.5)
+    assert one_pass.shape == c.shape and 0 <= float(one_pass.min()) and float(one_pass.max()) <= 1
+    torch.testing.assert_close(one_pass, styler.stylize(c, [s], bf16=False), atol=1e-4, rtol=0)
+    torch.testing.assert_close(half, styler.stylize(c, [s], alpha=0.5, bf16=False), atol=1e-4, rtol=0)
+    assert float((one_pass - half).abs().mean()) > 1e-3  # alpha reaches the graph
