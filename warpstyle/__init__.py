@@ -3,6 +3,7 @@
 from adain import __version__, tune_cpu_allocator
 
 from .correlation import correlation_4d, l2_normalize_features, normalize_correlation
+from .export import export_models
 from .field import WarpField
 from .pipeline import Pipeline, PipelineOptions, PipelineResult
 from .regressor import WarpRegressor
@@ -18,6 +19,7 @@ __all__ = [
     "WarpField",
     "WarpRegressor",
     "correlation_4d",
+    "export_models",
     "l2_normalize_features",
     "normalize_correlation",
     "apply_warp",
