@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -120,6 +121,8 @@ def test_cli_writes_graph_and_card(tmp_path, capsys):
     assert e.value.code == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["decoder.json", "decoder.torchscript.pt"]
     assert "decoder.torchscript.pt" in capsys.readouterr().out
+    # The ONNX exporter's per-pass INFO logs stay out of the default CLI output.
+    assert logging.getLogger("onnx_ir.passes").getEffectiveLevel() == logging.WARNING
 
 
 def test_cli_missing_extra_is_one_line(tmp_path, capsys, monkeypatch):
