@@ -133,6 +133,32 @@ class Styler(nn.Module):
     def device(self) -> torch.device:
         return next(self.decoder.parameters()).device
 
+    def forward(self, content: torch.Tensor, style: torch.Tensor,
+                alpha: float | torch.Tensor = 1.0) -> torch.Tensor:
+        """One AdaIN pass, encoder -> AdaIN -> decoder, as one graph for tracing, export and ``torch.compile``.
+
+        No checks, no resizing, no scale schedule and no Python-side state: the single-pass core of
+        :meth:`stylize`, which is what to call on user input.
+
+        Args:
+            content: ``(B, 3, H, W)`` RGB in [0, 1], H and W multiples of 8 (at least 16).
+            style: ``(B, 3, Hs, Ws)`` or ``(1, 3, Hs, Ws)`` RGB in [0, 1], any size of at least 16 px.
+            alpha: content-style trade-off in [0, 1], a number or a tensor broadcastable to ``(B, 1, 1, 1)``.
+
+        Returns:
+            ``(B, 3, H, W)`` in [0, 1].
+
+        Example:
+            >>> Styler(VGGEncoder(), Decoder())(torch.rand(2, 3, 32, 48), torch.rand(2, 3, 40, 40)).shape
+            torch.Size([2, 3, 32, 48])
+        """
+        f_content = self.encoder(content, taps=("relu4_1",))["relu4_1"]
+        f_style = self.encoder(style, taps=("relu4_1",))["relu4_1"]
+        target = adaptive_instance_norm(f_content, f_style)
+        if isinstance(alpha, torch.Tensor) or alpha != 1:
+            target = alpha * target + (1 - alpha) * f_content
+        return self.decoder(target).clamp(0, 1)
+
     def _autocast(self, bf16: bool) -> contextlib.AbstractContextManager:
         return torch.autocast(self.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 

@@ -4,6 +4,7 @@ from adain import __version__, tune_cpu_allocator
 from adain.base.errors import FieldError
 
 from .correlation import correlation_4d, l2_normalize_features, normalize_correlation
+from .export import export_models
 from .field import WarpField
 from .objective import feature_matching_objective
 from .pipeline import Pipeline, PipelineOptions, PipelineResult
@@ -22,6 +23,7 @@ __all__ = [
     "WarpRegressor",
     "feature_matching_objective",
     "correlation_4d",
+    "export_models",
     "l2_normalize_features",
     "normalize_correlation",
     "apply_warp",

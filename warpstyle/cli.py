@@ -1,4 +1,4 @@
-"""The ``warpstyle`` command: ``run``, ``train-warper``, ``eval-warper``. Parses options, calls the library."""
+"""The ``warpstyle`` command: ``run``, ``train-warper``, ``eval-warper``, ``export``. Parses options, calls the library."""
 
 from __future__ import annotations
 
@@ -333,6 +333,27 @@ def eval_warper_cmd(warper_path: Path | None, image_dir: str | None, holdout: fl
 
         with atomic_path(json_out) as tmp:
             tmp.write_text(json.dumps(report, indent=2) + "\n")
+
+
+@cli.command("export")
+@click.option("--format", "fmt", type=click.Choice(["onnx", "torchscript"]), default="onnx", show_default=True,
+              help="Graph format: ONNX (needs the 'export' extra: pip install -e '.[export]') or TorchScript (traced).")
+@click.option("--output", "-o", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder that receives <model>.onnx (or <model>.torchscript.pt) and <model>.json for each model.")
+@click.option("--model", "models", multiple=True, type=click.Choice(["warper", "decoder", "styler"]),
+              help="Export only this model; repeat for several [default: all three].")
+@click.option("--warper", "warper_path", type=click.Path(path_type=Path), default=None, help="Warper weights [default: bundled].")
+@click.option("--decoder", type=click.Path(path_type=Path), default=None, help="AdaIN decoder weights [default: bundled].")
+@click.option("--vgg", type=click.Path(path_type=Path), default=None, help="VGG-19 weights [default: bundled Oxford].")
+def export_cmd(fmt: str, output: Path, models: Sequence[str], warper_path: Path | None, decoder: Path | None,
+               vgg: Path | None) -> None:
+    """Write the warper (images -> field), the decoder (features -> image) and the one-pass styler as graphs."""
+    from .export import EXPORT_MODELS, export_models
+
+    written = export_models(output, fmt, models=models or EXPORT_MODELS,  # type: ignore[arg-type]
+                            warper=warper_path, decoder=decoder, vgg=vgg)
+    for m in written:
+        click.echo(f"{m.path}\t{m.card_path}")
 
 
 def main(args: Sequence[str] | None = None) -> None:

@@ -49,6 +49,9 @@ def set_verbosity(verbose: int, quiet: bool) -> None:
     # Pillow logs decoder complaints ("More samples per pixel than can be decoded") at ERROR just before
     # raising what we report as one ``error:`` line; shown with -vv only, so user errors stay one line.
     logging.getLogger("PIL").setLevel(logging.DEBUG if verbose > 1 else logging.CRITICAL)
+    # The ONNX exporter's graph passes log every step at INFO (`warpstyle export`); shown with -vv only.
+    for name in ("onnx_ir", "onnxscript"):
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose > 1 else logging.WARNING)
 
 
 def oom_hint(hint: str) -> str:

@@ -11,6 +11,11 @@ The fused operator (``torch.ops.mkldnn._convolution_pointwise``, the one TorchIn
 CPU) has no autograd formula, so the fused path is taken only when no gradient is needed, on CPU,
 for float32 or bfloat16; every other case (training, CUDA, float16, a PyTorch build without it)
 runs the plain ``conv2d`` + ``relu``.
+
+Graph capture also takes the plain path: ``torch.jit.trace`` and the ONNX exporter cannot record
+the oneDNN op ("unsupported input list type: Scalar?"), and under ``torch.compile`` its per-call
+branches on grad mode, autocast and dtype cost guards and recompiles, while Inductor fuses
+``conv2d`` + ``relu`` itself.
 """
 
 from __future__ import annotations
@@ -19,6 +24,11 @@ import torch
 import torch.nn.functional as F
 
 from .runtime import cpu_has_fast_bf16
+
+try:
+    from torch.compiler import is_compiling as _is_compiling
+except ImportError:  # torch < 2.3
+    from torch._dynamo import is_compiling as _is_compiling
 
 __all__ = ["conv2d_relu", "fused_conv_relu_available"]
 
@@ -37,6 +47,12 @@ _FUSED_DTYPES = (torch.float32, torch.bfloat16)
 def fused_conv_relu_available() -> bool:
     """Whether :func:`conv2d_relu` can take the fused path in this PyTorch build."""
     return _FUSED is not None and torch.backends.mkldnn.is_available() and bool(torch.backends.mkldnn.enabled)
+
+
+def _capturing_graph() -> bool:
+    """Whether a tracer, exporter or compiler is recording this call rather than running it."""
+    # is_compiling first: Dynamo folds it to a constant, so the other two are never traced.
+    return bool(_is_compiling() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export())
 
 
 def _needs_grad(*tensors: torch.Tensor | None) -> bool:
@@ -68,6 +84,8 @@ def conv2d_relu(
         >>> conv2d_relu(torch.randn(1, 3, 8, 8), torch.randn(4, 3, 3, 3), padding=1).shape
         torch.Size([1, 4, 8, 8])
     """
+    if _capturing_graph():
+        return F.relu(F.conv2d(x, weight, bias, padding=padding))
     if x.device.type == "cpu" and x.dim() == 4 and not _needs_grad(x, weight, bias) and fused_conv_relu_available():
         if torch.is_autocast_enabled("cpu"):
             x, weight = _autocast(x), _autocast(weight)

@@ -183,3 +183,15 @@ def test_unknown_schedule_is_refused(styler, images):
     c, s1, _ = images
     with pytest.raises(ValueError, match="schedule must be one of"):
         styler.stylize(c, [s1], size=64, schedule="bogus")  # type: ignore[arg-type]
+def test_forward_is_one_stylize_pass(styler, images):
+    # forward = the single-pass core of stylize: at a size where stylize runs one pass without
+    # resizing (sides multiples of 8, style's longer side equal to the output's), they agree.
+    c = images[0][..., :96, :80]
+    s = resize_exact(images[1], (64, 96))
+    with torch.no_grad():
+        one_pass = styler(c, s)
+        half = styler(c, s, alpha=0.5)
+    assert one_pass.shape == c.shape and 0 <= float(one_pass.min()) and float(one_pass.max()) <= 1
+    torch.testing.assert_close(one_pass, styler.stylize(c, [s], bf16=False), atol=1e-4, rtol=0)
+    torch.testing.assert_close(half, styler.stylize(c, [s], alpha=0.5, bf16=False), atol=1e-4, rtol=0)
+    assert float((one_pass - half).abs().mean()) > 1e-3  # alpha reaches the graph

@@ -108,3 +108,28 @@ def test_bf16_without_native_support_takes_the_plain_path(spy, monkeypatch):
         got = conv2d_relu(x, w, b, padding=1)
     assert spy == []
     assert torch.equal(got, _reference(x, w, b, 1))
+
+
+@needs_fused
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit.trace is deprecated upstream
+def test_tracing_takes_the_plain_path(spy):
+    # The fused oneDNN op cannot be recorded ("unsupported input list type: Scalar?").
+    x, w, b = _inputs(torch.float32, False)
+    with torch.no_grad():
+        traced = torch.jit.trace(lambda t: conv2d_relu(t, w, b, padding=1), (x,), check_trace=False)
+        got = traced(x)
+    assert spy == []
+    assert "mkldnn" not in str(traced.graph) and "aten::relu" in str(traced.graph)
+    torch.testing.assert_close(got, _reference(x, w, b, 1))
+
+
+@needs_fused
+def test_compiling_takes_the_plain_path_in_one_graph(spy):
+    # Under torch.compile the per-call grad/autocast/dtype branches would cost guards and recompiles.
+    import torch._dynamo
+
+    x, w, b = _inputs(torch.float32, True)
+    with torch.no_grad():
+        report = torch._dynamo.explain(conv2d_relu)(x, w, b, 1)
+    assert spy == []
+    assert report.graph_count == 1 and report.graph_break_count == 0
