@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Hashable, Iterable, Iterator, MutableMapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -109,6 +110,12 @@ def _out_size(ref_hw: tuple[int, int], size: int, max_size: int) -> tuple[int, i
     return max(1, round(h * s)), max(1, round(w * s))
 
 
+def _pixels_key(image: torch.Tensor) -> tuple[tuple[int, ...], str]:
+    """Shape and digest of an image's pixels: equal images get equal keys, whatever their source."""
+    data = image.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()
+    return tuple(image.shape), hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
 @dataclasses.dataclass
 class _Prepared:
     """Shared inputs of a batch, loaded and encoded once."""
@@ -152,19 +159,37 @@ class Pipeline:
         return self.styler.device
 
     def prepare(self, geometry: ImageLike | None, texture: ImageLike | Sequence[ImageLike] | None,
-                bf16: bool) -> _Prepared:
-        """Load the shared images and encode the geometry once (for batches)."""
+                bf16: bool, *, cache: MutableMapping[Hashable, object] | None = None) -> _Prepared:
+        """Load the shared images and encode the geometry once (for batches).
+
+        Args:
+            cache: reuse the encodings of images seen before, keyed by their pixels (e.g. across the
+                requests of a server: one geometry, many contents). The caller bounds its size.
+        """
         g = gf = None
         if geometry is not None:
             if self.warper is None:
                 raise StyleTransferError("this pipeline has no warper; load one to use a geometry image")
             g = as_image_batch(geometry, "geometry")
-            gf = self.warper.encode(g, bf16=bf16, name="geometry")
+            key = ("geometry", _pixels_key(g), bf16)
+            gf = cache.get(key) if cache is not None else None
+            if gf is None:
+                gf = self.warper.encode(g, bf16=bf16, name="geometry")
+                if cache is not None:
+                    cache[key] = gf
         textures: list[torch.Tensor] = []
         bank = None
         if texture is not None:
             items = [texture] if isinstance(texture, (str, Path, Image.Image, np.ndarray, torch.Tensor)) else list(texture)
-            bank = self.styler.encode_styles(items, name="texture")
+            if cache is None:
+                bank = self.styler.encode_styles(items, name="texture")
+            else:
+                # bf16 is in the key because the bank caches features computed under it.
+                imgs = [as_image_batch(t, f"texture[{i}]") for i, t in enumerate(items)]
+                key = ("texture", tuple(_pixels_key(t) for t in imgs), bf16)
+                bank = cache.get(key)
+                if bank is None:
+                    bank = cache[key] = self.styler.encode_styles(imgs, name="texture")
             textures = [t.cpu() for t in bank.images]
         return _Prepared(g, gf, textures, bank)
 
@@ -176,6 +201,7 @@ class Pipeline:
         options: PipelineOptions | None = None,
         *,
         prepared: _Prepared | None = None,
+        cache: MutableMapping[Hashable, object] | None = None,
         **overrides: object,
     ) -> PipelineResult:
         """Warp ``content`` toward ``geometry`` (optional), then stylize it with ``texture`` (optional).
@@ -186,6 +212,7 @@ class Pipeline:
             texture: one image or a list whose texture the output takes (None: no stylization).
             options: a :class:`PipelineOptions`; keyword overrides (``strength=0.5``) win.
             prepared: the result of :meth:`prepare` for the same geometry/texture (batches).
+            cache: passed to :meth:`prepare` (reuse geometry/texture encodings across calls).
 
         Returns:
             PipelineResult. Output size: longer side ``size`` (default 512), with the geometry's
@@ -200,7 +227,7 @@ class Pipeline:
             raise ValueError(f"max_size must be at least 8 px; got {opts.max_size}")
         torch.manual_seed(opts.seed)  # the default path is deterministic; this covers stochastic variants
         bf16 = default_bf16(self.device) if opts.bf16 is None else bool(opts.bf16)
-        prep = prepared or self.prepare(geometry, texture, bf16)
+        prep = prepared or self.prepare(geometry, texture, bf16, cache=cache)
         c = as_image_batch(content, "content")
         if c.shape[0] != 1:
             raise ValueError(f"content must be a single image (1, 3, H, W); got batch of {c.shape[0]}")

@@ -58,3 +58,32 @@ def test_sheet_has_all_panels(pipeline, samples):
                      samples / "texture" / "vangogh_the-starry-night.jpg", size=64, scales=[64])
     sheet = r.sheet(height=64)
     assert sheet.height == 64 + 20 and sheet.width > 5 * 40
+
+
+def test_cache_encodes_a_repeated_geometry_and_texture_once(pipeline, samples, monkeypatch):
+    g_path, t_path = samples / "geometry" / "munch_the-scream.jpg", samples / "texture" / "vangogh_the-starry-night.jpg"
+    calls = {"geometry": 0, "texture": 0}
+    encode, encode_styles = pipeline.warper.encode, pipeline.styler.encode_styles
+
+    def counting_encode(image, **kw):
+        calls["geometry"] += kw.get("name") == "geometry"  # contents are encoded by the same method
+        return encode(image, **kw)
+
+    def counting_encode_styles(styles, **kw):
+        calls["texture"] += 1
+        return encode_styles(styles, **kw)
+
+    monkeypatch.setattr(pipeline.warper, "encode", counting_encode)
+    monkeypatch.setattr(pipeline.styler, "encode_styles", counting_encode_styles)
+    cache: dict = {}
+    args = dict(size=64, scales=[64])
+    first = pipeline.run(samples / "content" / "kodim04.jpg", g_path, t_path, cache=cache, **args)
+    # Same pixels from another source (a tensor, not the path) are the same image to the cache.
+    second = pipeline.run(samples / "content" / "kodim23.jpg", load_image(g_path), t_path, cache=cache, **args)
+    assert calls == {"geometry": 1, "texture": 1}
+    other = pipeline.run(samples / "content" / "kodim23.jpg", samples / "geometry" / "juan-gris_portrait-of-pablo-picasso.jpg",
+                         t_path, cache=cache, **args)
+    assert calls == {"geometry": 2, "texture": 1} and not torch.equal(other.image, second.image)
+    uncached = pipeline.run(samples / "content" / "kodim23.jpg", g_path, t_path, **args)
+    assert torch.equal(second.image, uncached.image)
+    assert not torch.equal(first.image, second.image)
