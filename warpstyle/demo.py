@@ -105,8 +105,8 @@ class DemoEngine:
 
     Args:
         load: builds the pipeline, once, on first use (default: the bundled models).
-        cache_size: geometry encodings and texture banks kept (a 2048 px texture bank holds about
-            0.2 GB of features; a geometry's is 0.5 MB).
+        cache_size: geometry encodings and texture banks kept (a texture bank holds its image and, after
+            a 2048 px run, about 0.2 GB of features; a geometry's encoding is 0.5 MB).
         sheet_height: height of the comparison sheet's panels (px).
 
     Example:
@@ -291,8 +291,7 @@ def build_app(engine: DemoEngine | None = None, *, examples: list[list[str | Non
         with gr.Row():
             result = gr.Image(label="Result", format="png", interactive=False, elem_id="result")
             warped = gr.Image(label="Warped content", format="png", interactive=False, elem_id="warped")
-            field = gr.Image(label="Warp field as applied (hue: direction; full colour: 1/4 of the image)",
-                             format="png", interactive=False, elem_id="field")
+            field = gr.Image(label="Warp field, as applied", format="png", interactive=False, elem_id="field")
         sheet = gr.Image(label="Comparison sheet", format="png", interactive=False, elem_id="sheet")
         with gr.Row():
             download = gr.File(label="Download the result (PNG)", interactive=False, elem_id="download")
@@ -333,5 +332,6 @@ def launch(engine: DemoEngine | None = None, *, host: str = DEFAULT_HOST, port: 
     app.queue(default_concurrency_limit=1)
     app.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=not block,
                allowed_paths=samples, show_error=False, mcp_server=False, ssr_mode=False, pwa=False,
+               run_history=False,  # its page offers to save runs to a Hugging Face bucket: online
                theme=gr.themes.Default())  # the default theme's fonts ship with Gradio: nothing from the web
     return app
