@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import logging
 import os
 import tempfile
 import threading
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
 
 __all__ = ["DemoEngine", "DemoOutputs", "build_app", "launch", "sample_examples", "refinement_option",
            "DEFAULT_HOST", "DEFAULT_PORT", "INSTALL_HINT"]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
@@ -330,8 +333,14 @@ def launch(engine: DemoEngine | None = None, *, host: str = DEFAULT_HOST, port: 
     app = build_app(engine)
     samples = [str(SAMPLES_DIR)] if SAMPLES_DIR.is_dir() else []
     app.queue(default_concurrency_limit=1)
-    app.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=not block,
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's requests to itself, one line each
+    # quiet: Gradio's banner suggests `share=True in launch()`, which means nothing to a CLI user.
+    app.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=True, quiet=True,
                allowed_paths=samples, show_error=False, mcp_server=False, ssr_mode=False, pwa=False,
                run_history=False,  # its page offers to save runs to a Hugging Face bucket: online
                theme=gr.themes.Default())  # the default theme's fonts ship with Gradio: nothing from the web
+    log.info("the demo is at %s%s", app.local_url, f" and {app.share_url}" if app.share_url else "")
+    if block:
+        log.info("Ctrl+C stops it")
+        app.block_thread()
     return app

@@ -150,6 +150,7 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 @pytest.mark.skipif(_browser_missing() is not None, reason=str(_browser_missing()))
+@pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")  # Gradio's own use of pandas
 def test_browser_uploads_three_images_and_gets_the_result(engine, samples):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
