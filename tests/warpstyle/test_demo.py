@@ -2,7 +2,8 @@
 
 The browser test needs the ``demo`` extra (gradio, selenium) and Debian's ``chromium`` and
 ``chromium-driver``; it skips when any is absent. ``WARPSTYLE_DEMO_SCREENSHOT=docs/demo.png`` also
-saves a screenshot of the finished page (``WARPSTYLE_DEMO_SIZE`` sets the output size, default 128).
+saves a screenshot of the finished page (``WARPSTYLE_DEMO_SIZE`` sets the output size, default 128);
+``WARPSTYLE_DEMO_URL=http://127.0.0.1:7860/`` drives an already running ``warpstyle demo`` instead.
 """
 
 import importlib.util
@@ -164,8 +165,13 @@ def test_browser_uploads_three_images_and_gets_the_result(engine, samples):
     size = int(os.environ.get("WARPSTYLE_DEMO_SIZE", "128"))
     paths = [_sample(samples, "content", "kodim04.jpg"), _sample(samples, "geometry", "munch_the-scream.jpg"),
              _sample(samples, "texture", "vangogh_the-starry-night.jpg")]
-    port = _free_port()
-    app = launch(engine, port=port, block=False)
+    app = None
+    if os.environ.get("WARPSTYLE_DEMO_URL"):  # drive a `warpstyle demo` that is already running
+        url = os.environ["WARPSTYLE_DEMO_URL"].rstrip("/") + "/"
+    else:
+        port = _free_port()
+        app = launch(engine, port=port, block=False)
+        url = f"http://127.0.0.1:{port}/"
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1800"):
@@ -173,7 +179,6 @@ def test_browser_uploads_three_images_and_gets_the_result(engine, samples):
     options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
     try:
-        url = f"http://127.0.0.1:{port}/"
         driver.get(url)
         wait = WebDriverWait(driver, 30)
         for elem_id, path in zip(("content", "geometry", "texture"), paths):
@@ -210,4 +215,5 @@ def test_browser_uploads_three_images_and_gets_the_result(engine, samples):
             driver.save_screenshot(shot)
     finally:
         driver.quit()
-        app.close()
+        if app is not None:
+            app.close()
