@@ -123,6 +123,10 @@ def test_handler_turns_user_errors_into_one_line_page_errors(engine, samples, tm
     assert e.value.message == "give a content image (the photo to transform)"
     bad = tmp_path / "notes<b>.jpg"
     bad.write_text("not an image")
+    # The upload reaches the handler as its path, unopened, so our loader judges it (gr.Image would open it).
+    (upload,) = [b for b in app.blocks.values() if getattr(b, "elem_id", None) == "content"]
+    assert upload.get_block_name() == "image"
+    assert upload.preprocess(upload.data_model(path=str(bad), orig_name=bad.name)) == str(bad)
     with pytest.raises(gr.Error) as e:
         handler(str(bad), *args[1:])
     assert e.value.message.startswith("cannot read &#x27;notes&lt;b&gt;.jpg&#x27;: ")  # escaped: the page shows HTML
@@ -152,7 +156,7 @@ def _free_port() -> int:
 @pytest.mark.slow
 @pytest.mark.skipif(_browser_missing() is not None, reason=str(_browser_missing()))
 @pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")  # Gradio's own use of pandas
-def test_browser_uploads_three_images_and_gets_the_result(engine, samples):
+def test_browser_uploads_three_images_and_gets_the_result(engine, samples, tmp_path):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
@@ -213,6 +217,17 @@ def test_browser_uploads_three_images_and_gets_the_result(engine, samples):
             driver.set_window_size(1400, height + 200)
             time.sleep(1)
             driver.save_screenshot(shot)
+        # A bad upload: the page shows the CLI's one-line message, naming the file.
+        bad = tmp_path / "notes.jpg"
+        bad.write_text("not an image")
+        driver.find_element(By.CSS_SELECTOR, "#content button[aria-label='Remove Image']").click()
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#content input[type=file]")))
+        driver.find_element(By.CSS_SELECTOR, "#content input[type=file]").send_keys(str(bad))
+        time.sleep(1)
+        driver.find_element(By.ID, "run").click()
+        toast = WebDriverWait(driver, 30).until(
+            lambda d: next((t for t in d.find_elements(By.CSS_SELECTOR, ".toast-body") if "notes.jpg" in t.text), None))
+        assert "cannot read 'notes.jpg': " in toast.text and "Traceback" not in toast.text
     finally:
         driver.quit()
         if app is not None:
