@@ -250,6 +250,24 @@ def _user_message(e: BaseException) -> str | None:
     return None
 
 
+def _unopened(image: Any) -> Any:
+    """Make a gr.Image hand the request its upload's path, unopened, so that our loader judges the file.
+
+    gr.Image(type="filepath") opens the upload with PIL first, so a non-image would fail there with a
+    bare "Error" rather than the CLI's message. (An instance override, not a subclass: Gradio writes a
+    .pyi stub next to the source of every Component subclass.)
+    """
+    preprocess = image.preprocess
+
+    def path_unopened(payload: Any) -> Any:
+        if payload is not None and payload.path and not (payload.url or "").startswith("data:"):
+            return str(payload.path)  # Gradio has checked that it lies in its upload folder
+        return preprocess(payload)
+
+    image.preprocess = path_unopened
+    return image
+
+
 def build_app(engine: DemoEngine | None = None, *, examples: list[list[str | None]] | None = None) -> gr.Blocks:
     """The demo page: three image inputs, the controls, four image outputs and a download.
 
@@ -262,27 +280,17 @@ def build_app(engine: DemoEngine | None = None, *, examples: list[list[str | Non
     examples = sample_examples() if examples is None else examples
     refine = refinement_option()
 
-    class UploadedImage(gr.Image):
-        """gr.Image whose upload reaches the request as its file path, unopened: gr.Image(type="filepath")
-        opens it with PIL first, so a non-image would fail there with a bare "Error" instead of our message."""
-
-        is_template = True  # Gradio's mechanism for subclasses: the page renders it as its base, gr.Image
-
-        def preprocess(self, payload: Any) -> Any:
-            if payload is not None and payload.path and not (payload.url or "").startswith("data:"):
-                return str(payload.path)  # Gradio has checked that it lies in its upload folder
-            return super().preprocess(payload)
 
     with gr.Blocks(title="warpstyle", analytics_enabled=False) as app:
         gr.Markdown("## warpstyle\nWarp a photo toward the shapes of a **geometry** image, then paint it with the "
                     "brushwork of a **texture** image. Either may be left empty.")
         with gr.Row():
-            # Paths: the pipeline's own loader reads the uploads and reports bad files.
-            content = UploadedImage(label="Content (the photo)", type="filepath", elem_id="content", height=260)
-            geometry = UploadedImage(label="Geometry (shapes to take; optional)", type="filepath",
-                                     elem_id="geometry", height=260)
-            texture = UploadedImage(label="Texture (brushwork and colours; optional)", type="filepath",
-                                    elem_id="texture", height=260)
+            content = _unopened(gr.Image(label="Content (the photo)", type="filepath", elem_id="content",
+                                         height=260))
+            geometry = _unopened(gr.Image(label="Geometry (shapes to take; optional)", type="filepath",
+                                          elem_id="geometry", height=260))
+            texture = _unopened(gr.Image(label="Texture (brushwork and colours; optional)", type="filepath",
+                                         elem_id="texture", height=260))
         with gr.Row():
             strength = gr.Slider(0, 2, value=1.0, step=0.05, label="Warp strength",
                                  info="0 = no warp, 1 = estimated warp, >1 exaggerates", elem_id="strength")
