@@ -204,14 +204,17 @@ class Styler(nn.Module):
 
     def _style_features(self, bank: StyleBank, index: int, size: int, content: torch.Tensor | None,
                         bf16: bool) -> torch.Tensor:
-        key = (index, size) if content is None else (index, -size)
-        if key not in bank.features:
-            s = resize_longer(bank.images[index], size)
-            if min(s.shape[-2:]) < _MIN_SIDE:  # very thin styles (e.g. 10000x10) would pool to nothing
-                s = resize_exact(s, (max(_MIN_SIDE, s.shape[-2]), max(_MIN_SIDE, s.shape[-1])))
-            if content is not None:  # colour preservation: give the style the content's colours
-                s = match_color(s, content)
-            bank.features[key] = self._encode(s, bf16).float()
+        key = (index, size)
+        if content is None and key in bank.features:
+            return bank.features[key]
+        s = resize_longer(bank.images[index], size)
+        if min(s.shape[-2:]) < _MIN_SIDE:  # very thin styles (e.g. 10000x10) would pool to nothing
+            s = resize_exact(s, (max(_MIN_SIDE, s.shape[-2]), max(_MIN_SIDE, s.shape[-1])))
+        if content is not None:
+            # Colour preservation gives the style this content's colours: never cached, since the
+            # bank outlives one content (batches, the demo's cache).
+            return self._encode(match_color(s, content), bf16).float()
+        bank.features[key] = self._encode(s, bf16).float()
         return bank.features[key]
 
     def plan(

@@ -1,4 +1,4 @@
-"""The ``warpstyle`` command: ``run``, ``train-warper``, ``eval-warper``, ``export``. Parses options, calls the library."""
+"""The ``warpstyle`` command: ``run``, ``demo``, ``train-warper``, ``eval-warper``, ``export``. Parses options, calls the library."""
 
 from __future__ import annotations
 
@@ -173,6 +173,27 @@ def run_cmd(contents: Sequence[Path], geometry: Path | None, textures: Sequence[
     kept = f", {skipped} skipped (outputs exist)" if skipped else ""
     click.echo(f"{len(items) - failures} of {len(items)} done, {failures} failed{kept}; outputs in {output}", err=True)
     return USER_ERROR if failures else 0
+
+
+@cli.command("demo")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on; 127.0.0.1 keeps the page on this machine.")
+@click.option("--port", default=7860, show_default=True, type=click.IntRange(1, 65535), help="TCP port of the page.")
+@click.option("--share", is_flag=True, help="Also open a public gradio.live link (goes online; off by default).")
+@click.option("--warper", "warper_path", type=click.Path(path_type=Path), default=None, help="Warper weights [default: bundled].")
+@click.option("--decoder", type=click.Path(path_type=Path), default=None, help="AdaIN decoder weights [default: bundled].")
+@click.option("--vgg", type=click.Path(path_type=Path), default=None, help="VGG-19 weights [default: bundled Oxford].")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+def demo_cmd(host: str, port: int, share: bool, warper_path: Path | None, decoder: Path | None, vgg: Path | None,
+             device: str) -> None:
+    """Serve the browser demo on http://HOST:PORT (needs the 'demo' extra: pip install 'warpstyle[demo]')."""
+    from adain.base.training import resolve_device
+
+    from .demo import DemoEngine, launch
+    from .pipeline import Pipeline
+
+    dev = resolve_device(device)
+    engine = DemoEngine(lambda: Pipeline.from_pretrained(warper=warper_path, decoder=decoder, vgg=vgg, device=dev))
+    launch(engine, host=host, port=port, share=share)
 
 
 @cli.command("train-warper")

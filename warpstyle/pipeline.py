@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, MutableMapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +117,12 @@ def _texture_items(texture: ImageLike | Sequence[ImageLike]) -> list[ImageLike]:
     return [texture] if isinstance(texture, single) else list(texture)  # type: ignore[list-item]
 
 
+def _pixels_key(image: torch.Tensor) -> tuple[tuple[int, ...], str]:
+    """Shape and digest of an image's pixels: equal images get equal keys, whatever their source."""
+    data = image.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()
+    return tuple(image.shape), hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
 @dataclasses.dataclass
 class _Prepared:
     """Shared inputs of a batch, loaded, checked and encoded once."""
@@ -163,18 +170,37 @@ class Pipeline:
         return self.styler.device
 
     def prepare(self, geometry: ImageLike | None, texture: ImageLike | Sequence[ImageLike] | None,
-                bf16: bool) -> _Prepared:
-        """Load and check the shared images and encode the geometry once (for batches)."""
+                bf16: bool, *, cache: MutableMapping[Hashable, object] | None = None) -> _Prepared:
+        """Load and check the shared images and encode the geometry once (for batches).
+
+        Args:
+            cache: reuse the encodings of images seen before, keyed by their pixels (e.g. across the
+                requests of a server: one geometry, many contents). The caller bounds its size.
+        """
         g = gf = None
         if geometry is not None:
             if self.warper is None:
                 raise StyleTransferError("this pipeline has no warper; load one to use a geometry image")
             g = as_image_batch(geometry, "geometry")
-            gf = self.warper._encode_checked(g, bf16)
+            key = ("geometry", _pixels_key(g), bf16)
+            gf = cache.get(key) if cache is not None else None
+            if gf is None:
+                gf = self.warper._encode_checked(g, bf16)
+                if cache is not None:
+                    cache[key] = gf
         textures: list[torch.Tensor] = []
         bank = None
         if texture is not None:
-            bank = self.styler.encode_styles(_texture_items(texture), name="texture")
+            items = _texture_items(texture)
+            if cache is None:
+                bank = self.styler.encode_styles(items, name="texture")
+            else:
+                # bf16 is in the key because the bank caches features computed under it.
+                imgs = [as_image_batch(t, f"texture[{i}]") for i, t in enumerate(items)]
+                key = ("texture", tuple(_pixels_key(t) for t in imgs), bf16)
+                bank = cache.get(key)
+                if bank is None:
+                    bank = cache[key] = self.styler.encode_styles(imgs, name="texture")
             textures = [t.cpu() for t in bank.images]
         return _Prepared(g, gf, textures, bank)
 
@@ -187,6 +213,7 @@ class Pipeline:
         *,
         prepared: _Prepared | None = None,
         progress: Callable[[int, int], None] | None = None,
+        cache: MutableMapping[Hashable, object] | None = None,
         **overrides: object,
     ) -> PipelineResult:
         """Warp ``content`` toward ``geometry`` (optional), then stylize it with ``texture`` (optional).
@@ -198,6 +225,7 @@ class Pipeline:
             options: a :class:`PipelineOptions`; keyword overrides (``strength=0.5``) win.
             prepared: the result of :meth:`prepare` for the same geometry/texture (batches).
             progress: ``progress(done, total)`` per stylization pass (see :meth:`Styler.stylize`).
+            cache: passed to :meth:`prepare` (reuse geometry/texture encodings across calls).
 
         Returns:
             PipelineResult. Output size: longer side ``size`` (default 512), with the geometry's
@@ -220,7 +248,7 @@ class Pipeline:
             scales=opts.scales, bf16=bf16, schedule=opts.schedule, refine_steps=opts.refine_steps,
             name="texture", item="texture", weights_name="texture_weights")
         torch.manual_seed(opts.seed)  # the default path is deterministic; this covers stochastic variants
-        prep = prepared or self.prepare(geometry, texture, bf16)
+        prep = prepared or self.prepare(geometry, texture, bf16, cache=cache)
         c = as_image_batch(content, "content")  # the one check of the content
         if c.shape[0] != 1:
             raise ValueError(f"content must be a single image (1, 3, H, W); got batch of {c.shape[0]}")

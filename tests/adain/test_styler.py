@@ -105,6 +105,18 @@ def test_preserve_color_match_runs_and_differs(styler, images):
     assert (a - b).abs().mean() > 1e-3
 
 
+def test_preserve_color_match_with_a_shared_bank_uses_each_contents_colours(styler, images):
+    # A bank outlives one content (batches, the demo's cache): the colour-matched style must follow
+    # the content of this call, not the first one the bank saw.
+    c, s1, _ = images
+    other = resize_exact(load_image(SAMPLES / "content" / "kodim04.jpg"), (96, 96))
+    bank = styler.encode_styles([s1])
+    styler.stylize(c, bank, preserve_color="match", size=64, scales=[64])
+    shared = styler.stylize(other, bank, preserve_color="match", size=64, scales=[64])
+    fresh = styler.stylize(other, [s1], preserve_color="match", size=64, scales=[64])
+    assert torch.equal(shared, fresh)
+
+
 def test_multiscale_output_size(styler, images):
     c, s1, _ = images
     out = styler.stylize(c, [s1], size=100, scales=[48, 100])

@@ -18,7 +18,7 @@ def _run(args):
 
 
 def test_help_describes_every_option():
-    for cmd in ("run", "train-warper", "eval-warper"):
+    for cmd in ("run", "demo", "train-warper", "eval-warper"):
         command = cli.commands[cmd]
         for param in command.params:
             if getattr(param, "help", None) is None and param.param_type_name == "option":

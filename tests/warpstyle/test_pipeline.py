@@ -83,3 +83,32 @@ def test_output_frame_comes_from_the_stage_that_owns_it(pipeline):
     assert tuple(warped.image.shape[-2:]) == Warper.output_size((45, 20), 40) == (40, 18)
     plain = pipeline.run(content, None, None, size=40)
     assert tuple(plain.image.shape[-2:]) == Styler.output_size((30, 50), 40) == (24, 40)
+
+
+def test_cache_encodes_a_repeated_geometry_and_texture_once(pipeline, samples, monkeypatch):
+    g_path, t_path = samples / "geometry" / "munch_the-scream.jpg", samples / "texture" / "vangogh_the-starry-night.jpg"
+    calls = {"encode": 0, "texture": 0}
+    encode, encode_styles = pipeline.warper._encode_checked, pipeline.styler.encode_styles
+
+    def counting_encode(image, bf16):
+        calls["encode"] += 1  # each content, and each geometry the cache has not seen
+        return encode(image, bf16)
+
+    def counting_encode_styles(styles, **kw):
+        calls["texture"] += 1
+        return encode_styles(styles, **kw)
+
+    monkeypatch.setattr(pipeline.warper, "_encode_checked", counting_encode)
+    monkeypatch.setattr(pipeline.styler, "encode_styles", counting_encode_styles)
+    cache: dict = {}
+    args = dict(size=64, scales=[64])
+    first = pipeline.run(samples / "content" / "kodim04.jpg", g_path, t_path, cache=cache, **args)
+    # Same pixels from another source (a tensor, not the path) are the same image to the cache.
+    second = pipeline.run(samples / "content" / "kodim23.jpg", load_image(g_path), t_path, cache=cache, **args)
+    assert calls == {"encode": 3, "texture": 1}  # two contents, one geometry
+    other = pipeline.run(samples / "content" / "kodim23.jpg", samples / "geometry" / "juan-gris_portrait-of-pablo-picasso.jpg",
+                         t_path, cache=cache, **args)
+    assert calls == {"encode": 5, "texture": 1} and not torch.equal(other.image, second.image)
+    uncached = pipeline.run(samples / "content" / "kodim23.jpg", g_path, t_path, **args)
+    assert torch.equal(second.image, uncached.image)
+    assert not torch.equal(first.image, second.image)
