@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 import torch
 
-import adain.decoder
 import adain.base.vgg
+import adain.base.weights
+import adain.decoder
 import warpstyle.warper
 from adain.base.checkpoint import save_checkpoint, training_header
 from adain.cli import main as adain_main
@@ -144,26 +145,25 @@ def folders(tmp_path_factory) -> tuple[Path, Path]:
     return make_image_folder(root / "photos", count=3, seed=3), make_image_folder(root / "paint", count=3, seed=4)
 
 
-def _bundle_from(monkeypatch: pytest.MonkeyPatch, module: types.ModuleType, package_dir: Path) -> None:
-    """Make ``module`` read its bundled weights from ``package_dir/weights`` (module-local patch)."""
+def _bundle_from(monkeypatch: pytest.MonkeyPatch, package_dir: Path) -> None:
+    """Make the one bundled-weights lookup read from ``package_dir/weights``."""
     fake = types.SimpleNamespace(files=lambda _pkg: package_dir, as_file=importlib.resources.as_file)
-    monkeypatch.setattr(module, "resources", fake)
+    monkeypatch.setattr(adain.base.weights, "resources", fake)
 
 
 def _bundled_loader(
     kind: str, monkeypatch: pytest.MonkeyPatch, tmp: Path, hostile: Path
 ) -> tuple[Callable[[], object], Path]:
     """A loader of the bundled ``kind`` that finds ``hostile`` in its place, and where that copy lives."""
-    module, name, load = {
-        "decoder": (adain.decoder, adain.decoder.BUNDLED_DECODER, lambda: Decoder.from_pretrained()),
-        "vgg": (adain.base.vgg, adain.base.vgg.BUNDLED_WEIGHTS, lambda: VGGEncoder.from_pretrained()),
-        "warper": (warpstyle.warper, warpstyle.warper.BUNDLED_WARPER,
-                   lambda: Warper.from_pretrained(encoder=VGGEncoder())),
+    name, load = {
+        "decoder": (adain.decoder.BUNDLED_DECODER, lambda: Decoder.from_pretrained()),
+        "vgg": (adain.base.vgg.BUNDLED_WEIGHTS, lambda: VGGEncoder.from_pretrained()),
+        "warper": (warpstyle.warper.BUNDLED_WARPER, lambda: Warper.from_pretrained(encoder=VGGEncoder())),
     }[kind]
     pkg = tmp / "pkg"
     (pkg / "weights").mkdir(parents=True)
     shutil.copy(hostile, pkg / "weights" / name)
-    _bundle_from(monkeypatch, module, pkg)
+    _bundle_from(monkeypatch, pkg)
     return load, pkg / "weights" / name
 
 
@@ -284,7 +284,8 @@ def test_cli_with_a_hostile_bundled_decoder(case, tmp_path, capsys, monkeypatch)
     pkg = tmp_path / "pkg"
     (pkg / "weights").mkdir(parents=True)
     shutil.copy(hostile, pkg / "weights" / adain.decoder.BUNDLED_DECODER)
-    _bundle_from(monkeypatch, adain.decoder, pkg)
+    shutil.copy(BUNDLED["vgg"], pkg / "weights")  # one lookup serves both: the real VGG beside the hostile decoder
+    _bundle_from(monkeypatch, pkg)
     with pytest.raises(SystemExit) as info:
         adain_main(["stylize", "-c", str(CONTENT), "-s", str(TEXTURE), "--size", "64", "-o", str(tmp_path / "o.png")])
     err = capsys.readouterr().err.strip().splitlines()

@@ -18,6 +18,7 @@ from adain.base.files import remove_stale_temp_files
 from adain.functional import adaptive_instance_norm
 from adain.base.training import CsvLog, DistributedContext, autocast_for, to_float_batch
 from adain.base.vgg import VGGEncoder
+from adain.base.weights import save_weights
 
 from .config import WarperTrainConfig
 from .data.synthetic import SyntheticWarpSpec, make_synthetic_pair, random_warp_params, synthetic_field
@@ -26,7 +27,7 @@ from .data.pf_pascal import PFPascalPairs, pck, transfer_keypoints
 from .losses import end_point_error, feature_matching_loss, field_l1_loss, keypoint_loss, smoothness_loss
 from .regressor import WarpRegressor
 from .warp import identity_grid, resize_field, smooth_field
-from .warper import Warper
+from .warper import WARPER_INPUT, Warper
 
 __all__ = ["train_warper", "evaluate_synthetic", "evaluate_pf_pascal", "WarperTrainResult", "CHECKPOINT_FORMAT"]
 
@@ -67,7 +68,7 @@ def train_warper(cfg: WarperTrainConfig, *, resume: str | Path | None = None, pr
     ctx = DistributedContext.from_env(cfg.device)
     device = ctx.device(cfg.device)
     out_dir = Path(cfg.output_dir)
-    ckpt_path, weights_path = out_dir / "checkpoint.pt", out_dir / "warper.pt"
+    ckpt_path, weights_path = out_dir / "checkpoint.pt", out_dir / "warper.safetensors"
 
     torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
@@ -128,7 +129,8 @@ def train_warper(cfg: WarperTrainConfig, *, resume: str | Path | None = None, pr
         ck = {**training_header(CHECKPOINT_FORMAT, iteration, config_to_dict(cfg)),
               "model": state, "optimizer": optimizer.state_dict(), "rng": rng_state(generator)}
         save_checkpoint(ck, ckpt_path)
-        save_checkpoint({k: v.half() for k, v in state.items()}, weights_path)
+        save_weights(weights_path, "WarpRegressor", {k: v.half() for k, v in state.items()}, regressor.config(),
+                     WARPER_INPUT, f"warpstyle train-warper: images {cfg.image_dir}, iteration {iteration}")
 
     bar = tqdm(total=cfg.iterations, initial=start, disable=not (progress and ctx.is_main),
                desc="train-warper", unit="it", dynamic_ncols=True)
