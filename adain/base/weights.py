@@ -132,9 +132,11 @@ def check_state(
         parts = ([f"missing {_few(missing)}"] if missing else []) + ([f"unexpected {_few(unexpected)}"] if unexpected else [])
         raise CheckpointError(source, f"not {describe}: {'; '.join(parts)}")
     for key, shape in expected.items():
+        if tuple(state[key].shape) != tuple(shape):
+            got = tuple(state[key].shape)
+            raise CheckpointError(source, f"not {describe}: '{key}' has shape {got}, expected {tuple(shape)}")
+    for key in expected:
         t = state[key]
-        if tuple(t.shape) != tuple(shape):
-            raise CheckpointError(source, f"not {describe}: '{key}' has shape {tuple(t.shape)}, expected {tuple(shape)}")
         if not _dense(t):
             raise CheckpointError(source, f"refused: tensor '{key}' of shape {tuple(t.shape)} is not dense "
                                           f"(strides {tuple(t.stride())}); a crafted file would expand in memory")
@@ -192,6 +194,8 @@ def save_weights(
 
 def _is_safetensors(path: Path) -> bool:
     """Sniff the file: safetensors starts with a u64 header length and then ``{``; torch files never do."""
+    if not path.is_file():  # FIFOs, devices, folders: never open them here (a FIFO would block)
+        return False
     try:
         with open(path, "rb") as f:
             head = f.read(9)
@@ -209,7 +213,7 @@ def _read_header(path: Path, f) -> tuple[dict[str, Any], int]:
                                     f"{size}-byte file)")
     try:
         header = json.loads(f.read(n))
-    except (UnicodeDecodeError, ValueError) as e:
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise CheckpointError(path, f"truncated or corrupt checkpoint (unreadable safetensors header: {e})") from None
     if not isinstance(header, dict):
         raise CheckpointError(path, "truncated or corrupt checkpoint (the safetensors header is not a JSON object)")
@@ -252,7 +256,7 @@ def _check_header(path: Path, header: Mapping[str, Any], expected: Shapes, n: in
         if e.get("dtype") not in dtypes:
             raise CheckpointError(path, f"not {describe}: '{key}' has dtype {e.get('dtype')!r}, expected one of "
                                         f"{sorted(dtypes)}")
-        if list(e.get("shape", [None])) != list(shape):
+        if e.get("shape") != list(shape):
             raise CheckpointError(path, f"not {describe}: '{key}' has shape {e.get('shape')}, expected {list(shape)}")
         offsets = e.get("data_offsets")
         nbytes = math.prod(shape) * dtypes[e["dtype"]]
