@@ -9,7 +9,6 @@ import torch
 import torch.nn as nn
 
 from .base.conv_relu import conv2d_relu
-from .base.errors import CheckpointError
 from .base.weights import bundled_weights, check_state, load_weights, meta_shapes
 
 __all__ = ["Decoder", "BUNDLED_DECODER", "DECODER_INPUT"]

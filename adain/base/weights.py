@@ -175,7 +175,7 @@ def save_weights(
     Returns:
         ``path`` as a Path.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     path = Path(path)
     tensors = {}
@@ -187,8 +187,17 @@ def save_weights(
         "config": json.dumps(dict(config), sort_keys=True), "input": json.dumps(dict(input_spec), sort_keys=True),
         "provenance": str(provenance),
     }
+    data = save(tensors, metadata=metadata)
+    # safetensors writes the metadata map in hash order; rewrite the header with sorted keys so the same
+    # tensors and metadata always give the same bytes (and the sha256 in a model card can be reproduced).
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + n])
+    text = json.dumps({k: header[k] for k in sorted(header)}, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # keep the data section 8-byte aligned, as safetensors does
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
+        with open(tmp, "wb") as f:
+            f.write(struct.pack("<Q", len(text)) + text)
+            f.write(memoryview(data)[8 + n :])
     return path
 
 

@@ -72,6 +72,14 @@ def test_round_trip_keeps_values_dtypes_and_metadata(tmp_path):
         assert state[k].dtype == v.dtype and torch.equal(state[k], v)
 
 
+def test_same_tensors_and_metadata_give_the_same_bytes(tmp_path):
+    # safetensors itself writes the metadata map in hash order; model cards quote a sha256.
+    a, b = _save(tmp_path / "a.safetensors"), _save(tmp_path / "b.safetensors")
+    assert a.read_bytes() == b.read_bytes()
+    (n,) = struct.unpack("<Q", a.read_bytes()[:8])
+    assert n % 8 == 0
+
+
 def test_save_is_atomic_and_leaves_no_temp_file(tmp_path):
     _save(tmp_path / "w.safetensors")
     assert [p.name for p in tmp_path.iterdir()] == ["w.safetensors"]
