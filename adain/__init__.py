@@ -12,6 +12,7 @@ from .base.image import load_image, resize_exact, resize_longer, resize_shorter,
 from .base.runtime import tune_cpu_allocator
 from .styler import StyleBank, Styler, StylizePlan, scale_schedule
 from .base.vgg import VGG_TAPS, VGGEncoder
+from .base.weights import WeightsMeta, load_weights, save_weights
 
 __version__ = "0.1.0"
 
@@ -38,6 +39,9 @@ __all__ = [
     "load_state_dict_file",
     "load_checkpoint",
     "save_checkpoint",
+    "load_weights",
+    "save_weights",
+    "WeightsMeta",
     "StyleTransferError",
     "ImageError",
     "CheckpointError",

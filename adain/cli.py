@@ -86,7 +86,7 @@ def stylize_cmd(content: Path, styles: Sequence[Path], weights: Sequence[float],
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None, help="TOML/JSON config (see configs/); flags override it.")
 @click.option("--content-dir", default=None, help="Folder of content photos, searched recursively (e.g. COCO train2017).")
 @click.option("--style-dir", default=None, help="Folder of style images, searched recursively (e.g. WikiArt).")
-@click.option("--output-dir", default=None, help="Run folder for checkpoint.pt, decoder.pt, losses.csv, samples/ [default: runs/styler].")
+@click.option("--output-dir", default=None, help="Run folder for checkpoint.pt, decoder.safetensors, losses.csv, samples/ [default: runs/styler].")
 @click.option("--iterations", type=click.IntRange(min=1), default=None, help="Total iterations [default: 160000].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Images per step per process [default: 8].")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Adam learning rate, decayed as lr/(1+lr_decay*i) [default: 1e-4].")

@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn as nn
 
-from .base.checkpoint import load_state_dict_file
 from .base.conv_relu import conv2d_relu
-from .base.errors import CheckpointError
+from .base.weights import bundled_weights, check_state, load_weights, meta_shapes
 
-__all__ = ["Decoder", "BUNDLED_DECODER"]
+__all__ = ["Decoder", "BUNDLED_DECODER", "DECODER_INPUT"]
 
-BUNDLED_DECODER = "decoder.pt"
+BUNDLED_DECODER = "decoder.safetensors"
+#: The decoder's input convention, stored in every weights file it writes.
+DECODER_INPUT: dict[str, Any] = {
+    "features": "relu4_1 of the paired VGGEncoder (bundled: Oxford VGG-19, tap scales applied), (B, 512, H, W), "
+                "after AdaIN",
+    "output": "RGB (B, 3, 8H, 8W), approximately in [0, 1], not clamped",
+}
+_LAYOUT = "adain-port"  # the only decoder architecture: the AdaIN port's flat nn.Sequential
+_DESCRIBE = "an AdaIN decoder state_dict (expected keys '1.weight' ... '28.bias')"
+
+
+def _shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    if config != {"layout": _LAYOUT}:
+        raise ValueError(f"expected {{'layout': '{_LAYOUT}'}}; got {config}")
+    return meta_shapes(Decoder)
 
 
 class Decoder(nn.Sequential):
@@ -64,28 +77,24 @@ class Decoder(nn.Sequential):
                 i += 1
         return x
 
+    def config(self) -> dict[str, Any]:
+        """The architecture config stored in weights files (the layout is fixed)."""
+        return {"layout": _LAYOUT}
+
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, *, device: torch.device | str | None = None) -> Decoder:
-        """Load the bundled decoder (``path=None``), a ``decoder.pth`` of the AdaIN port, or our checkpoint.
+        """Load the bundled decoder (``path=None``), a weights file, a ``decoder.pth`` of the AdaIN port,
+        a legacy ``.pt`` state_dict or a training checkpoint.
 
+        Every tensor's shape is checked against the architecture before anything is converted.
         Returns an eval-mode float32 decoder.
         """
+        source = Path(path) if path is not None else bundled_weights("adain", BUNDLED_DECODER)
+        state, meta = load_weights(source, "Decoder", _shapes, describe=_DESCRIBE)
+        if meta is None:  # legacy torch file: DDP-saved keys carry a "module." prefix
+            state = {k.removeprefix("module."): v for k, v in state.items()}
+            check_state(state, meta_shapes(cls), source, _DESCRIBE)
         dec = cls()
-        if path is None:
-            ref = resources.files("adain") / "weights" / BUNDLED_DECODER
-            with resources.as_file(ref) as p:
-                if not p.is_file():
-                    raise CheckpointError(p, "the bundled decoder is missing from this installation")
-                state, source = load_state_dict_file(p), str(p)
-        else:
-            state, source = load_state_dict_file(path), str(path)
-        state = {k.removeprefix("module."): v.float() for k, v in state.items()}
-        try:
-            dec.load_state_dict(state, strict=True)
-        except RuntimeError as e:
-            msg = str(e).splitlines()[0][:160]
-            raise CheckpointError(
-                source, f"not an AdaIN decoder state_dict (expected keys '1.weight' ... '28.bias'): {msg}"
-            ) from None
+        dec.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
         dec.eval()
         return dec.to(device) if device is not None else dec

@@ -8,14 +8,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .base.checkpoint import save_checkpoint
 from .base.data import RandomCropFolder, infinite_loader
 from .base.training import (
     DistributedContext, StepOutput, TrainResult, autocast_for, run_training, to_float_batch,
 )
 from .base.vgg import VGGEncoder
+from .base.weights import save_weights
 from .config import StylerTrainConfig
-from .decoder import Decoder
+from .decoder import DECODER_INPUT, Decoder
 from .functional import adaptive_instance_norm
 from .losses import STYLE_TAPS, content_loss, identity_feature_loss, style_loss
 
@@ -67,7 +67,7 @@ class StylerTask:
     """The decoder's training task for :func:`adain.base.training.run_training`."""
 
     name = CHECKPOINT_FORMAT
-    weights_name = "decoder.pt"
+    weights_name = "decoder.safetensors"
     resume_hint = ""
 
     def __init__(self, cfg: StylerTrainConfig, device: torch.device, generator: torch.Generator) -> None:
@@ -112,7 +112,11 @@ class StylerTask:
         return StepOutput(loss=loss, parts=logged, sample=sample, skipped=sk1 + sk2)
 
     def save_weights(self, path: Path) -> None:
-        save_checkpoint({k: v.detach().cpu().half() for k, v in self.model.state_dict().items()}, path)
+        cfg = self.cfg
+        provenance = (f"adain train-styler: content {cfg.content_dir}, styles {cfg.style_dir}, "
+                      f"{cfg.iterations} iterations planned; the run's config.json and losses.csv say more")
+        save_weights(path, "Decoder", {k: v.detach().cpu().half() for k, v in self.model.state_dict().items()},
+                     self.model.config(), DECODER_INPUT, provenance)
 
 
 def train_styler(cfg: StylerTrainConfig, *, resume: str | Path | None = None, progress: bool = True) -> TrainResult:

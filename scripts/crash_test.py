@@ -158,9 +158,9 @@ class Checker:
         it = int(ck["iteration"])
         assert it >= previous, f"checkpoint went back from iteration {previous} to {it}"
         if target == "styler":
-            Decoder.from_pretrained(out / "decoder.pt")
+            Decoder.from_pretrained(out / "decoder.safetensors")
         else:
-            Warper.from_pretrained(out / "warper.pt", encoder=self.encoder)
+            Warper.from_pretrained(out / "warper.safetensors", encoder=self.encoder)
         if (out / "config.json").exists():
             json.loads((out / "config.json").read_text())
         for p in sorted((out / "samples").glob("*.jpg")) if (out / "samples").is_dir() else []:

@@ -4,7 +4,7 @@ For each decoder, schedule and alpha: style loss, relative content loss, SSIM an
 content (``adain.evaluate.texture_scores``), averaged over the pairs, at ``--size`` with the
 styler's default scale schedule (``--scales`` to override), float32 unless the CPU has native bf16.
 
-    python scripts/eval_texture.py --decoders adain/weights/decoder.pt runs/styler_identity/decoder.pt \
+    python scripts/eval_texture.py --decoders adain/weights/decoder.safetensors runs/styler_identity/decoder.safetensors \
         --schedules lowpass restylize --alphas 0 0.5 1 --pairs 12 --json texture.json
     python scripts/eval_texture.py --refine 0 10 30 --from-content 30 90 --pairs 4
 """
@@ -32,7 +32,7 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=12)
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--scales", type=int, nargs="*", default=None, help="pass sizes (default: the styler's)")
-    ap.add_argument("--decoders", nargs="+", default=["adain/weights/decoder.pt"])
+    ap.add_argument("--decoders", nargs="+", default=["adain/weights/decoder.safetensors"])
     ap.add_argument("--schedules", nargs="+", default=["lowpass"], choices=SCHEDULES)
     ap.add_argument("--alphas", type=float, nargs="+", default=[1.0])
     ap.add_argument("--refine", type=int, nargs="+", default=[0], help="refine_steps values to score")

@@ -1,7 +1,7 @@
 """Held-out learning curve of the decoder (docs/quality.md): content and style loss at 512 px.
 
     python scripts/report_styler.py --content-dir ../shared/data/photos --style-dir ../shared/data/paintings \
-        --decoders runs/styler_corpus_gpu/decoder_iter0002000.pt ... adain/weights/decoder.pt
+        --decoders runs/styler_corpus_gpu/decoder_iter0002000.pt ... adain/weights/decoder.safetensors
 """
 
 from __future__ import annotations

@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 import torch
 
-import adain.decoder
 import adain.base.vgg
+import adain.base.weights
+import adain.decoder
 import warpstyle.warper
 from adain.base.checkpoint import save_checkpoint, training_header
 from adain.cli import main as adain_main
@@ -144,26 +145,25 @@ def folders(tmp_path_factory) -> tuple[Path, Path]:
     return make_image_folder(root / "photos", count=3, seed=3), make_image_folder(root / "paint", count=3, seed=4)
 
 
-def _bundle_from(monkeypatch: pytest.MonkeyPatch, module: types.ModuleType, package_dir: Path) -> None:
-    """Make ``module`` read its bundled weights from ``package_dir/weights`` (module-local patch)."""
+def _bundle_from(monkeypatch: pytest.MonkeyPatch, package_dir: Path) -> None:
+    """Make the one bundled-weights lookup read from ``package_dir/weights``."""
     fake = types.SimpleNamespace(files=lambda _pkg: package_dir, as_file=importlib.resources.as_file)
-    monkeypatch.setattr(module, "resources", fake)
+    monkeypatch.setattr(adain.base.weights, "resources", fake)
 
 
 def _bundled_loader(
     kind: str, monkeypatch: pytest.MonkeyPatch, tmp: Path, hostile: Path
 ) -> tuple[Callable[[], object], Path]:
     """A loader of the bundled ``kind`` that finds ``hostile`` in its place, and where that copy lives."""
-    module, name, load = {
-        "decoder": (adain.decoder, adain.decoder.BUNDLED_DECODER, lambda: Decoder.from_pretrained()),
-        "vgg": (adain.base.vgg, adain.base.vgg.BUNDLED_WEIGHTS, lambda: VGGEncoder.from_pretrained()),
-        "warper": (warpstyle.warper, warpstyle.warper.BUNDLED_WARPER,
-                   lambda: Warper.from_pretrained(encoder=VGGEncoder())),
+    name, load = {
+        "decoder": (adain.decoder.BUNDLED_DECODER, lambda: Decoder.from_pretrained()),
+        "vgg": (adain.base.vgg.BUNDLED_WEIGHTS, lambda: VGGEncoder.from_pretrained()),
+        "warper": (warpstyle.warper.BUNDLED_WARPER, lambda: Warper.from_pretrained(encoder=VGGEncoder())),
     }[kind]
     pkg = tmp / "pkg"
     (pkg / "weights").mkdir(parents=True)
     shutil.copy(hostile, pkg / "weights" / name)
-    _bundle_from(monkeypatch, module, pkg)
+    _bundle_from(monkeypatch, pkg)
     return load, pkg / "weights" / name
 
 
@@ -284,9 +284,59 @@ def test_cli_with_a_hostile_bundled_decoder(case, tmp_path, capsys, monkeypatch)
     pkg = tmp_path / "pkg"
     (pkg / "weights").mkdir(parents=True)
     shutil.copy(hostile, pkg / "weights" / adain.decoder.BUNDLED_DECODER)
-    _bundle_from(monkeypatch, adain.decoder, pkg)
+    shutil.copy(BUNDLED["vgg"], pkg / "weights")  # one lookup serves both: the real VGG beside the hostile decoder
+    _bundle_from(monkeypatch, pkg)
     with pytest.raises(SystemExit) as info:
         adain_main(["stylize", "-c", str(CONTENT), "-s", str(TEXTURE), "--size", "64", "-o", str(tmp_path / "o.png")])
     err = capsys.readouterr().err.strip().splitlines()
     assert info.value.code == 2 and len(err) == 1 and not marker.exists()
     assert adain.decoder.BUNDLED_DECODER in err[0] and EXPECTED[case] in err[0]
+
+
+# ---------------------------------------------------------------- small files that declare huge tensors
+# Issue 15 item 7: torch.save keeps an expanded (zero-stride) tensor as its one-element storage, so a
+# few KB can declare terabytes. The loaders check every shape against the architecture and refuse
+# non-dense tensors before converting (.float()) or building anything.
+def _expanded(shape: tuple[int, ...], dtype: torch.dtype = torch.float16) -> torch.Tensor:
+    return torch.zeros((1,) * len(shape), dtype=dtype).expand(*shape)
+
+
+def _expanded_state(kind: str, absurd: bool) -> dict[str, torch.Tensor]:
+    model = {"decoder": Decoder, "warper": WarpRegressor, "vgg": VGGEncoder}[kind]
+    with torch.device("meta"):
+        shapes = {k: tuple(v.shape) for k, v in model().state_dict().items()}
+    if absurd:  # 2**20 x (2**20 + 2) x 3 x 3: a 2**20-wide regressor on a 1024x1024 grid (~20 TB as fp16)
+        first = {"decoder": "1.weight", "warper": "heads.0.body.0.weight", "vgg": "conv1_1.weight"}[kind]
+        shapes[first] = (2**20, 2**20 + 2, 3, 3)
+    return {k: _expanded(s) for k, s in shapes.items()}
+
+
+@pytest.mark.parametrize("absurd", [False, True], ids=["declared_shapes", "absurd_shapes"])
+@pytest.mark.parametrize("kind", ["decoder", "warper", "vgg"])
+def test_expanded_tensors_are_refused_before_allocating(kind, absurd, tmp_path):
+    path = save_checkpoint(_expanded_state(kind, absurd), tmp_path / f"{kind}.pt")
+    assert path.stat().st_size < 64 * 1024  # the whole hostile file
+    load = {"decoder": lambda: Decoder.from_pretrained(path),
+            "warper": lambda: Warper.from_pretrained(path, encoder=VGGEncoder()),
+            "vgg": lambda: VGGEncoder.from_pretrained(path)}[kind]
+    with pytest.raises(CheckpointError) as info:
+        load()
+    msg = str(info.value)
+    assert msg.startswith(f"cannot load '{path}': ") and "\n" not in msg
+    assert "allocate" not in msg  # refused from the shapes, not after an attempt
+    if absurd:
+        assert ("has shape (1048576, 1048578, 3, 3), expected" in msg  # decoder, VGG: fixed architecture
+                or "grid_size must be an int in [1, 64]; got 1024" in msg), msg  # warper: inferred config
+    else:
+        assert "is not dense (strides (0, 0" in msg, msg
+
+
+def test_cli_refuses_an_expanded_warper_in_one_line(tmp_path, capsys):
+    path = save_checkpoint(_expanded_state("warper", True), tmp_path / "w.pt")
+    main, args = _cli_args("warpstyle run --warper", path, (tmp_path, tmp_path), tmp_path)
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 2 and len(err) == 1
+    assert err[0].startswith(f"warpstyle: error: cannot load '{path}': not a warper state_dict"), err[0]
+    assert not (tmp_path / "o.png").exists()

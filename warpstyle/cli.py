@@ -203,7 +203,7 @@ def demo_cmd(host: str, port: int, share: bool, warper_path: Path | None, decode
 @click.option("--texture-prob", type=click.FloatRange(0, 1), default=None, help="Share of pairs repainted with the styler [default: 0.5].")
 @click.option("--pf-pascal-root", default=None, help="PF-PASCAL root (holding PF-dataset-PASCAL/) for keypoint pairs.")
 @click.option("--pf-pascal-csv", default=None, help="PF-PASCAL pair CSV with keypoint columns (e.g. trn_pairs.csv).")
-@click.option("--output-dir", default=None, help="Run folder for checkpoint.pt, warper.pt, losses.csv [default: runs/warper].")
+@click.option("--output-dir", default=None, help="Run folder for checkpoint.pt, warper.safetensors, losses.csv [default: runs/warper].")
 @click.option("--iterations", type=click.IntRange(min=1), default=None, help="Total iterations [default: 20000].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Pairs per step per process [default: 16].")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Adam learning rate, decayed as lr/(1+lr_decay*i) [default: 5e-4].")

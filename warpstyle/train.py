@@ -22,13 +22,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from adain.base.checkpoint import save_checkpoint
 from adain.base.data import RandomCropFolder, infinite_loader
 from adain.base.errors import ConfigError
 from adain.base.training import (
     DistributedContext, StepOutput, TrainResult, autocast_for, run_training, to_float_batch,
 )
 from adain.base.vgg import VGGEncoder
+from adain.base.weights import save_weights
 from adain.decoder import Decoder
 
 from .augment import texture_augment
@@ -40,7 +40,7 @@ from .losses import field_l1_loss, keypoint_loss
 from .objective import feature_matching_objective, fold_penalty, objective_features, smoothness_energy
 from .regressor import WarpRegressor
 from .warp import resize_field
-from .warper import Warper
+from .warper import WARPER_INPUT, Warper
 
 __all__ = ["train_warper", "WarperTask", "CHECKPOINT_FORMAT"]
 
@@ -58,7 +58,7 @@ class WarperTask:
     """The regressor's training task for :func:`adain.base.training.run_training`."""
 
     name = CHECKPOINT_FORMAT
-    weights_name = "warper.pt"
+    weights_name = "warper.safetensors"
     resume_hint = "hidden and refine_steps must match the run that wrote it"
     columns = ("loss", "field_l1", "match", "smooth", "fold", "keypoint")
 
@@ -187,7 +187,11 @@ class WarperTask:
         return StepOutput(loss=loss, parts=parts, sample=sample, skipped=skipped)
 
     def save_weights(self, path: Path) -> None:
-        save_checkpoint({k: v.detach().cpu().half() for k, v in self.model.state_dict().items()}, path)
+        cfg = self.cfg
+        provenance = (f"warpstyle train-warper: images {cfg.image_dir}, pairs {cfg.pair_dirs or 'none'}, "
+                      f"holdout {cfg.holdout}")
+        save_weights(path, "WarpRegressor", {k: v.detach().cpu().half() for k, v in self.model.state_dict().items()},
+                     self.model.config(), WARPER_INPUT, provenance)
 
 
 def _index_loader(data: torch.utils.data.Dataset, batch_size: int, seed: int, start: int,

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import operator
-from importlib import resources
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from adain.base.checkpoint import load_state_dict_file
 from adain.base.checks import check_range, check_shape
 from adain.base.errors import CheckpointError
 from adain.base.image import ImageLike, as_image_batch, fit_longer, resize_exact
 from adain.base.vgg import VGGEncoder
+from adain.base.weights import bundled_weights, check_state, load_weights, meta_shapes
 
 from .correlation import l2_normalize_features
 from .field import WarpField
@@ -24,12 +25,47 @@ from .refine import REFINE_SIZE, refine_field
 from .regressor import WarpRegressor
 from .warp import PaddingMode, apply_warp
 
-__all__ = ["Warper", "BUNDLED_WARPER", "DEFAULT_SMOOTHNESS"]
+__all__ = ["Warper", "BUNDLED_WARPER", "DEFAULT_SMOOTHNESS", "WARPER_INPUT"]
 
-BUNDLED_WARPER = "warper.pt"
+BUNDLED_WARPER = "warper.safetensors"
 #: Default Gaussian smoothing of the field, in cells of the 16x16 feature grid.
 DEFAULT_SMOOTHNESS = 0.75
 FEATURE_SIZE = 256
+#: The regressor's input convention, stored in every warper weights file.
+WARPER_INPUT: dict[str, Any] = {
+    "features": "VGG-19 pool4 (bundled Oxford VGG, raw: pool taps carry no scale) of content and geometry, "
+                "each resized to 256x256 (bilinear, antialiased), L2-normalised over channels: (B, 512, G, G)",
+    "field": "backward warp, output (geometry) frame -> content; normalised [-1, 1], (x, y) order, "
+             "align_corners=False, shape (B, G, G, 2)",
+}
+_DESCRIBE = "a warper state_dict (expected 'heads.N...' keys)"
+# Architecture bounds: far above anything trained here, far below what a crafted file could ask for.
+_LIMITS = {"grid_size": (1, 64), "hidden": (2, 2048), "refine_steps": (0, 16)}
+
+
+def _regressor_shapes(config: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    """Key -> shape of ``WarpRegressor(**config)``, after checking the config's keys and ranges."""
+    if set(config) != set(_LIMITS):
+        raise ValueError(f"expected keys {sorted(_LIMITS)}; got {sorted(config)}")
+    for key, (lo, hi) in _LIMITS.items():
+        v = config[key]
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise ValueError(f"{key} must be an int in [{lo}, {hi}]; got {v!r}")
+    return meta_shapes(lambda: WarpRegressor(**config))
+
+
+def _legacy_config(state: Mapping[str, torch.Tensor]) -> dict[str, int]:
+    """Infer the architecture of a legacy (metadata-free) state_dict from its tensor shapes.
+
+    Only for ``.pt`` files written before weights carried their config: the first conv's input
+    channels are G*G + 2 and its output channels the hidden width; each head is one step.
+    """
+    heads = {int(k.split(".")[1]) for k in state if k.startswith("heads.") and k.split(".")[1].isdigit()}
+    first = state.get("heads.0.body.0.weight")
+    if first is None or first.dim() != 4:
+        raise ValueError("missing 'heads.0.body.0.weight'")
+    grid = round(max(int(first.shape[1]) - 2, 0) ** 0.5)
+    return {"grid_size": grid, "hidden": int(first.shape[0]), "refine_steps": len(heads) - 1}
 
 
 def _bf16(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
@@ -280,31 +316,31 @@ class Warper(nn.Module):
         vgg: str | Path | None = None,
         device: torch.device | str | None = None,
     ) -> Warper:
-        """Load the bundled warper (``path=None``) or a state_dict / training checkpoint by path.
+        """Load the bundled warper (``path=None``), a weights file, or a legacy state_dict / training checkpoint.
+
+        A weights file names its architecture (``WarpRegressor.config()``) in its metadata, and the
+        tensors are checked against it before the regressor is built. Legacy ``.pt`` files carry no
+        config, so theirs is inferred from the first conv's shape and then checked the same way.
 
         Args:
             encoder: reuse this encoder (e.g. the styler's) instead of loading one.
             vgg: VGG weights for a new encoder (default: the bundled Oxford VGG-19).
         """
-        if path is None:
-            ref = resources.files("warpstyle") / "weights" / BUNDLED_WARPER
-            with resources.as_file(ref) as p:
-                if not p.is_file():
-                    raise CheckpointError(p, "the bundled warper is missing from this installation")
-                state, source = load_state_dict_file(p), str(p)
-        else:
-            state, source = load_state_dict_file(path), str(path)
-        state = {k.removeprefix("module.").removeprefix("regressor."): v.float() for k, v in state.items()
-                 if not k.startswith("encoder.")}
-        try:
-            heads = sorted({int(k.split(".")[1]) for k in state if k.startswith("heads.")})
-            first = state["heads.0.body.0.weight"]
-            grid = int(round((first.shape[1] - 2) ** 0.5))
-            reg = WarpRegressor(grid_size=grid, hidden=int(first.shape[0]), refine_steps=len(heads) - 1)
-            reg.load_state_dict(state, strict=True)
-        except (KeyError, RuntimeError, IndexError, ValueError) as e:
-            msg = str(e).splitlines()[0][:160]
-            raise CheckpointError(source, f"not a warper state_dict (expected 'heads.N...' keys): {msg}") from None
+        source = Path(path) if path is not None else bundled_weights("warpstyle", BUNDLED_WARPER)
+        state, meta = load_weights(source, "WarpRegressor", _regressor_shapes, describe=_DESCRIBE)
+        if meta is not None:
+            config = meta.config  # the file says what it is: no guessing
+        else:  # legacy .pt state_dict or training checkpoint: infer, then check every shape
+            state = {k.removeprefix("module.").removeprefix("regressor."): v for k, v in state.items()
+                     if not k.startswith("encoder.")}
+            try:
+                config = _legacy_config(state)
+                expected = _regressor_shapes(config)
+            except ValueError as e:
+                raise CheckpointError(source, f"not {_DESCRIBE}: {e}") from None
+            check_state(state, expected, source, _DESCRIBE)
+        reg = WarpRegressor(**config)
+        reg.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
         enc = encoder if encoder is not None else VGGEncoder.from_pretrained(vgg)
         warper = cls(enc, reg).eval()
         warper.requires_grad_(False)

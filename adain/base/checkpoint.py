@@ -48,7 +48,11 @@ def _torch_load(path: str | Path) -> Any:
             # torch warns about non-default pickle protocols before refusing or loading them; the
             # CheckpointError below (or a clean load) says everything the user needs, on one line.
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            return torch.load(path, map_location="cpu", weights_only=True)
+            # A file object, not the path: torch >= 2.10 hands any path ending in ".safetensors" to
+            # safetensors whatever its bytes, bypassing weights_only and our checks (load_weights
+            # reads safetensors files itself, after checking their header).
+            with open(path, "rb") as f:
+                return torch.load(f, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         operand = re.search(r"Unsupported operand (\d+)", str(e))
         if operand and bytes([int(operand.group(1)) % 256]) not in _CODE_OPCODES:

@@ -81,7 +81,7 @@ class TrainTask(Protocol):
 
     Attributes:
         name: the checkpoint format tag (``"adain.train"``, ``"warpstyle.train"``).
-        weights_name: the shipped-weights file written beside the checkpoint (``"decoder.pt"``).
+        weights_name: the shipped-weights file written beside the checkpoint (``"decoder.safetensors"``, written by :func:`adain.base.weights.save_weights`).
         columns: the names of ``StepOutput.parts``, in log order.
         model: the trainable module (wrapped in DDP by the loop when distributed).
         resume_hint: appended to the error when a checkpoint does not fit ``model``.

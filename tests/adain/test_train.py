@@ -6,6 +6,9 @@ import sys
 import pytest
 import torch
 
+from safetensors import safe_open
+from safetensors.torch import load_file
+
 from adain.base.checkpoint import load_checkpoint
 from adain.base.config import load_config
 from adain.config import StylerTrainConfig
@@ -29,6 +32,11 @@ def _cfg(folders, out, **kw):
     return load_config(StylerTrainConfig, os.path.join(CONFIGS, "train_styler_smoke.toml"), {**base, **kw})
 
 
+def _metadata(path):
+    with safe_open(path, "pt") as f:
+        return f.metadata()
+
+
 def _losses(path):
     with open(path) as f:
         return [(int(r["iteration"]), float(r["content_loss"]), float(r["style_loss"])) for r in csv.DictReader(f)]
@@ -41,6 +49,9 @@ def test_short_run_produces_loadable_weights(folders, tmp_path):
     assert ck["iteration"] == 4 and ck["config"]["batch_size"] == 2
     assert (tmp_path / "run" / "samples" / "iter_0000002.jpg").is_file()
     assert r.skipped_files >= 0
+    assert r.weights.name == "decoder.safetensors"
+    meta = _metadata(r.weights)
+    assert meta["model"] == "Decoder" and "adain train-styler" in meta["provenance"]
     dec = Decoder.from_pretrained(r.weights)
     styler = Styler.from_pretrained(r.weights)
     out = styler.stylize(torch.rand(1, 3, 32, 32), [torch.rand(1, 3, 32, 32)], size=32)
@@ -58,8 +69,7 @@ def test_resume_continues_and_matches_a_straight_run(folders, tmp_path):
     for ra, rb in zip(a, b):
         assert ra[0] == rb[0]
         assert ra[1] == pytest.approx(rb[1], rel=1e-4) and ra[2] == pytest.approx(rb[2], rel=1e-4)
-    sa = torch.load(straight.weights, weights_only=True)
-    sb = torch.load(resumed.weights, weights_only=True)
+    sa, sb = load_file(straight.weights), load_file(resumed.weights)
     assert all(torch.allclose(sa[k].float(), sb[k].float(), atol=1e-3) for k in sa)
 
 

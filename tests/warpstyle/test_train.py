@@ -29,7 +29,7 @@ def _cfg(folders, out, **kw):
 
 def test_short_run_loads_with_from_pretrained(folders, tmp_path):
     r = train_warper(_cfg(folders, tmp_path / "w"), progress=False)
-    assert r.iteration == 3 and r.weights.is_file()
+    assert r.iteration == 3 and r.weights.is_file() and r.weights.name == "warper.safetensors"
     assert r.losses["field_l1"] > 0 and r.losses["match"] > 0
     warper = Warper.from_pretrained(r.weights)
     assert warper.estimate(torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)).grid.shape == (1, 16, 16, 2)

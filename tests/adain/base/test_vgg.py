@@ -1,3 +1,4 @@
+import json
 from importlib import resources
 from pathlib import Path
 
@@ -157,10 +158,14 @@ def test_dequantize_state_dict():
 
 
 def test_bundled_file_is_quantized():
-    ref = resources.files("adain") / "weights" / "vgg19_pool4_oxford_q8.pt"
-    with resources.as_file(ref) as p:
-        sd = torch.load(p, weights_only=True)
-    assert sd["conv1_1.weight_codes"].dtype == torch.uint8 and sd["conv1_1.weight_table"].numel() <= 256
+    from safetensors import safe_open
+
+    ref = resources.files("adain") / "weights" / "vgg19_pool4_oxford_q8.safetensors"
+    with resources.as_file(ref) as p, safe_open(p, "pt") as f:
+        assert f.metadata()["model"] == "VGGEncoder"
+        assert json.loads(f.metadata()["config"]) == {"layout": "oxford", "quantized": True}
+        codes, table = f.get_tensor("conv1_1.weight_codes"), f.get_tensor("conv1_1.weight_table")
+    assert codes.dtype == torch.uint8 and table.numel() == 256
 
 
 # ---------------------------------------------------------------- foreign layouts
@@ -189,7 +194,7 @@ def test_adain_port_layout_incomplete(tmp_path):
     path = save_checkpoint(sd, tmp_path / "vgg_normalised.pth")
     with pytest.raises(CheckpointError) as info:
         VGGEncoder.from_pretrained(path)
-    assert str(info.value).startswith(f"cannot load '{path}': VGG-19 weights of the wrong shape or incomplete (")
+    assert str(info.value) == f"cannot load '{path}': not a VGG-19 state_dict: missing '38.weight'"
 
 
 @pytest.fixture(scope="module")
@@ -251,7 +256,8 @@ def test_random_dict_names_file_and_layouts(tmp_path):
 def test_wrong_shape_in_our_layout(random_encoder):
     sd = dict(random_encoder.state_dict())
     sd["conv2_1.weight"] = torch.zeros(128, 32, 3, 3)
-    with pytest.raises(CheckpointError, match=r"^cannot load 'w\.pt': VGG-19 weights of the wrong shape"):
+    with pytest.raises(CheckpointError, match=r"^cannot load 'w\.pt': not a VGG-19 state_dict: 'conv2_1\.weight' "
+                                              r"has shape \(128, 32, 3, 3\), expected \(128, 64, 3, 3\)$"):
         VGGEncoder.from_state_dict(sd, source="w.pt")
 
 
