@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from adain import __version__
+from adain.base.config import SEED_MAX
 from adain.base.cli_support import options_dict, parse_scales, run_cli, set_verbosity, tune_allocator_for
 from adain.base.data import IMAGE_EXTENSIONS, list_images
 from adain.base.errors import StyleTransferError
@@ -59,7 +60,7 @@ def _expand_contents(contents: Sequence[Path]) -> tuple[list[Path], bool]:
 @click.option("--vgg", type=click.Path(path_type=Path), default=None, help="VGG-19 weights [default: bundled Oxford].")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--bf16/--fp32", "bf16", default=None, help="bf16 autocast [default: on for CPU, off for CUDA].")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed for any random step (the default path is deterministic).")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, SEED_MAX), help="Seed for any random step (the default path is deterministic).")
 @click.option("--output", "-o", required=True, type=click.Path(path_type=Path),
               help="Output image (.png/.jpg/.webp); in batch mode a folder that receives <name>.png.")
 @click.option("--save-warped", is_flag=True, help="Also write <output>_warped.png (the warped content before texture).")
@@ -146,7 +147,7 @@ def run_cmd(contents: Sequence[Path], geometry: Path | None, textures: Sequence[
 @click.option("--smooth-weight", type=click.FloatRange(min=0), default=None, help="Weight of the field smoothness loss [default: 0].")
 @click.option("--holdout", type=click.FloatRange(0, 0.9), default=None, help="Fraction of the image folder held out by a fixed hash split [default: 0].")
 @click.option("--workers", type=click.IntRange(min=0), default=None, help="Data-loading worker processes [default: 2].")
-@click.option("--seed", type=int, default=None, help="Random seed [default: 0].")
+@click.option("--seed", type=click.IntRange(0, SEED_MAX), default=None, help="Random seed, 0 to 2^63-1 [default: 0].")
 @click.option("--device", default=None, help="auto, cpu, cuda or cuda:N [default: auto].")
 @click.option("--amp/--no-amp", default=None, help="bf16 autocast [default: on].")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=None, help="Checkpoint every N iterations [default: 1000].")
@@ -180,7 +181,7 @@ def train_warper_cmd(config_path: Path | None, resume: str | None, progress: boo
 @click.option("--pf-pascal-csv", default=None, help="PF-PASCAL pair CSV with keypoints (e.g. test_pairs_pf_pascal.csv).")
 @click.option("--alpha", "pck_alpha", default=0.1, show_default=True, type=click.FloatRange(0, 1, min_open=True), help="PCK threshold as a fraction of max(H, W).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--seed", default=1234, show_default=True, type=int, help="Seed of the synthetic pairs.")
+@click.option("--seed", default=1234, show_default=True, type=click.IntRange(0, SEED_MAX), help="Seed of the synthetic pairs.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the figures as JSON.")
 def eval_warper_cmd(warper_path: Path | None, image_dir: str | None, holdout: float, split: str, pairs: int,
                     smoothness: float, pf_pascal_root: str | None, pf_pascal_csv: str | None, pck_alpha: float,
