@@ -12,7 +12,6 @@ import click
 from adain import __version__
 from adain.base.config import SEED_MAX
 from adain.base.cli_support import options_dict, parse_scales, run_cli, set_verbosity, tune_allocator_for
-from adain.base.data import IMAGE_EXTENSIONS, list_images
 from adain.base.errors import StyleTransferError
 
 OOM_ADVICE = "try a smaller output, e.g. --size 1024 or --max-size 1024 (the finest pass decides the peak memory)"
@@ -30,6 +29,8 @@ def cli(verbose: int, quiet: bool) -> None:
 
 def _expand_contents(contents: Sequence[Path]) -> tuple[list[Path], bool]:
     """Paths and folders -> image paths; batch mode when several or a folder were given."""
+    from adain.base.data import list_images
+
     out: list[Path] = []
     batch = len(contents) > 1
     for c in contents:
@@ -76,6 +77,7 @@ def run_cmd(contents: Sequence[Path], geometry: Path | None, textures: Sequence[
     from PIL import Image
     from tqdm.auto import tqdm
 
+    from adain.base.data import IMAGE_EXTENSIONS
     from adain.base.image import save_image
     from adain.base.training import resolve_device
 
