@@ -8,7 +8,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .base.checkpoint import load_state_dict_file
+from .base.checkpoint import load_error_detail, load_state_dict_file
+from .base.checks import check_device
 from .base.conv_relu import conv2d_relu
 from .base.errors import CheckpointError
 
@@ -70,6 +71,7 @@ class Decoder(nn.Sequential):
 
         Returns an eval-mode float32 decoder.
         """
+        device = check_device(device)
         dec = cls()
         if path is None:
             ref = resources.files("adain") / "weights" / BUNDLED_DECODER
@@ -83,9 +85,8 @@ class Decoder(nn.Sequential):
         try:
             dec.load_state_dict(state, strict=True)
         except RuntimeError as e:
-            msg = str(e).splitlines()[0][:160]
             raise CheckpointError(
-                source, f"not an AdaIN decoder state_dict (expected keys '1.weight' ... '28.bias'): {msg}"
+                source, f"not an AdaIN decoder state_dict (expected keys '1.weight' ... '28.bias'): {load_error_detail(e)}"
             ) from None
         dec.eval()
         return dec.to(device) if device is not None else dec

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
-from .base.checks import check_range
+from .base.checks import check_device, check_range, check_weights
 from .decoder import Decoder
 from .functional import adaptive_instance_norm, luminance_transfer, match_color
 from .base.image import ImageLike, as_image_batch, resize_exact, resize_longer
@@ -95,6 +95,7 @@ class Styler(nn.Module):
     ) -> Styler:
         """The bundled decoder and Oxford VGG-19 (defaults), or files by path (e.g. the AdaIN port's
         ``decoder.pth`` with ``vgg=vgg_normalised.pth``)."""
+        device = check_device(device)
         enc = encoder if encoder is not None else VGGEncoder.from_pretrained(vgg)
         dec = Decoder.from_pretrained(decoder)
         styler = cls(enc, dec).eval().requires_grad_(False)
@@ -209,9 +210,7 @@ class Styler(nn.Module):
         k = len(bank.images)
         if k == 0:
             raise ValueError("styles must hold at least one style image")
-        w = torch.ones(k) if weights is None else torch.as_tensor([float(v) for v in weights])
-        if w.numel() != k or bool((w < 0).any()) or float(w.sum()) <= 0:
-            raise ValueError(f"weights must be {k} non-negative numbers with a positive sum; got {list(map(float, w))}")
+        w = torch.ones(k) if weights is None else torch.tensor(check_weights(weights, "weights", k))
         w = w / w.sum()
         mask_t = None
         if masks is not None:
@@ -237,11 +236,15 @@ class Styler(nn.Module):
         decoder = self._decoder_for(bf16)
 
         h, wd = x.shape[-2:]
+        if size is None and max(h, wd) < 8:
+            raise ValueError(f"content is {wd}x{h} px, too small to stylize at its own size (at least 8 px on the "
+                             "longer side); give size (the CLI's --size) to upscale it")
         out_long = int(size) if size is not None else max(h, wd)
         out_hw = (max(1, round(h * out_long / max(h, wd))), max(1, round(wd * out_long / max(h, wd))))
         if self.device.type == "cpu":
             # Stop before the first pass rather than be OOM-killed in the last (adain/memory.py).
-            check_memory((_round8(out_hw[0]), _round8(out_hw[1])), alpha=alpha, bf16=bf16)
+            check_memory((_round8(out_hw[0]), _round8(out_hw[1])), alpha=alpha, bf16=bf16,
+                         styles=[tuple(im.shape[-2:]) for im in bank.images])
         prev: torch.Tensor | None = None
         for s in scale_schedule(out_long, scales):
             hw = (_round8(out_hw[0] * s / out_long), _round8(out_hw[1] * s / out_long))

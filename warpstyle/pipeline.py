@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from adain.base.checks import check_range
+from adain.base.checks import check_range, check_weights
 from adain.base.errors import StyleTransferError
 from adain.base.image import ImageLike, as_image_batch, resize_exact, save_image, to_pil
 from adain.base.memory import check_memory
@@ -201,6 +201,8 @@ class Pipeline:
         torch.manual_seed(opts.seed)  # the default path is deterministic; this covers stochastic variants
         bf16 = default_bf16(self.device) if opts.bf16 is None else bool(opts.bf16)
         prep = prepared or self.prepare(geometry, texture, bf16)
+        if prep.bank is not None:  # before any model work: NaN, infinite or all-zero weights give flat grey
+            check_weights(opts.texture_weights, "texture_weights", len(prep.bank.images), "texture")
         c = as_image_batch(content, "content")
         if c.shape[0] != 1:
             raise ValueError(f"content must be a single image (1, 3, H, W); got batch of {c.shape[0]}")
@@ -210,9 +212,11 @@ class Pipeline:
         warping = prep.geometry is not None and self.warper is not None
         ref_hw = prep.geometry.shape[-2:] if warping else c.shape[-2:]  # type: ignore[union-attr]
         out_hw = _out_size(tuple(ref_hw), opts.size or DEFAULT_SIZE, opts.max_size)
-        if prep.bank is not None and self.device.type == "cpu":
-            # Before the warp: the styler's finest pass decides the peak (adain/memory.py).
-            check_memory(out_hw, alpha=opts.alpha, bf16=bf16)
+        if self.device.type == "cpu":
+            # Before the warp: the styler's finest pass decides the peak, or without a texture the
+            # full-size field and output (adain/base/memory.py).
+            check_memory(out_hw, alpha=opts.alpha, bf16=bf16,
+                         styles=None if prep.bank is None else [tuple(t.shape[-2:]) for t in prep.bank.images])
         if warping:
             field = self.warper.estimate(c, None, bf16=bf16, geometry_features=prep.geometry_features,
                                          geometry_size=tuple(prep.geometry.shape[-2:]))
@@ -223,9 +227,6 @@ class Pipeline:
         else:
             image = resize_exact(c, out_hw)
         if prep.bank is not None:
-            if opts.texture_weights is not None and len(opts.texture_weights) != len(prep.bank.images):
-                raise ValueError(f"texture_weights must hold one weight per texture ({len(prep.bank.images)}); "
-                                 f"got {len(opts.texture_weights)}")
             image = self.styler.stylize(
                 image, prep.bank, alpha=opts.alpha, weights=opts.texture_weights, preserve_color=opts.preserve_color,
                 scales=opts.scales, size=max(out_hw), bf16=bf16,

@@ -11,8 +11,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from adain.base.checkpoint import load_state_dict_file
-from adain.base.checks import check_range, check_shape
+from adain.base.checkpoint import load_error_detail, load_state_dict_file
+from adain.base.checks import check_device, check_range, check_shape
 from adain.base.image import as_image_batch
 from adain.base.errors import CheckpointError
 from adain.base.image import ImageLike
@@ -200,6 +200,7 @@ class Warper(nn.Module):
             encoder: reuse this encoder (e.g. the styler's) instead of loading one.
             vgg: VGG weights for a new encoder (default: the bundled Oxford VGG-19).
         """
+        device = check_device(device)
         if path is None:
             ref = resources.files("warpstyle") / "weights" / BUNDLED_WARPER
             with resources.as_file(ref) as p:
@@ -217,8 +218,7 @@ class Warper(nn.Module):
             reg = WarpRegressor(grid_size=grid, hidden=int(first.shape[0]), refine_steps=len(heads) - 1)
             reg.load_state_dict(state, strict=True)
         except (KeyError, RuntimeError, IndexError, ValueError) as e:
-            msg = str(e).splitlines()[0][:160]
-            raise CheckpointError(source, f"not a warper state_dict (expected 'heads.N...' keys): {msg}") from None
+            raise CheckpointError(source, f"not a warper state_dict (expected 'heads.N...' keys): {load_error_detail(e)}") from None
         enc = encoder if encoder is not None else VGGEncoder.from_pretrained(vgg)
         warper = cls(enc, reg).eval()
         warper.requires_grad_(False)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import ConfigError
-from .files import atomic_path
+from .files import atomic_path, input_file_problem
 
 __all__ = ["load_config", "config_to_dict", "write_config", "Range", "validate_config", "SEED_MAX"]
 
@@ -86,6 +86,9 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: Mapping
     values: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
+        problem = input_file_problem(p)
+        if problem is not None:
+            raise ConfigError(p, problem)
         try:
             text = p.read_text()
             data = json.loads(text) if p.suffix == ".json" else tomllib.loads(text)

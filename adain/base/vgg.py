@@ -24,6 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .checkpoint import load_state_dict_file
+from .checks import check_device
 from .conv_relu import conv2d_relu
 from .errors import CheckpointError
 
@@ -219,6 +220,7 @@ class VGGEncoder(nn.Module):
 
         Returns an eval-mode encoder with gradients disabled.
         """
+        device = check_device(device)
         if path is None:
             ref = resources.files("adain") / "weights" / BUNDLED_WEIGHTS
             with resources.as_file(ref) as p:

@@ -122,7 +122,7 @@ def test_argument_errors(styler, images):
     c, s1, s2 = images
     with pytest.raises(ValueError, match="alpha must be in"):
         styler.stylize(c, [s1], alpha=1.5)
-    with pytest.raises(ValueError, match="weights must be 2 non-negative"):
+    with pytest.raises(ValueError, match=r"weights must hold one weight per style \(2\); got 1"):
         styler.stylize(c, [s1, s2], weights=[1])
     with pytest.raises(ValueError, match=r"masks\[0\] must be the content's size"):
         styler.stylize(c, [s1], masks=[torch.ones(1, 1, 10, 10)])
