@@ -23,11 +23,18 @@ def tune_allocator_for(output_side: int | None) -> bool:
     """Tune glibc's allocator (about 20% faster CPU runs) for training (None) or an output up to
     ``TUNED_MAX_SIDE`` px; larger outputs keep the default, whose peak memory the docs and the
     pre-flight check are calibrated for (see adain/runtime.py)."""
-    from .runtime import TUNED_MAX_SIDE, tune_cpu_allocator
+    from .runtime import TUNED_MAX_SIDE
 
     if output_side is not None and output_side > TUNED_MAX_SIDE:
         return False
     return tune_cpu_allocator()
+
+
+def tune_cpu_allocator() -> bool:
+    """:func:`adain.base.runtime.tune_cpu_allocator`, imported when called (runtime imports torch)."""
+    from .runtime import tune_cpu_allocator as tune
+
+    return tune()
 
 
 def parse_scales(value: str | None, option: str = "--scales") -> list[int] | None:
