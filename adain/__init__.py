@@ -4,17 +4,72 @@ The base layer (VGG-19 encoder, image I/O, errors, checkpoints, data) lives here
 stages need it; ``warpstyle`` imports ``adain``, never the reverse.
 """
 
-from .base.checkpoint import load_checkpoint, load_state_dict_file, save_checkpoint
-from .decoder import Decoder
-from .base.errors import CheckpointError, ConfigError, ImageError, OutputError, StyleTransferError
-from .functional import adaptive_instance_norm, calc_mean_std, luminance_transfer, match_color
-from .base.image import load_image, resize_exact, resize_longer, resize_shorter, resize_to_multiple, save_image
-from .base.runtime import tune_cpu_allocator
-from .styler import StyleBank, Styler, StylizePlan, scale_schedule
-from .base.vgg import VGG_TAPS, VGGEncoder
-from .base.weights import WeightsMeta, load_weights, save_weights
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# The public names are imported on first use (PEP 562): ``import adain`` and the CLIs' start-up then
+# load no torch before their error handling is in place (Ctrl-C in the first second gives one line,
+# not a traceback), and ``--version`` answers at once.
+_EXPORTS = {
+    "load_checkpoint": ".base.checkpoint",
+    "load_state_dict_file": ".base.checkpoint",
+    "save_checkpoint": ".base.checkpoint",
+    "Decoder": ".decoder",
+    "CheckpointError": ".base.errors",
+    "ConfigError": ".base.errors",
+    "ImageError": ".base.errors",
+    "StyleTransferError": ".base.errors",
+    "OutputError": ".base.errors",
+    "adaptive_instance_norm": ".functional",
+    "calc_mean_std": ".functional",
+    "luminance_transfer": ".functional",
+    "match_color": ".functional",
+    "load_image": ".base.image",
+    "resize_exact": ".base.image",
+    "resize_longer": ".base.image",
+    "resize_shorter": ".base.image",
+    "resize_to_multiple": ".base.image",
+    "save_image": ".base.image",
+    "tune_cpu_allocator": ".base.runtime",
+    "StyleBank": ".styler",
+    "Styler": ".styler",
+    "scale_schedule": ".styler",
+    "StylizePlan": ".styler",
+    "WeightsMeta": ".base.weights",
+    "load_weights": ".base.weights",
+    "save_weights": ".base.weights",
+    "VGG_TAPS": ".base.vgg",
+    "VGGEncoder": ".base.vgg",
+}
+
+if TYPE_CHECKING:
+    from .base.checkpoint import load_checkpoint, load_state_dict_file, save_checkpoint
+    from .decoder import Decoder
+    from .base.errors import CheckpointError, ConfigError, ImageError, OutputError, StyleTransferError
+    from .functional import adaptive_instance_norm, calc_mean_std, luminance_transfer, match_color
+    from .base.image import load_image, resize_exact, resize_longer, resize_shorter, resize_to_multiple, save_image
+    from .base.runtime import tune_cpu_allocator
+    from .styler import StyleBank, Styler, StylizePlan, scale_schedule
+    from .base.weights import WeightsMeta, load_weights, save_weights
+    from .base.vgg import VGG_TAPS, VGGEncoder
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "__version__",

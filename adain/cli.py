@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .base.config import SEED_MAX
 from .base.cli_support import (options_dict, parse_scales, pass_progress, require_inputs, run_cli, set_verbosity,
                                tune_allocator_for, want_progress)
 
@@ -96,10 +97,10 @@ def stylize_cmd(content: Path, styles: Sequence[Path], weights: Sequence[float],
 @click.option("--identity-pixel-weight", type=click.FloatRange(min=0), default=None, help="Weight of the pixel identity loss, MSE of decode(encode(x)) to x for content and style (0: off) [default: 0].")
 @click.option("--identity-feature-weight", type=click.FloatRange(min=0), default=None, help="Weight of the feature identity loss at relu1_1..relu4_1 (0: off) [default: 0].")
 @click.option("--load-size", type=click.IntRange(min=8), default=None, help="Shorter side before cropping, px [default: 512].")
-@click.option("--crop-size", type=click.IntRange(min=8), default=None, help="Random crop side, px [default: 256].")
+@click.option("--crop-size", type=click.IntRange(min=16), default=None, help="Random crop side, px [default: 256].")
 @click.option("--holdout", type=click.FloatRange(0, 0.9), default=None, help="Fraction of each folder held out by a fixed hash split [default: 0].")
 @click.option("--workers", type=click.IntRange(min=0), default=None, help="Data-loading worker processes [default: 2].")
-@click.option("--seed", type=int, default=None, help="Random seed [default: 0].")
+@click.option("--seed", type=click.IntRange(0, SEED_MAX), default=None, help="Random seed, 0 to 2^63-1 [default: 0].")
 @click.option("--device", default=None, help="auto, cpu, cuda or cuda:N [default: auto].")
 @click.option("--bf16/--fp32", "--amp/--no-amp", "bf16", default=None, help="bf16 autocast on CUDA and on a CPU with native bf16 [default: on]; --amp/--no-amp are the old names.")
 @click.option("--vgg", default=None, help="VGG-19 weights file [default: bundled Oxford].")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
+
+from .base.config import SEED_MAX, Range, validate_config
 
 __all__ = ["StylerTrainConfig"]
 
@@ -38,3 +41,17 @@ class StylerTrainConfig:
     checkpoint_every: int = 1000
     keep_snapshots: bool = True  # also keep decoder_iterN.pt weights at each checkpoint
     time_limit_s: float = 0.0  # stop cleanly (with a checkpoint) after this many seconds; 0: no limit
+
+    #: Allowed values, checked on construction (files, flags and the API alike); the CLI's option
+    #: ranges are tested against this table. 16 px is the smallest crop whose relu4_1 map (1/8 of it)
+    #: the decoder's reflection padding accepts.
+    RANGES: ClassVar[dict[str, Range]] = {
+        "iterations": Range(1), "batch_size": Range(1), "lr": Range(0, min_open=True), "lr_decay": Range(0),
+        "content_weight": Range(0), "style_weight": Range(0), "identity_pixel_weight": Range(0),
+        "identity_feature_weight": Range(0), "load_size": Range(8), "crop_size": Range(16),
+        "holdout": Range(0, 0.9), "workers": Range(0), "seed": Range(0, SEED_MAX), "log_every": Range(1),
+        "sample_every": Range(0), "checkpoint_every": Range(1), "time_limit_s": Range(0),
+    }
+
+    def __post_init__(self) -> None:
+        validate_config(self)

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from .base.checks import check_device
 from .base.conv_relu import conv2d_relu
 from .base.weights import bundled_weights, check_state, load_weights, meta_shapes
 
@@ -89,6 +90,7 @@ class Decoder(nn.Sequential):
         Every tensor's shape is checked against the architecture before anything is converted.
         Returns an eval-mode float32 decoder.
         """
+        device = check_device(device)
         source = Path(path) if path is not None else bundled_weights("adain", BUNDLED_DECODER)
         state, meta = load_weights(source, "Decoder", _shapes, describe=_DESCRIBE)
         if meta is None:  # legacy torch file: DDP-saved keys carry a "module." prefix

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
-from .base.checks import check_range
+from .base.checks import check_device, check_range, check_weights
 from .decoder import Decoder
 from .functional import adaptive_instance_norm, luminance_transfer, match_color
 from .losses import STYLE_TAPS, style_loss
@@ -122,6 +122,7 @@ class Styler(nn.Module):
     ) -> Styler:
         """The bundled decoder and Oxford VGG-19 (defaults), or files by path (e.g. the AdaIN port's
         ``decoder.pth`` with ``vgg=vgg_normalised.pth``)."""
+        device = check_device(device)
         enc = encoder if encoder is not None else VGGEncoder.from_pretrained(vgg)
         dec = Decoder.from_pretrained(decoder)
         styler = cls(enc, dec).eval().requires_grad_(False)
@@ -246,12 +247,8 @@ class Styler(nn.Module):
         check_range(alpha, "alpha", 0.0, 1.0)
         if count == 0:
             raise ValueError(f"{name} must hold at least one {item} image")
-        w = torch.ones(count) if weights is None else torch.as_tensor([float(v) for v in weights])
-        if w.numel() != count:
-            raise ValueError(f"{weights_name} must hold one weight per {item} ({count}); got {w.numel()}")
-        if bool((w < 0).any()) or not float(w.sum()) > 0:  # also refuses NaN
-            raise ValueError(f"{weights_name} must be non-negative numbers with a positive sum; "
-                             f"got {list(map(float, w))}")
+        checked = check_weights(weights, weights_name, count, item)  # finite, >= 0, not all zero
+        w = torch.ones(count) if checked is None else torch.tensor(checked)
         if preserve_color not in (None, "match", "luminance"):
             raise ValueError(f"preserve_color must be None, 'match' or 'luminance'; got {preserve_color!r}")
         if schedule not in SCHEDULES:
@@ -269,11 +266,14 @@ class Styler(nn.Module):
         (default: the content's own size)."""
         return fit_longer(content_hw, max(content_hw) if size is None else int(size))
 
-    def preflight(self, out_hw: tuple[int, int], plan: StylizePlan) -> None:
+    def preflight(self, out_hw: tuple[int, int], plan: StylizePlan, styles: Sequence[tuple[int, int]] = ()) -> None:
         """The memory pre-flight of a run to ``out_hw``: on CPU, raise before the first pass rather than
-        be OOM-killed in the last (:func:`adain.base.memory.check_memory`; the finest pass decides)."""
+        be OOM-killed in the last (:func:`adain.base.memory.check_memory`; the finest pass decides).
+
+        ``styles``: the ``(H, W)`` of each style image (each is encoded at the output's longer side).
+        """
         if self.device.type == "cpu":
-            check_memory((_round8(out_hw[0]), _round8(out_hw[1])), alpha=plan.alpha, bf16=plan.bf16)
+            check_memory((_round8(out_hw[0]), _round8(out_hw[1])), alpha=plan.alpha, bf16=plan.bf16, styles=styles)
 
     @torch.no_grad()
     def stylize(
@@ -342,8 +342,12 @@ class Styler(nn.Module):
         plan = self.plan(len(bank.images), alpha=alpha, weights=weights, preserve_color=preserve_color,
                          scales=scales, bf16=bf16, schedule=schedule, refine_steps=refine_steps)
         mask_t = self._check_masks(masks, len(bank.images), tuple(x.shape[-2:]))
+        h, wd = x.shape[-2:]
+        if size is None and max(h, wd) < 8:
+            raise ValueError(f"content is {wd}x{h} px, too small to stylize at its own size (at least 8 px on the "
+                             "longer side); give size (the CLI's --size) to upscale it")
         out_hw = self.output_size(tuple(x.shape[-2:]), size)
-        self.preflight(out_hw, plan)
+        self.preflight(out_hw, plan, styles=[tuple(im.shape[-2:]) for im in bank.images])
         return self.stylize_planned(x, bank, plan, size=size, masks=mask_t, progress=progress)
 
     def _check_masks(self, masks: Sequence[torch.Tensor] | None, k: int, hw: tuple[int, int]) -> torch.Tensor | None:

@@ -493,12 +493,14 @@ def _gen_high_bit(rng: np.random.Generator, case: Case) -> None:
         case.name, case.data, case.ext = f"PNG 16-bit colour type {ct} {w}x{h}", data, ".png"
         case.expect, case.hw, case.pixels, case.tol = "load", (h, w), exact, 1.5 / 255 + 1 / 255
         return
-    if r == 6:  # float TIFF with NaN / inf / negative / > 1: must come out finite in [0, 1]
+    if r == 6:  # float TIFF with NaN / inf (refused: issue 15) or negative / huge values (finite in [0, 1])
         v = rng.normal(0.5, 2.0, (h, w)).astype(np.float32)
-        v.flat[rng.integers(0, v.size, max(1, v.size // 5))] = _pick(rng, [np.nan, np.inf, -np.inf, 1e30, -1e30])
+        special = _pick(rng, [np.nan, np.inf, -np.inf, 1e30, -1e30])
+        v.flat[rng.integers(0, v.size, max(1, v.size // 5))] = special
         data = _save(Image.fromarray(v), "TIFF")
-        case.name, case.data, case.ext = f"TIFF F with non-finite values {w}x{h}", data, ".tif"
-        case.expect, case.hw = "load", (h, w)
+        finite = bool(np.isfinite(special))
+        case.name, case.data, case.ext = f"TIFF F with {'extreme' if finite else 'non-finite'} values {w}x{h}", data, ".tif"
+        case.expect, case.hw = ("load", (h, w)) if finite else ("refuse", None)
         return
     # exotic TIFF sample layouts written by hand: any outcome but a crash
     bps = _pick(rng, [(16, 16, 16), (16, 16, 16, 16), (32, 32, 32), (12,), (4,), (2,), (64,), (32,)])

@@ -1,16 +1,59 @@
 """warpstyle: geometric-plus-texture style transfer (learned warper + multi-scale AdaIN styler)."""
 
-from adain import __version__, tune_cpu_allocator
-from adain.base.errors import FieldError
+from __future__ import annotations
 
-from .correlation import correlation_4d, l2_normalize_features, normalize_correlation
-from .export import export_models
-from .field import WarpField
-from .objective import feature_matching_objective
-from .pipeline import Pipeline, PipelineOptions, PipelineResult
-from .regressor import WarpRegressor
-from .warp import apply_warp, identity_grid, resize_field, scale_field, smooth_field
-from .warper import Warper
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Imported on first use (PEP 562), as in ``adain``: the CLI's start-up loads no torch before its
+# error handling is in place.
+_EXPORTS = {
+    "__version__": "adain",
+    "tune_cpu_allocator": "adain",
+    "correlation_4d": ".correlation",
+    "l2_normalize_features": ".correlation",
+    "normalize_correlation": ".correlation",
+    "WarpField": ".field",
+    "Pipeline": ".pipeline",
+    "PipelineOptions": ".pipeline",
+    "PipelineResult": ".pipeline",
+    "WarpRegressor": ".regressor",
+    "apply_warp": ".warp",
+    "identity_grid": ".warp",
+    "resize_field": ".warp",
+    "scale_field": ".warp",
+    "smooth_field": ".warp",
+    "Warper": ".warper",
+    "FieldError": "adain.base.errors",
+    "export_models": ".export",
+    "feature_matching_objective": ".objective",
+}
+
+if TYPE_CHECKING:
+    from adain import __version__, tune_cpu_allocator
+    from adain.base.errors import FieldError
+    from .correlation import correlation_4d, l2_normalize_features, normalize_correlation
+    from .export import export_models
+    from .field import WarpField
+    from .objective import feature_matching_objective
+    from .pipeline import Pipeline, PipelineOptions, PipelineResult
+    from .regressor import WarpRegressor
+    from .warp import apply_warp, identity_grid, resize_field, scale_field, smooth_field
+    from .warper import Warper
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "__version__",

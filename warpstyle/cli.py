@@ -10,9 +10,9 @@ from pathlib import Path
 import click
 
 from adain import __version__
+from adain.base.config import SEED_MAX
 from adain.base.cli_support import (options_dict, parse_scales, pass_progress, require_inputs, run_cli, set_verbosity,
                                     tune_allocator_for, want_progress)
-from adain.base.data import IMAGE_EXTENSIONS
 from adain.base.errors import OutputError, StyleTransferError
 
 OOM_ADVICE = "try a smaller output, e.g. --size 1024 or --max-size 1024 (the finest pass decides the peak memory)"
@@ -52,7 +52,7 @@ def cli(verbose: int, quiet: bool) -> None:
 @click.option("--vgg", type=click.Path(path_type=Path), default=None, help="VGG-19 weights [default: bundled Oxford].")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--bf16/--fp32", "bf16", default=None, help="bf16 autocast [default: on for a CPU with native bf16, else off].")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed for any random step (the default path is deterministic).")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, SEED_MAX), help="Seed for any random step (the default path is deterministic).")
 @click.option("--output", "-o", required=True, type=click.Path(path_type=Path),
               help="Output image (.png/.jpg/.webp), replaced if it exists; in batch mode a folder that receives "
                    "<name>.png, mirroring the input folders (a.jpg and a.png in one folder give a_jpg.png and "
@@ -80,6 +80,7 @@ def run_cmd(contents: Sequence[Path], geometry: Path | None, textures: Sequence[
     from adain.base.files import check_output_path
     from adain.base.image import check_image_output, save_image
     from adain.base.outputs import check_not_inputs, plan_batch, side_paths
+    from adain.base.data import IMAGE_EXTENSIONS
     from adain.base.training import resolve_device
 
     from .pipeline import DEFAULT_SIZE, Pipeline, PipelineOptions
@@ -215,7 +216,7 @@ def demo_cmd(host: str, port: int, share: bool, warper_path: Path | None, decode
 @click.option("--fold-weight", type=click.FloatRange(min=0), default=None, help="Weight of the fold (Jacobian determinant) penalty [default: 0].")
 @click.option("--holdout", type=click.FloatRange(0, 0.9), default=None, help="Fraction of the image folder held out by a fixed hash split [default: 0].")
 @click.option("--workers", type=click.IntRange(min=0), default=None, help="Data-loading worker processes [default: 2].")
-@click.option("--seed", type=int, default=None, help="Random seed [default: 0].")
+@click.option("--seed", type=click.IntRange(0, SEED_MAX), default=None, help="Random seed, 0 to 2^63-1 [default: 0].")
 @click.option("--device", default=None, help="auto, cpu, cuda or cuda:N [default: auto].")
 @click.option("--bf16/--fp32", "--amp/--no-amp", "bf16", default=None, help="bf16 autocast on CUDA and on a CPU with native bf16 [default: on]; --amp/--no-amp are the old names.")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=None, help="Checkpoint every N iterations [default: 1000].")
@@ -251,7 +252,7 @@ def train_warper_cmd(config_path: Path | None, resume: str | None, progress: boo
 @click.option("--pf-pascal-csv", default=None, help="PF-PASCAL pair CSV with keypoints (e.g. test_pairs_pf_pascal.csv).")
 @click.option("--alpha", "pck_alpha", default=0.1, show_default=True, type=click.FloatRange(0, 1, min_open=True), help="PCK threshold as a fraction of max(H, W).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--seed", default=1234, show_default=True, type=int, help="Seed of the synthetic pairs.")
+@click.option("--seed", default=1234, show_default=True, type=click.IntRange(0, SEED_MAX), help="Seed of the synthetic pairs.")
 @click.option("--faces-content", "faces_content", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Landmark mode: folder of content photos (repeatable); faces are found with dlib's 68-point model. "
                    "EVALUATION ONLY: that model was trained on iBUG 300-W (non-commercial research licence). "

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
+
+from adain.base.config import SEED_MAX, Range, validate_config
+from adain.base.errors import ConfigError
 
 from .data.synthetic import SyntheticWarpSpec
 
@@ -63,6 +67,25 @@ class WarperTrainConfig:
     checkpoint_every: int = 1000
     keep_snapshots: bool = False
     time_limit_s: float = 0.0
+
+    #: Allowed values, checked on construction (files, flags and the API alike); the CLI's option
+    #: ranges are tested against this table.
+    RANGES: ClassVar[dict[str, Range]] = {
+        "iterations": Range(1), "batch_size": Range(1), "lr": Range(0, min_open=True), "lr_decay": Range(0),
+        "load_size": Range(8), "holdout": Range(0, 0.9), "hidden": Range(1), "refine_steps": Range(0),
+        "scale_min": Range(0, min_open=True), "scale_max": Range(0, min_open=True), "rotation_deg": Range(0, 180),
+        "shear_deg": Range(0, 80), "translation": Range(0), "tps_jitter": Range(0), "texture_prob": Range(0, 1),
+        "texture_alpha_min": Range(0, 1), "field_weight": Range(0), "match_weight": Range(0),
+        "smooth_weight": Range(0), "fold_weight": Range(0), "keypoint_weight": Range(0), "pair_k": Range(1),
+        "pair_batch_size": Range(0), "pair_max_similarity": Range(0, 1.01), "pair_texture_prob": Range(0, 1),
+        "sample_every": Range(0), "workers": Range(0), "seed": Range(0, SEED_MAX),
+        "log_every": Range(1), "checkpoint_every": Range(1), "time_limit_s": Range(0),
+    }
+
+    def __post_init__(self) -> None:
+        validate_config(self)
+        if self.scale_max < self.scale_min:
+            raise ConfigError(None, f"scale_max must be >= scale_min ({self.scale_min}); got {self.scale_max}")
 
     def warp_spec(self) -> SyntheticWarpSpec:
         return SyntheticWarpSpec(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import operator
 from pathlib import Path
 
@@ -11,13 +12,15 @@ import torch
 
 from adain.base.checks import check_shape
 from adain.base.errors import FieldError
-from adain.base.files import atomic_path
+from adain.base.files import atomic_path, input_file_problem
 
-from .flow_io import flow_to_color, read_flo, write_flo
+from .flow_io import MAX_FIELD_PIXELS, UNKNOWN_FLOW, flow_to_color, read_flo, write_flo
 from .metrics import fold_fraction
 from .warp import grid_to_pixel_flow, identity_grid, pixel_flow_to_grid, resize_field, scale_field, smooth_field
 
 __all__ = ["WarpField"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -47,6 +50,11 @@ class WarpField:
         check_shape(self.grid, "grid", ("B", "H", "W", 2))
         if not self.grid.is_floating_point():
             raise TypeError(f"grid must be a floating-point tensor; got dtype {self.grid.dtype}")
+        if min(self.grid.shape[:3]) < 1:
+            raise ValueError(f"grid must have B, H, W >= 1; got shape {tuple(self.grid.shape)}")
+        if not bool(torch.isfinite(self.grid).all()):  # a NaN or infinite entry would give a flat image
+            bad = int((~torch.isfinite(self.grid)).sum())
+            raise ValueError(f"grid must be finite; got {bad} NaN or infinite value(s)")
         if self.output_size is not None:
             try:
                 h, w = (operator.index(v) for v in self.output_size)
@@ -109,18 +117,44 @@ class WarpField:
 
     @classmethod
     def load(cls, path: str | Path) -> WarpField:
-        """Load a field saved by :meth:`save`."""
+        """Load a field saved by :meth:`save`.
+
+        ``.flo`` files follow Middlebury: a pixel whose flow is unknown (a component above 1e9 in
+        magnitude, or NaN or infinite) has no displacement, i.e. it is treated as identity there.
+        ``.npy`` files hold our normalised grid, which is always finite: NaN or infinite values
+        are refused.
+
+        Raises:
+            CheckpointError: a missing, special, malformed or non-finite (``.npy``) field file, or
+                an ``.npy`` header declaring more than 100 M pixels or more data than the file holds
+                (checked before anything is allocated).
+        """
         path = Path(path)
         suffix = path.suffix.lower()
-        if suffix == ".flo":
-            flow = torch.from_numpy(read_flo(path)).unsqueeze(0)
-            return cls(pixel_flow_to_grid(flow))
-        if suffix != ".npy":
+        if suffix not in (".flo", ".npy"):
             raise FieldError(path, "a field file must end in .npy or .flo")
+        problem = input_file_problem(path)
+        if problem is not None:
+            raise FieldError(path, problem)
+        if suffix == ".flo":
+            flow = read_flo(path)
+            unknown = ~np.isfinite(flow).all(axis=-1) | (np.abs(flow) > UNKNOWN_FLOW).any(axis=-1)
+            if unknown.any():
+                log.warning("'%s': %d of %d pixels have unknown flow; treated as no displacement",
+                            path, int(unknown.sum()), unknown.size)
+                flow[unknown] = 0.0
+            return cls(pixel_flow_to_grid(torch.from_numpy(flow).unsqueeze(0)))
         try:
-            arr = np.load(path, allow_pickle=False)
+            # A memory map reads only the header: a tiny file declaring a huge shape fails here
+            # ("mmap length is greater than file size") instead of allocating it.
+            arr = np.load(path, mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError, EOFError) as e:
             raise FieldError(path, f"not a readable .npy field ({str(e)[:100]})") from None
         if arr.ndim != 3 or arr.shape[-1] != 2 or not np.issubdtype(arr.dtype, np.floating):
             raise FieldError(path, f"expected a float (H, W, 2) array; got {arr.dtype} {arr.shape}")
-        return cls(torch.from_numpy(arr.astype(np.float32)).unsqueeze(0))
+        if arr.shape[0] < 1 or arr.shape[1] < 1 or arr.shape[0] * arr.shape[1] > MAX_FIELD_PIXELS:
+            raise FieldError(path, f"implausible field size {arr.shape[1]}x{arr.shape[0]} (width x height)")
+        grid = np.array(arr, dtype=np.float32)
+        if not np.isfinite(grid).all():
+            raise FieldError(path, f"the field holds {int((~np.isfinite(grid)).sum())} NaN or infinite value(s)")
+        return cls(torch.from_numpy(grid).unsqueeze(0))

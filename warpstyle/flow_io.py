@@ -18,6 +18,8 @@ from adain.base.files import atomic_path
 
 __all__ = [
     "FLO_MAGIC",
+    "MAX_FIELD_PIXELS",
+    "UNKNOWN_FLOW",
     "write_flo",
     "read_flo",
     "flow_to_color",
@@ -25,11 +27,11 @@ __all__ = [
 
 #: The float32 tag that opens every Middlebury ``.flo`` file (the bytes spell ``PIEH``).
 FLO_MAGIC = 202021.25
-#: Refuse ``.flo`` headers claiming more pixels than this (a corrupt header, not a real field).
-_MAX_FLO_PIXELS = 100_000_000
+#: Refuse field files (``.flo``, ``.npy``) claiming more pixels than this (a corrupt header, not a real field).
+MAX_FIELD_PIXELS = 100_000_000
 _FLO_HEADER = struct.Struct("<fii")  # magic (float32), width (int32), height (int32), little-endian
 #: Middlebury's marker for unknown flow: components above this (or non-finite) are "no data".
-_UNKNOWN_FLOW = 1e9
+UNKNOWN_FLOW = 1e9
 
 
 def write_flo(path: str | Path, flow: np.ndarray | torch.Tensor) -> Path:
@@ -97,7 +99,7 @@ def read_flo(path: str | Path) -> np.ndarray:
             magic, w, h = _FLO_HEADER.unpack(header)
             if magic != FLO_MAGIC:  # exact: 202021.25 is representable in float32
                 raise FieldError(path, f"not a .flo file: magic number {magic!r}, expected {FLO_MAGIC}")
-            if w < 1 or h < 1 or w * h > _MAX_FLO_PIXELS:
+            if w < 1 or h < 1 or w * h > MAX_FIELD_PIXELS:
                 raise FieldError(path, f"implausible .flo size {w}x{h} (width x height)")
             # Read one byte past the payload so a padded file is caught without reading it all.
             expected = w * h * 2 * 4
@@ -158,7 +160,7 @@ def flow_to_color(flow: np.ndarray | torch.Tensor, max_magnitude: float | None =
         raise ValueError(f"flow must have shape (H, W, 2); got {tuple(f.shape)}")
     if max_magnitude is not None and not (float(max_magnitude) > 0 and np.isfinite(max_magnitude)):
         raise ValueError(f"max_magnitude must be a positive number or None; got {max_magnitude}")
-    unknown = ~np.isfinite(f).all(axis=-1) | (np.abs(f) > _UNKNOWN_FLOW).any(axis=-1)
+    unknown = ~np.isfinite(f).all(axis=-1) | (np.abs(f) > UNKNOWN_FLOW).any(axis=-1)
     f = np.where(unknown[..., None], 0.0, f)
     u, v = f[..., 0], f[..., 1]
     rad = np.sqrt(u**2 + v**2)

@@ -14,6 +14,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from adain.base.errors import StyleTransferError
+from adain.base.memory import check_memory
 from adain.base.image import ImageLike, as_image_batch, resize_exact, save_image, to_pil
 from adain.base.runtime import default_bf16
 from adain.styler import ColorMode, Schedule, StyleBank, Styler
@@ -260,7 +261,10 @@ class Pipeline:
         out_hw = Warper.output_size(tuple(prep.geometry.shape[-2:]), longer) if warping else (  # type: ignore[union-attr]
             self.styler.output_size(tuple(c.shape[-2:]), longer))
         if plan is not None:
-            self.styler.preflight(out_hw, plan)  # before the warp: the styler's finest pass decides the peak
+            assert prep.bank is not None  # before the warp: the styler's finest pass decides the peak
+            self.styler.preflight(out_hw, plan, styles=[tuple(t.shape[-2:]) for t in prep.bank.images])
+        elif self.device.type == "cpu":
+            check_memory(out_hw, bf16=bf16, styles=None)  # no texture: the full-size field and output
         if warping:
             assert self.warper is not None and prep.geometry is not None and prep.geometry_features is not None
             if opts.warp_refine:

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from adain.base.checks import check_range, check_shape
+from adain.base.checks import check_device, check_range, check_shape
 from adain.base.errors import CheckpointError
 from adain.base.image import ImageLike, as_image_batch, fit_longer, resize_exact
 from adain.base.vgg import VGGEncoder
@@ -326,6 +326,7 @@ class Warper(nn.Module):
             encoder: reuse this encoder (e.g. the styler's) instead of loading one.
             vgg: VGG weights for a new encoder (default: the bundled Oxford VGG-19).
         """
+        device = check_device(device)
         source = Path(path) if path is not None else bundled_weights("warpstyle", BUNDLED_WARPER)
         state, meta = load_weights(source, "WarpRegressor", _regressor_shapes, describe=_DESCRIBE)
         if meta is not None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-
 
 import torch
 
-__all__ = ["check_image", "check_shape", "check_range", "check_same_device"]
+__all__ = ["check_image", "check_shape", "check_range", "check_same_device", "check_device", "check_weights"]
+
+#: Device types the models run on; others (mps, xla, meta...) are refused up front rather than
+#: failing somewhere inside a pass.
+DEVICE_TYPES = ("cpu", "cuda")
 
 
 def _shape_str(x: torch.Tensor) -> str:
@@ -29,6 +33,66 @@ def check_shape(x: object, name: str, expected: Sequence[str | int]) -> None:
         isinstance(e, int) and s != e for s, e in zip(x.shape, expected)
     ):
         raise ValueError(f"{name} must have shape {want}; got {_shape_str(x)}")
+    if x.is_meta:
+        raise ValueError(f"{name} is on the meta device, which holds no data; pass a cpu or cuda tensor")
+
+
+def check_device(device: torch.device | str | None, name: str = "device", *, auto: bool = False) -> torch.device | None:
+    """``device`` as a :class:`torch.device` of a supported type, or None (None stays None).
+
+    Args:
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a :class:`torch.device`; ``"auto"`` when
+            ``auto`` (CUDA when available, else CPU).
+
+    Raises:
+        ValueError: another device type (``mps``, ``meta``, ``xla``...), an unparsable name, or
+            CUDA asked for where there is none.
+
+    Example:
+        >>> check_device("cpu")
+        device(type='cpu')
+    """
+    if device is None:
+        return None
+    if auto and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        dev = None
+    if dev is None or dev.type not in DEVICE_TYPES:
+        choices = ("auto, " if auto else "") + "cpu, cuda or cuda:N"
+        raise ValueError(f"{name} must be {choices}; got {str(device)!r}")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{name} {str(device)!r} requested but no CUDA device is available")
+    return dev
+
+
+def check_weights(weights: Sequence[float] | None, name: str, count: int, item: str = "style") -> list[float] | None:
+    """``count`` finite, non-negative weights, not all zero, as floats (None stays None).
+
+    Raises:
+        ValueError: the wrong number of weights, a negative, NaN or infinite weight, or all zero
+            (which would mix nothing: the output would be flat grey).
+
+    Example:
+        >>> check_weights([2, 1], "weights", 2)
+        [2.0, 1.0]
+    """
+    if weights is None:
+        return None
+    try:
+        w = [float(v) for v in weights]
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a sequence of numbers; got {weights!r}") from None
+    if len(w) != count:
+        raise ValueError(f"{name} must hold one weight per {item} ({count}); got {len(w)}")
+    bad = [v for v in w if not (math.isfinite(v) and v >= 0)]
+    if bad:
+        raise ValueError(f"{name} must be finite and >= 0; got {bad[0]}")
+    if not any(w):
+        raise ValueError(f"{name} must not all be zero; got {w}")
+    return w
 
 
 def check_range(x: float, name: str, low: float, high: float) -> None:

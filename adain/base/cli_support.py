@@ -12,7 +12,9 @@ from typing import Any
 import click
 
 from .errors import CheckpointError, ImageError, StyleTransferError
-from .runtime import TUNED_MAX_SIDE, tune_cpu_allocator
+
+# Nothing here imports torch at module level: the CLIs' start-up reaches run_cli's error handling
+# first, so Ctrl-C while torch loads prints one line (tested in tests/test_startup.py).
 
 __all__ = ["run_cli", "parse_scales", "set_verbosity", "options_dict", "USER_ERROR", "oom_hint", "tune_allocator_for",
            "require_inputs", "want_progress", "pass_progress"]
@@ -24,21 +26,31 @@ def tune_allocator_for(output_side: int | None) -> bool:
     """Tune glibc's allocator (about 20% faster CPU runs) for training (None) or an output up to
     ``TUNED_MAX_SIDE`` px; larger outputs keep the default, whose peak memory the docs and the
     pre-flight check are calibrated for (see adain/runtime.py)."""
+    from .runtime import TUNED_MAX_SIDE
+
     if output_side is not None and output_side > TUNED_MAX_SIDE:
         return False
     return tune_cpu_allocator()
 
 
-def parse_scales(value: str | None) -> list[int] | None:
-    """``"256,512,1024"`` -> ``[256, 512, 1024]``; None or "auto" -> None."""
+def tune_cpu_allocator() -> bool:
+    """:func:`adain.base.runtime.tune_cpu_allocator`, imported when called (runtime imports torch)."""
+    from .runtime import tune_cpu_allocator as tune
+
+    return tune()
+
+
+def parse_scales(value: str | None, option: str = "--scales") -> list[int] | None:
+    """``"256,512,1024"`` -> ``[256, 512, 1024]``; None or "auto" -> None. Errors name ``option``."""
     if value is None or value.strip().lower() == "auto":
         return None
     try:
         out = [int(v) for v in value.split(",") if v.strip()]
     except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers like 256,512; got {value!r}") from None
+        raise click.BadParameter(f"expected 'auto' or comma-separated integers like 256,512; got {value!r}",
+                                 param_hint=option) from None
     if not out or any(v < 8 for v in out):
-        raise click.BadParameter(f"scales must be integers >= 8; got {value!r}")
+        raise click.BadParameter(f"scales must be integers >= 8; got {value!r}", param_hint=option)
     return out
 
 

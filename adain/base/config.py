@@ -1,4 +1,9 @@
-"""Config files: a dataclass of settings read from TOML/JSON, with CLI overrides."""
+"""Config files: a dataclass of settings read from TOML/JSON, with CLI overrides, validated against one table.
+
+Each config dataclass declares ``RANGES``, a mapping of field name to :class:`Range`, and calls
+:func:`validate_config` from ``__post_init__``: a value from a file, a flag or the API is checked
+by the same rule, and the CLIs' option ranges are tested against the same table.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +11,16 @@ import dataclasses
 import difflib
 import json
 import logging
+import math
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import ConfigError
-from .files import atomic_path
+from .files import atomic_path, input_file_problem
 
-__all__ = ["load_config", "config_to_dict", "write_config"]
+__all__ = ["load_config", "config_to_dict", "write_config", "Range", "validate_config", "SEED_MAX"]
 
 C = TypeVar("C")
 
@@ -35,6 +41,54 @@ def _apply_renames(values: dict[str, Any], fields: Mapping[str, Any], path: str 
             values[new] = values.pop(old)
 
 
+#: Largest seed: torch seeds are 64-bit and the trainers also use ``seed + 1``.
+SEED_MAX = 2**63 - 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """Allowed values of one numeric setting: ``min <= v <= max`` (``min < v`` when ``min_open``).
+
+    Floats must also be finite. None means unbounded on that side.
+    """
+
+    min: float | None = None
+    max: float | None = None
+    min_open: bool = False
+
+    def describe(self) -> str:
+        def fmt(v: float) -> str:
+            return str(v) if isinstance(v, int) else f"{v:g}"
+
+        lo = None if self.min is None else f"{'>' if self.min_open else '>='} {fmt(self.min)}"
+        if self.max is None:
+            return lo or "finite"
+        if self.min is not None and not self.min_open:
+            return f"in [{fmt(self.min)}, {fmt(self.max)}]"
+        return f"{lo + ' and ' if lo else ''}<= {fmt(self.max)}"
+
+    def contains(self, v: float) -> bool:
+        if isinstance(v, float) and not math.isfinite(v):
+            return False
+        if self.min is not None and (v <= self.min if self.min_open else v < self.min):
+            return False
+        return self.max is None or v <= self.max
+
+
+def validate_config(cfg: Any, path: str | Path | None = None) -> None:
+    """Check every field of ``cfg`` named in its class's ``RANGES`` table.
+
+    Raises:
+        ConfigError: a value outside its range (or not finite), naming the key, the range and the value.
+    """
+    for name, rng in getattr(type(cfg), "RANGES", {}).items():
+        v = getattr(cfg, name)
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ConfigError(path, f"{name} must be a number {rng.describe()}; got {v!r}")
+        if not rng.contains(v):
+            raise ConfigError(path, f"{name} must be {rng.describe()}; got {v!r}")
+
+
 def config_to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
@@ -43,12 +97,16 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: Mapping
     """Build ``cls`` from defaults, then a TOML/JSON file, then ``overrides`` (None values ignored).
 
     Raises:
-        ConfigError: unreadable file, unknown keys (named, with suggestions) or wrong value types.
+        ConfigError: unreadable file, unknown keys (named, with suggestions), wrong value types or
+            values outside the class's ``RANGES`` (the same rules as the CLI flags).
     """
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     values: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
+        problem = input_file_problem(p)
+        if problem is not None:
+            raise ConfigError(p, problem)
         try:
             text = p.read_text()
             data = json.loads(text) if p.suffix == ".json" else tomllib.loads(text)
@@ -80,7 +138,10 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: Mapping
             not isinstance(v, type(default)) or (isinstance(v, bool) and not isinstance(default, bool))
         ):  # bool is an int subclass, but ``iterations = true`` is a mistake
             raise ConfigError(path, f"{k} must be {type(default).__name__}; got {v!r}")
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ConfigError as e:  # from the class's __post_init__ (validate_config): name the file
+        raise ConfigError(path, e.reason) from None
 
 
 def write_config(cfg: Any, path: str | Path) -> None:

@@ -11,6 +11,7 @@ Non-regular files (devices such as ``/dev/full``, FIFOs, sockets, folders) are r
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import stat
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from .errors import OutputError
 
-__all__ = ["atomic_path", "check_output_path", "remove_stale_temp_files", "same_file"]
+__all__ = ["atomic_path", "check_output_path", "remove_stale_temp_files", "same_file", "input_file_problem"]
 
 
 def _kind(mode: int) -> str:
@@ -125,3 +126,33 @@ def remove_stale_temp_files(directory: str | Path) -> int:
                 entry.unlink()
                 removed += 1
     return removed
+
+
+def input_file_problem(path: str | Path) -> str | None:
+    """Why ``path`` cannot be read as an input file, or None when it is a regular file (after links).
+
+    Distinguishes a missing file, a dangling link, a link loop, a directory and special files
+    (FIFOs, devices, sockets), whose size of 0 would otherwise read as "file is empty" and whose
+    reads may never end.
+
+    Example:
+        >>> input_file_problem("/")
+        'is a directory, not a file'
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "broken symbolic link (its target does not exist)" if os.path.islink(path) else "no such file"
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "symbolic link loop (too many levels of symbolic links)"
+        if e.errno == errno.ENOTDIR:
+            return "no such file (a parent in the path is not a directory)"
+        return e.strerror or "cannot stat file"
+    if stat.S_ISDIR(mode):
+        return "is a directory, not a file"
+    if not stat.S_ISREG(mode):
+        kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a character device" if stat.S_ISCHR(mode)
+                else "a block device" if stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else "special")
+        return f"not a regular file ({kind})"
+    return None

@@ -6,7 +6,10 @@ Conversion rules (applied in this order):
 * EXIF orientation is applied;
 * 16-bit and 32-bit integer images are scaled by their bit depth (``/ 65535``);
 * anything with transparency (RGBA, LA, palette with a transparent index) is composited on white;
-* CMYK, YCbCr, grayscale and palette images are converted to RGB.
+* CMYK, YCbCr, grayscale and palette images are converted to RGB;
+* float images with NaN or infinite pixels are refused (one such pixel would decide the scale).
+
+Inputs must be regular files: directories, FIFOs and devices are refused by name.
 
 Decompression bombs are refused by a pixel limit checked from the header, before decoding.
 """
@@ -31,7 +34,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .checks import check_image
 from .errors import ImageError
-from .files import atomic_path, check_output_path
+from .files import atomic_path, check_output_path, input_file_problem
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -71,7 +74,11 @@ def _pil_to_rgb_array(im: Image.Image, name: str, source_format: str | None = No
         arr = np.clip(arr / scale, 0.0, 1.0)
         return np.repeat(arr[..., None], 3, axis=2).astype(np.float32)
     if im.mode == "F":
-        arr = np.nan_to_num(np.asarray(im, dtype=np.float32), nan=0.0)
+        arr = np.asarray(im, dtype=np.float32)
+        if not np.isfinite(arr).all():
+            # One infinite pixel would otherwise decide the scale of the whole image.
+            bad = int((~np.isfinite(arr)).sum())
+            raise ImageError(name, f"float image has {bad} non-finite pixel(s) (NaN or infinity)")
         if arr.max(initial=0) > 1.0:
             arr = arr / 255.0
         return np.repeat(np.clip(arr, 0, 1)[..., None], 3, axis=2)
@@ -95,10 +102,9 @@ def _open_checked(src: str | os.PathLike | Image.Image, max_pixels: int) -> tupl
         return src, "<PIL image>"
     path = Path(src)
     name = str(src)
-    if not path.exists():
-        raise ImageError(name, "no such file")
-    if path.is_dir():
-        raise ImageError(name, "is a directory, not an image file")
+    problem = input_file_problem(path)
+    if problem is not None:
+        raise ImageError(name, problem.replace("not a file", "not an image file"))
     try:
         size = path.stat().st_size
     except OSError as e:
@@ -125,7 +131,12 @@ def _open_checked(src: str | os.PathLike | Image.Image, max_pixels: int) -> tupl
             name, f"image is too large: over Pillow's decompression-bomb limit of {hard:,} pixels"
         ) from None
     except Exception as e:  # PIL raises many types for malformed headers
-        raise ImageError(name, f"malformed image header ({type(e).__name__})") from None
+        msg = str(e).splitlines()[0] if str(e) else ""
+        if "decompressed data too large" in msg.lower():
+            # Pillow caps each compressed metadata chunk (an ICC profile, zTXt text) at 1 MiB.
+            raise ImageError(name, "a metadata chunk (e.g. an embedded ICC profile or text) is over Pillow's "
+                                   "1 MiB safety limit; re-save the image without it") from None
+        raise ImageError(name, f"malformed image header ({type(e).__name__}{': ' + msg[:80] if msg else ''})") from None
     return im, name
 
 

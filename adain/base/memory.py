@@ -6,15 +6,24 @@ The estimate is linear in the output's pixels and was calibrated on CPU by
 dominates: VGG-19 to relu4_1 and the decoder at full resolution, whose 64-channel layers hold
 several full-size activations at once. The check only runs on CPU; on CUDA the allocator's own
 out-of-memory error is caught by the CLI, which prints the same advice.
+
+Style images count too: each pass resizes every style to the pass's longer side, so at the finest
+pass a style is encoded at the *output's* longer side whatever the output's shape (a 6000x60
+output encodes a square style at 6000x6000). Encodings run one after the other, so the peak is the
+larger of the content pass and the largest style encoding plus the cached style features.
+
+Without a texture (warp only, or a plain resize) there is no VGG pass at full size; the peak is the
+content, the field resized to the output and the warped output, with their float copies.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import StyleTransferError
 
-__all__ = ["estimate_stylize_bytes", "available_bytes", "check_memory", "MEMORY_ADVICE"]
+__all__ = ["estimate_stylize_bytes", "estimate_warp_bytes", "available_bytes", "check_memory", "MEMORY_ADVICE"]
 
 #: Models, libraries and interpreter (measured: about 0.9 GiB RSS before the first pass).
 _BASE_BYTES = 1.0 * 2**30
@@ -26,19 +35,65 @@ _BYTES_PER_PIXEL = {True: 520, False: 780}  # bf16 (the CPU default), fp32
 #: ``warpstyle run`` (alpha 0.8) measured 464 B/px, so this is margin rather than a measured need.
 _ALPHA_EXTRA = 1.10
 
+#: Peak bytes per pixel of encoding one style to relu4_1 (VGG-19 only, no decoder), over the loaded
+#: models. fp32, measured on the 2-core development CPU (torch 2.14.1): a bare ``_encode`` took 558 and
+#: 541 B/px at 1024x1024 and 1448x1448 (default allocator, as outputs over 1024 px run); ``adain
+#: stylize`` of a 1024x10 content with a 256x256 style at ``--size 1024`` (tuned allocator, the style
+#: encoded at 1024x1024) peaked at 1.41 GiB RSS against 0.75 GiB at ``--size 128``: 672 B/px, which
+#: 640 plus the cache below covers. bf16 could not be measured on this AVX2-only CPU: scaled by the
+#: content pass's bf16/fp32 ratio (520/780); the 4K bf16 run of docs/reliability.md (4.66 GiB with
+#: a 3840x2400 style) bounds it at 438 B/px.
+_STYLE_BYTES_PER_PIXEL = {True: 430, False: 640}
+#: relu4_1 features cached per style pixel: 512 channels at 1/8 x 1/8 in float32 (32 B/px), over all
+#: passes of the halving schedule (1 + 1/4 + 1/16 + ... < 4/3).
+_STYLE_CACHE_BYTES_PER_PIXEL = 43
+#: Peak bytes per output pixel without a texture (warp only or resize), over the loaded models:
+#: ``warpstyle run -c kodim... -g juan-gris... --size 4096`` (a 4096x3195 output) peaked at 1.21 GB RSS
+#: against 0.86 GB at ``--size 256``: 27 B/px; issue 15 reports 7.9 GB at 16384 px (16384x12780,
+#: about 34 B/px: the float output, the full-size field, their uint8 and PNG copies). Plus margin.
+_WARP_BYTES_PER_PIXEL = 36
+
 MEMORY_ADVICE = "try a smaller output size, e.g. --size 2048 (the finest pass decides the peak; --scales does not lower it)"
 
 
-def estimate_stylize_bytes(hw: tuple[int, int], *, alpha: float = 1.0, bf16: bool = True) -> int:
+def _at_longer_side(hw: tuple[int, int], longer: int) -> tuple[int, int]:
+    h, w = hw
+    scale = longer / max(h, w, 1)
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def estimate_stylize_bytes(hw: tuple[int, int], *, alpha: float = 1.0, bf16: bool = True,
+                           styles: Sequence[tuple[int, int]] = ()) -> int:
     """Estimated peak process memory (bytes) of stylizing to an ``(H, W)`` output on CPU.
+
+    Args:
+        hw: output ``(H, W)`` of the finest pass.
+        alpha, bf16: as passed to ``Styler.stylize``.
+        styles: ``(H, W)`` of each style image as given; each is encoded at the output's longer side.
 
     Example:
         >>> round(estimate_stylize_bytes((2160, 3840)) / 2**30, 1)
         5.0
+        >>> round(estimate_stylize_bytes((60, 6000), styles=[(512, 512)]) / 2**30, 1)
+        16.9
     """
     h, w = hw
     per_px = _BYTES_PER_PIXEL[bool(bf16)] * (_ALPHA_EXTRA if alpha < 1 else 1.0)
-    return int(_BASE_BYTES + per_px * h * w)
+    style_px = [a * b for a, b in (_at_longer_side(s, max(h, w)) for s in styles)]
+    # The content pass's calibration already holds the cached features of a style of about its size.
+    style_peak = _STYLE_BYTES_PER_PIXEL[bool(bf16)] * max(style_px, default=0) + _STYLE_CACHE_BYTES_PER_PIXEL * sum(style_px)
+    return int(_BASE_BYTES + max(per_px * h * w, style_peak))
+
+
+def estimate_warp_bytes(hw: tuple[int, int]) -> int:
+    """Estimated peak process memory (bytes) of a run without texture (warp or resize) to ``(H, W)`` on CPU.
+
+    Example:
+        >>> round(estimate_warp_bytes((16384, 16384)) / 2**30, 1)
+        10.0
+    """
+    h, w = hw
+    return int(_BASE_BYTES + _WARP_BYTES_PER_PIXEL * h * w)
 
 
 def available_bytes(meminfo: str | Path = "/proc/meminfo") -> int | None:
@@ -52,24 +107,33 @@ def available_bytes(meminfo: str | Path = "/proc/meminfo") -> int | None:
     return None
 
 
-def check_memory(hw: tuple[int, int], *, alpha: float = 1.0, bf16: bool = True, advice: str = MEMORY_ADVICE,
+def check_memory(hw: tuple[int, int], *, alpha: float = 1.0, bf16: bool = True,
+                 styles: Sequence[tuple[int, int]] | None = (), advice: str = MEMORY_ADVICE,
                  available: int | None = None) -> None:
     """Raise :class:`StyleTransferError` when the estimate for ``hw`` exceeds the available memory.
 
     Args:
         hw: output ``(H, W)`` of the finest pass.
         alpha, bf16: as passed to ``Styler.stylize``.
+        styles: ``(H, W)`` of each style image (see :func:`estimate_stylize_bytes`); None: no
+            texture, so the warp-only estimate (:func:`estimate_warp_bytes`) applies.
         advice: what to suggest (the CLI's option names).
         available: bytes available; default: ``MemAvailable`` (no check when unknown).
     """
     avail = available_bytes() if available is None else available
     if avail is None:
         return
-    need = estimate_stylize_bytes(hw, alpha=alpha, bf16=bf16)
+    if styles is None:
+        need = estimate_warp_bytes(hw)
+    else:
+        need = estimate_stylize_bytes(hw, alpha=alpha, bf16=bf16, styles=styles)
     # The estimate already holds the interpreter and models, which are resident by now, so
     # MemAvailable undercounts what we have by about _BASE_BYTES: compare the increments.
     if need - _BASE_BYTES > avail:
+        big_style = styles and estimate_stylize_bytes(hw, alpha=alpha, bf16=bf16) < need / 2
+        why = (" (the style images are encoded at the output's longer side, "
+               f"{max(hw)} px)" if big_style else "")
         raise StyleTransferError(
-            f"a {hw[1]}x{hw[0]} output needs about {need / 2**30:.1f} GiB of memory but only "
+            f"a {hw[1]}x{hw[0]} output needs about {need / 2**30:.1f} GiB of memory{why} but only "
             f"{avail / 2**30:.1f} GiB is available; {advice}"
         )

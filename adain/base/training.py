@@ -24,6 +24,7 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
+from .checks import check_device
 from .checkpoint import load_checkpoint, restore_training_state, rng_state, save_checkpoint, training_header
 from .config import config_to_dict, write_config
 from .errors import ConfigError, StyleTransferError
@@ -115,17 +116,9 @@ class TrainResult:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``; anything else is a one-line error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        dev = None
-    if dev is None or dev.type not in ("cpu", "cuda"):
-        raise ConfigError(None, f"device must be auto, cpu, cuda or cuda:N; got {name!r}")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(None, "device 'cuda' requested but no CUDA device is available")
+    """``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``; anything else is a one-line ``ValueError``."""
+    dev = check_device(name, "device", auto=True)
+    assert dev is not None  # a str never resolves to None
     return dev
 
 

@@ -22,6 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .checks import check_device
 from .conv_relu import conv2d_relu
 from .errors import CheckpointError
 from .weights import bundled_weights, check_state, load_weights, meta_shapes
@@ -279,6 +280,7 @@ class VGGEncoder(nn.Module):
 
         Returns an eval-mode encoder with gradients disabled.
         """
+        device = check_device(device)
         source = Path(path) if path is not None else bundled_weights("adain", BUNDLED_WEIGHTS)
         state, meta = load_weights(source, "VGGEncoder", _config_shapes, describe=_DESCRIBE)
         if meta is None:

@@ -126,3 +126,59 @@ def test_old_and_new_name_together_is_an_error(tmp_path):
     path.write_text("amp = false\nbf16 = true\n")
     with pytest.raises(ConfigError, match="'amp' is the old name of 'bf16'; give only 'bf16'"):
         load_config(StylerTrainConfig, path)
+
+
+# --- values are validated like the flags (issue 15 case 11) ---
+
+
+@pytest.mark.parametrize("text, key", [
+    ("iterations = -5", "iterations must be >= 1; got -5"),
+    ("batch_size = 0", "batch_size must be >= 1; got 0"),
+    ("holdout = 5.0", "holdout must be in [0, 0.9]; got 5.0"),
+    ("lr = 0.0", "lr must be > 0; got 0.0"),
+    ("style_weight = inf", "style_weight must be >= 0; got inf"),
+    ("crop_size = 8", "crop_size must be >= 16; got 8"),
+    ("seed = -1", "seed must be in [0, 9223372036854775807]; got -1"),
+])
+def test_config_file_values_are_range_checked(tmp_path, text, key):
+    path = tmp_path / "c.toml"
+    path.write_text(text + "\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(StylerTrainConfig, path)
+    assert str(e.value) == f"config '{path}': {key}"
+
+
+def test_api_construction_is_range_checked():
+    with pytest.raises(ConfigError, match="^config: iterations must be >= 1; got 0$"):
+        StylerTrainConfig(iterations=0)
+    with pytest.raises(ConfigError, match="workers must be a number >= 0; got '2'"):
+        StylerTrainConfig(workers="2")  # type: ignore[arg-type]
+
+
+def test_shipped_configs_are_valid():
+    from pathlib import Path
+
+    for path in (Path(__file__).resolve().parents[2] / "configs").glob("train_styler*.toml"):
+        load_config(StylerTrainConfig, path)
+
+
+def _assert_cli_ranges_match(command, cls):
+    """Each option that sets a config field has exactly the range of the config's table."""
+    import click
+
+    checked = 0
+    for p in command.params:
+        rng = cls.RANGES.get(p.name)
+        if rng is None:
+            continue
+        assert isinstance(p.type, (click.IntRange, click.FloatRange)), f"{p.opts} has no range"
+        assert (p.type.min, p.type.max, p.type.min_open) == (rng.min, rng.max, rng.min_open), p.opts
+        assert not p.type.max_open and not p.type.clamp
+        checked += 1
+    assert checked >= 10
+
+
+def test_cli_option_ranges_match_the_config_table():
+    from adain.cli import cli
+
+    _assert_cli_ranges_match(cli.commands["train-styler"], StylerTrainConfig)

@@ -62,3 +62,40 @@ def test_cli_prints_the_advice_and_exits_2(monkeypatch, capsys, tmp_path):
     assert re.match(r"adain: error: a 3840x\d+ output needs about [\d.]+ GiB of memory but only 1\.0 GiB", err[0])
     assert "--size 2048" in err[0]
     assert not (tmp_path / "o.png").exists()
+
+
+# --- style images and runs without texture (issue 15 case 8) ---
+
+
+def test_estimate_counts_styles_at_the_outputs_longer_side():
+    from adain.base.memory import estimate_warp_bytes
+
+    thin = estimate_stylize_bytes((60, 6000))
+    with_style = estimate_stylize_bytes((60, 6000), styles=[(512, 512)])
+    # A square style is encoded at 6000x6000 = 36 MP: far more than the 0.36 MP output itself.
+    assert thin < 1.5 * 2**30 and with_style > 10 * 2**30
+    # A style about the output's size barely moves the 4K estimate (measured 4.66 GiB with this style).
+    at_4k = estimate_stylize_bytes((2160, 3840), styles=[(250, 400)])
+    assert 4.66 * 2**30 < at_4k < 1.02 * estimate_stylize_bytes((2160, 3840))
+    # Warp only at 16384 px: issue 15 measured 7.9 GB peak for a 16384x12780 output.
+    assert estimate_warp_bytes((12780, 16384)) > 7.9e9
+    assert estimate_warp_bytes((512, 512)) < 1.1 * 2**30
+
+
+def test_check_memory_names_the_style_when_it_dominates():
+    with pytest.raises(StyleTransferError, match=r"^a 6000x60 output needs about 16\.9 GiB of memory \(the style "
+                                                 r"images are encoded at the output's longer side, 6000 px\)"):
+        check_memory((60, 6000), styles=[(512, 512)], available=6 * 2**30)
+    check_memory((60, 6000), available=6 * 2**30)  # without the style it would fit
+    with pytest.raises(StyleTransferError, match=r"^a 16384x16384 output needs about 10\.0 GiB"):
+        check_memory((16384, 16384), styles=None, available=7 * 2**30)
+
+
+def test_stylize_counts_the_upscaled_style(monkeypatch):
+    monkeypatch.setattr(adain.base.memory, "available_bytes", lambda: 6 * 2**30)
+    styler = Styler(VGGEncoder(), Decoder())
+    calls = []
+    monkeypatch.setattr(styler, "_encode", lambda *a, **k: calls.append(1))
+    with pytest.raises(StyleTransferError, match=r"^a 6000x64 output needs about"):
+        styler.stylize(torch.rand(1, 3, 60, 6000), [torch.rand(1, 3, 512, 512)], bf16=True)
+    assert calls == []
