@@ -136,7 +136,7 @@ def smoothness_energy(grid: torch.Tensor) -> torch.Tensor:
 def fold_penalty(grid: torch.Tensor, eps: float = FOLD_EPS) -> torch.Tensor:
     """``(B,)`` mean of ``relu(eps - det J)`` over the field's cells (see the module's Terms).
 
-    The Jacobian uses the same differences as :func:`~warpstyle.flow_io.fold_fraction`, so a
+    The Jacobian uses the same differences as :func:`~warpstyle.metrics.fold_fraction`, so a
     cell that function counts as a fold has a penalty of at least ``eps`` here.
     """
     b, h, w, _ = grid.shape

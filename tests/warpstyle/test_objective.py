@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from warpstyle.flow_io import fold_fraction
+from warpstyle.metrics import fold_fraction
 from warpstyle.objective import (
     feature_agreement,
     feature_matching_objective,

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from adain.base.vgg import VGGEncoder
-from warpstyle.flow_io import fold_fraction
+from warpstyle.metrics import fold_fraction
 from warpstyle.objective import feature_matching_objective
 from warpstyle.refine import refine_field
 from warpstyle.regressor import WarpRegressor
