@@ -37,8 +37,8 @@ def cli(verbose: int, quiet: bool) -> None:
               help="Keep the content's colours: 'match' recolours the style first, 'luminance' transfers luminance only.")
 @click.option("--scales", default="auto", show_default=True, help="Coarse-to-fine pass sizes in px (longer side), e.g. 256,512,1024; 'auto' halves from --size down to >= 256.")
 @click.option("--size", type=click.IntRange(8, 16384), default=None, help="Longer side of the output in px [default: the content's].")
-@click.option("--schedule", type=click.Choice(["lowpass", "guided", "restylize"]), default="lowpass", show_default=True,
-              help="How finer passes use the coarser one: lowpass keeps the coarse strokes and the content's edges; restylize (the old default) repaints the coarse result (bolder, loses content).")
+@click.option("--schedule", type=click.Choice(["guided", "restylize"]), default="guided", show_default=True,
+              help="How finer passes use the coarser one: guided applies AdaIN to the content's features averaged with the coarser result's; restylize (the old default) repaints the coarser result (loses content). Only outputs over 512 px have several passes.")
 @click.option("--refine", "refine_steps", type=click.IntRange(0, 10000), default=0, show_default=True,
               help="Quality mode: N optimisation steps on the output (content and style losses) after the feed-forward result; slower (about 1 s a step at 512 px on 2 CPU cores).")
 @click.option("--decoder", type=click.Path(path_type=Path), default=None, help="Decoder weights (ours or the AdaIN port's decoder.pth) [default: bundled].")

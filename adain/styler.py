@@ -27,21 +27,24 @@ __all__ = ["Styler", "StyleBank", "StylizePlan", "ColorMode", "Schedule", "SCHED
 
 ColorMode = Literal["match", "luminance"]
 #: How a finer pass uses the coarser pass's result (see ``Styler.stylize``).
-Schedule = Literal["lowpass", "guided", "restylize"]
-SCHEDULES: tuple[str, ...] = ("lowpass", "guided", "restylize")
-#: The coarsest scale of the automatic schedule (px, longer side).
-MIN_SCALE = 256
+Schedule = Literal["guided", "restylize"]
+SCHEDULES: tuple[str, ...] = ("guided", "restylize")
+#: The coarsest scale of the automatic schedule (px, longer side). Measured on 8 held-out pairs at
+#: 512 px (docs/quality.md): a 256 px pass before the 512 one costs style and content against a single
+#: 512 px pass whichever schedule joins them, so coarse passes start at 512.
+MIN_SCALE = 512
 
 
 def scale_schedule(size: int, scales: Sequence[int] | None = None) -> list[int]:
     """Longer-side sizes of the coarse-to-fine passes, ending at ``size``.
 
-    ``scales=None`` halves from ``size`` down to the first value >= 256, e.g. 1024 -> [256, 512, 1024],
-    512 -> [256, 512], 300 -> [300]. Explicit scales are sorted, clipped to ``size`` and end at it.
+    ``scales=None`` halves from ``size`` down to the first value >= 512, e.g. 2048 -> [512, 1024, 2048],
+    1024 -> [512, 1024], 512 -> [512], 300 -> [300]. Explicit scales are sorted, clipped to ``size``
+    and end at it.
 
     Example:
         >>> scale_schedule(1024)
-        [256, 512, 1024]
+        [512, 1024]
     """
     if size < 8:
         raise ValueError(f"size must be at least 8 px; got {size}")
@@ -81,7 +84,7 @@ class StylizePlan:
     preserve_color: ColorMode | None
     scales: tuple[int, ...] | None
     bf16: bool
-    schedule: Schedule = "lowpass"
+    schedule: Schedule = "guided"
     refine_steps: int = 0
 
 
@@ -227,7 +230,7 @@ class Styler(nn.Module):
         preserve_color: ColorMode | None = None,
         scales: Sequence[int] | None = None,
         bf16: bool | None = None,
-        schedule: Schedule = "lowpass",
+        schedule: Schedule = "guided",
         refine_steps: int = 0,
         name: str = "styles",
         item: str = "style",
@@ -273,7 +276,8 @@ class Styler(nn.Module):
         ``styles``: the ``(H, W)`` of each style image (each is encoded at the output's longer side).
         """
         if self.device.type == "cpu":
-            check_memory((_round8(out_hw[0]), _round8(out_hw[1])), alpha=plan.alpha, bf16=plan.bf16, styles=styles)
+            check_memory((_round8(out_hw[0]), _round8(out_hw[1])), alpha=plan.alpha, bf16=plan.bf16, styles=styles,
+                         refine=plan.refine_steps > 0)
 
     @torch.no_grad()
     def stylize(
@@ -288,7 +292,7 @@ class Styler(nn.Module):
         scales: Sequence[int] | None = None,
         size: int | None = None,
         bf16: bool | None = None,
-        schedule: Schedule = "lowpass",
+        schedule: Schedule = "guided",
         refine_steps: int = 0,
         progress: Callable[[int, int], None] | None = None,
     ) -> torch.Tensor:
@@ -308,14 +312,11 @@ class Styler(nn.Module):
             size: longer side of the output (default: the content's).
             bf16: bf16 autocast for the encoder/decoder; default :func:`adain.base.runtime.default_bf16`
                 (on for a CPU with native bf16, about 2x faster there; off on CUDA and other CPUs).
-            schedule: how each finer pass uses the coarser result. Every schedule paints the
-                *original* content's features at each scale except ``"restylize"``:
+            schedule: how each finer pass uses the coarser result:
 
-                * ``"lowpass"`` (default): the finer pass's own low frequencies (below the coarser
-                  pass's resolution) are replaced by the coarser result, so large strokes come from
-                  the coarse pass and edges and detail from a pass over the content itself;
-                * ``"guided"``: the finer pass's AdaIN target is averaged with the features of the
-                  upsampled coarser result (strokes carried in feature space; one more encode);
+                * ``"guided"`` (default): the finer pass applies AdaIN to the average of the content's features
+                  and those of the upsampled coarser result (strokes carried in feature space; one
+                  more encode);
                 * ``"restylize"``: the schedule before December 2026: the finer pass re-stylizes
                   the upsampled coarser result plus the content's detail (boldest, loses content).
 
@@ -342,6 +343,8 @@ class Styler(nn.Module):
         plan = self.plan(len(bank.images), alpha=alpha, weights=weights, preserve_color=preserve_color,
                          scales=scales, bf16=bf16, schedule=schedule, refine_steps=refine_steps)
         mask_t = self._check_masks(masks, len(bank.images), tuple(x.shape[-2:]))
+        if mask_t is not None and plan.refine_steps > 0:
+            raise ValueError("refine_steps cannot be combined with masks (the refinement has no spatial control)")
         h, wd = x.shape[-2:]
         if size is None and max(h, wd) < 8:
             raise ValueError(f"content is {wd}x{h} px, too small to stylize at its own size (at least 8 px on the "
@@ -406,17 +409,15 @@ class Styler(nn.Module):
                 f_content = self._encode(x_s, bf16).float() if alpha < 1 else None
             else:
                 f_in = f_content = self._encode(x_s, bf16).float()
+                if prev is not None and schedule == "guided":
+                    # Half the content's own features, half the coarse result's, then AdaIN: the strokes
+                    # guide the pass, the content's features still reach it, the statistics are the style's.
+                    f_in = 0.5 * (f_content + self._encode(resize_exact(prev, hw), bf16).float())
             target = self._mix(f_in, bank, plan.weights, masks, s, x_s if preserve_color == "match" else None, bf16)
-            if prev is not None and schedule == "guided":
-                target = 0.5 * (target + self._encode(resize_exact(prev, hw), bf16).float())
             if alpha < 1:
                 assert f_content is not None
                 target = alpha * target + (1 - alpha) * f_content
             out_s = self._decode(target, bf16, decoder)
-            if prev is not None and schedule == "lowpass":
-                # Swap the pass's frequencies below the coarse resolution for the coarse result's.
-                low = resize_exact(resize_exact(out_s, tuple(prev.shape[-2:])), hw)
-                out_s = (out_s - low + resize_exact(prev, hw)).clamp(0, 1)
             prev = out_s
             done += ph * pw
             if progress is not None:
@@ -424,19 +425,22 @@ class Styler(nn.Module):
         assert prev is not None
         out = resize_exact(prev, out_hw)
         if plan.refine_steps > 0:
-            out = self.refine(out, resize_exact(x, out_hw), bank, plan.weights, steps=plan.refine_steps, size=out_long)
+            out = self.refine(out, resize_exact(x, out_hw), bank, plan.weights, steps=plan.refine_steps, size=out_long,
+                              alpha=alpha, color_ref=resize_exact(x, out_hw) if preserve_color == "match" else None)
         if preserve_color == "luminance":
             out = luminance_transfer(out, resize_exact(x, out_hw))
         return out.clamp(0, 1)
 
     @torch.enable_grad()
     def refine(self, image: torch.Tensor, content: torch.Tensor, bank: StyleBank, weights: torch.Tensor, *,
-               steps: int, size: int, lr: float = 0.01) -> torch.Tensor:
+               steps: int, size: int, alpha: float = 1.0, color_ref: torch.Tensor | None = None,
+               lr: float = 0.01) -> torch.Tensor:
         """Optimise ``image`` ``(1, 3, H, W)`` for ``steps`` Adam steps on the AdaIN objective, in float32.
 
-        The loss is ``content / content_0 + style / style_0``: the relu4_1 distance to ``content``
-        (same size) and the weighted style loss (:func:`adain.losses.style_loss`) against each style
-        of ``bank`` at longer side ``size``, each divided by its value at the start so that neither
+        The loss is ``content / content_0 + alpha * style / style_0``: the relu4_1 distance to
+        ``content`` (same size) and the weighted style loss (:func:`adain.losses.style_loss`) against
+        each style of ``bank`` at longer side ``size`` (recoloured to ``color_ref`` first when given,
+        as ``preserve_color="match"`` does), each divided by its value at the start so that neither
         term's scale decides the trade-off. Starting from the feed-forward result, a few steps
         recover content the decoder lost without giving up the style (docs/quality.md).
         """
@@ -448,6 +452,10 @@ class Styler(nn.Module):
             targets = []
             for i in range(len(bank.images)):
                 s = resize_longer(bank.images[i], size)
+                if min(s.shape[-2:]) < _MIN_SIDE:
+                    s = resize_exact(s, (max(_MIN_SIDE, s.shape[-2]), max(_MIN_SIDE, s.shape[-1])))
+                if color_ref is not None:
+                    s = match_color(s, color_ref)
                 fs = enc(s, taps=STYLE_TAPS)
                 targets.append([fs[t].float() for t in STYLE_TAPS])
         x = image.detach().clone().float().requires_grad_(True)
@@ -460,7 +468,7 @@ class Styler(nn.Module):
             ls = sum(float(weights[i]) * style_loss(outs, targets[i]) for i in range(len(targets)))
             if scale is None:
                 scale = (max(float(lc.detach()), 1e-8), max(float(ls.detach()), 1e-8))
-            loss = lc / scale[0] + ls / scale[1]
+            loss = lc / scale[0] + float(alpha) * ls / scale[1]
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -5,7 +5,7 @@ content (``adain.evaluate.texture_scores``), averaged over the pairs, at ``--siz
 styler's default scale schedule (``--scales`` to override), float32 unless the CPU has native bf16.
 
     python scripts/eval_texture.py --decoders adain/weights/decoder.safetensors runs/styler_identity/decoder.safetensors \
-        --schedules lowpass restylize --alphas 0 0.5 1 --pairs 12 --json texture.json
+        --schedules guided restylize --alphas 0 0.5 1 --pairs 12 --json texture.json
     python scripts/eval_texture.py --refine 0 10 30 --from-content 30 90 --pairs 4
 """
 
@@ -33,7 +33,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--scales", type=int, nargs="*", default=None, help="pass sizes (default: the styler's)")
     ap.add_argument("--decoders", nargs="+", default=["adain/weights/decoder.safetensors"])
-    ap.add_argument("--schedules", nargs="+", default=["lowpass"], choices=SCHEDULES)
+    ap.add_argument("--schedules", nargs="+", default=["guided"], choices=SCHEDULES)
     ap.add_argument("--alphas", type=float, nargs="+", default=[1.0])
     ap.add_argument("--refine", type=int, nargs="+", default=[0], help="refine_steps values to score")
     ap.add_argument("--from-content", type=int, nargs="*", default=[],

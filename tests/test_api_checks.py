@@ -197,7 +197,7 @@ def test_warper_apply_messages(image, field, kwargs, exc, text):
     (IMG, IMG, [IMG], {"texture_weights": [1, 2]}, ValueError,
      r"texture_weights must hold one weight per texture \(1\); got 2"),
     (IMG, IMG, [IMG], {"texture_weights": [0]}, ValueError,
-     r"texture_weights must be non-negative numbers with a positive sum; got \[0\.0\]"),
+     r"texture_weights must not all be zero; got \[0\.0\]"),
     (IMG, IMG, [IMG], {"smoothness": 20}, ValueError, r"smoothness must be in \[0\.0, 16\.0\]; got 20"),
     (IMG, IMG, [IMG], {"max_size": 0}, ValueError, r"max_size must be at least 8 px; got 0"),
     (IMG, IMG, [IMG], {"strength": -1}, ValueError, r"strength must be in \[0\.0, 4\.0\]; got -1"),

@@ -42,9 +42,8 @@ DEFAULT_PORT = 7860
 INSTALL_HINT = "the browser demo needs Gradio: pip install 'warpstyle[demo]' (in a checkout: pip install -e '.[demo]')"
 #: Size slider range (px, output longer side): CPU runs beyond 2048 take long and need several GiB.
 SIZE_RANGE = (64, 2048)
-#: Names the warper issue may give per-pair refinement in PipelineOptions; the first one present gets
-#: a "refinement steps" slider (none exists yet: see refinement_option).
-REFINEMENT_FIELDS = ("refine_steps", "warp_refine")
+#: The PipelineOptions field of per-pair warp refinement steps, which gets a slider on the page.
+REFINEMENT_FIELDS = ("warp_refine",)
 OOM_ADVICE = "try a smaller output size"
 #: The field picture's full colour: a displacement of this fraction of the output's longer side.
 FIELD_FULL_SCALE = 0.25
@@ -53,7 +52,7 @@ SAMPLES_DIR = Path(__file__).resolve().parents[1] / "datasets" / "samples"
 
 
 def refinement_option() -> str | None:
-    """The PipelineOptions field for per-pair warp refinement steps, or None while it does not exist."""
+    """The PipelineOptions field for per-pair warp refinement steps (None in an older Pipeline)."""
     names = {f.name for f in dataclasses.fields(PipelineOptions)}
     return next((n for n in REFINEMENT_FIELDS if n in names), None)
 

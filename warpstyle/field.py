@@ -125,7 +125,7 @@ class WarpField:
         are refused.
 
         Raises:
-            CheckpointError: a missing, special, malformed or non-finite (``.npy``) field file, or
+            FieldError: a missing, special, malformed or non-finite (``.npy``) field file, or
                 an ``.npy`` header declaring more than 100 M pixels or more data than the file holds
                 (checked before anything is allocated).
         """

@@ -46,8 +46,8 @@ class PipelineOptions:
     preserve_color: ColorMode | None = None
     size: int | None = None  # output longer side (default 512)
     max_size: int = DEFAULT_MAX_SIZE
-    scales: Sequence[int] | None = None  # multi-scale schedule (default: halve down to 256)
-    schedule: Schedule = "lowpass"  # how finer passes use the coarser one (adain.Styler.stylize)
+    scales: Sequence[int] | None = None  # multi-scale schedule (default: halve down to 512)
+    schedule: Schedule = "guided"  # how finer passes use the coarser one (adain.Styler.stylize)
     refine_steps: int = 0  # texture quality mode: Adam steps on the output (0: off)
     bf16: bool | None = None  # default: adain.base.runtime.default_bf16
     padding: PaddingMode = "reflection"

@@ -103,7 +103,7 @@ class WarperTask:
                                         f"({cfg.pair_batch_size}); add images or lower pair_max_similarity")
             log.info("mined %d training pairs from %s", len(mined), cfg.pair_dirs)
             self.pairs = _index_loader(mined, cfg.pair_batch_size, cfg.seed + 2, iteration * cfg.pair_batch_size,
-                                       cfg.workers)
+                                       cfg.workers, rank=ctx.rank, world=ctx.world)
         self.pf = None
         if cfg.pf_pascal_root and cfg.pf_pascal_csv:
             pf = PFPascalPairs(cfg.pf_pascal_root, cfg.pf_pascal_csv, image_size=CROP)
@@ -111,20 +111,17 @@ class WarperTask:
                                                          num_workers=cfg.workers, drop_last=False,
                                                          generator=torch.Generator().manual_seed(cfg.seed)))
 
-    def _repaint(self, images: torch.Tensor, prob: float) -> torch.Tensor:
-        """Repaint a random share ``prob`` of ``images`` with training paintings (art augmentation)."""
+    def _repaint(self, images: torch.Tensor, prob: float, styles: torch.Tensor | None) -> torch.Tensor:
+        """Repaint a random share ``prob`` of ``images`` with ``styles`` (cycled), the art augmentation."""
         b = images.shape[0]
         # draw the randomness every step so the RNG stream does not depend on the data
         use = torch.rand(b, generator=self.generator) < prob
         alpha = self.cfg.texture_alpha_min + (1 - self.cfg.texture_alpha_min) * torch.rand(b, generator=self.generator)
-        if self.textures is None or self.decoder is None:
+        if styles is None or self.decoder is None or not bool(use.any()):
             return images
-        styles, _ = next(self.textures)
-        if not bool(use.any()):
-            return images
-        styles = to_float_batch(styles[:b], self.device)
+        styles = styles[torch.arange(b) % styles.shape[0]]
         with autocast_for(self.device, self.cfg.bf16):
-            painted = texture_augment(images, styles, self.encoder, self.decoder, alpha[: styles.shape[0]])
+            painted = texture_augment(images, styles, self.encoder, self.decoder, alpha)
         return torch.where(use.to(self.device).view(-1, 1, 1, 1), painted, images)
 
     def step(self, model: torch.nn.Module, want_sample: bool) -> StepOutput:
@@ -133,12 +130,16 @@ class WarperTask:
         parts = dict.fromkeys(self.columns, zero)
         batch, skipped = next(self.images)
         content = to_float_batch(batch, dev)
+        styles = None
+        if self.textures is not None:  # one batch of paintings a step, so a resume continues the stream
+            styles, sk = next(self.textures)
+            styles, skipped = to_float_batch(styles, dev), skipped + sk
         params = random_warp_params(content.shape[0], self.spec, self.generator)
         params.affine, params.tps_offsets = params.affine.to(dev), params.tps_offsets.to(dev)
         with torch.no_grad():
             geometry, _ = make_synthetic_pair(content, params)
             target = synthetic_field(params, (self.model.grid_size, self.model.grid_size))
-        geometry = self._repaint(geometry, cfg.texture_prob)
+        geometry = self._repaint(geometry, cfg.texture_prob, styles)
         with torch.no_grad(), autocast_for(dev, cfg.bf16):
             fc, fg = self.warper.features(content).float(), self.warper.features(geometry).float()
         with autocast_for(dev, cfg.bf16):
@@ -150,7 +151,7 @@ class WarperTask:
 
         if self.pairs is not None:
             pc, pg = (to_float_batch(t, dev) for t in next(self.pairs))
-            pc, pg = self._repaint(pc, cfg.pair_texture_prob), self._repaint(pg, cfg.pair_texture_prob)
+            pc, pg = (self._repaint(x, cfg.pair_texture_prob, styles) for x in (pc, pg))
             with torch.no_grad(), autocast_for(dev, cfg.bf16):
                 oc, og = objective_features(self.encoder, pc), objective_features(self.encoder, pg)
             with autocast_for(dev, cfg.bf16):
@@ -194,9 +195,12 @@ class WarperTask:
                      self.model.config(), WARPER_INPUT, provenance)
 
 
-def _index_loader(data: torch.utils.data.Dataset, batch_size: int, seed: int, start: int,
-                  workers: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Endless seeded batches of ``data``, resuming at sample ``start`` (epoch permutations per seed)."""
+def _index_loader(data: torch.utils.data.Dataset, batch_size: int, seed: int, start: int, workers: int, *,
+                  rank: int = 0, world: int = 1) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Endless seeded batches of ``data`` for this rank, resuming at its sample ``start``.
+
+    One stream of epoch permutations (seeded per epoch) is dealt round-robin to the ``world`` ranks.
+    """
     n = len(data)  # type: ignore[arg-type]
 
     def order() -> Iterator[int]:
@@ -204,7 +208,7 @@ def _index_loader(data: torch.utils.data.Dataset, batch_size: int, seed: int, st
             perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch)).tolist()
             yield from perm
 
-    indices = itertools.islice(order(), start, None)
+    indices = itertools.islice(order(), start * world + rank, None, world)
     sampler = _IterSampler(indices)
     loader = torch.utils.data.DataLoader(data, batch_size=batch_size, sampler=sampler, num_workers=workers,
                                          drop_last=True, persistent_workers=workers > 0)

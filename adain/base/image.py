@@ -181,6 +181,10 @@ def _decode(im: Image.Image, name: str, max_pixels: int) -> np.ndarray:
             warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")  # see _PIL_NOISE
             if getattr(im, "n_frames", 1) > 1:
                 im.seek(0)
+                if im.format == "TIFF" and im.mode not in ("P", "PA"):
+                    # Pillow 12 keeps a palette read from a later palette frame on a non-palette first
+                    # frame of a multi-frame TIFF, then fails its load ("unrecognized image mode").
+                    im.palette = None
             source_format = im.format  # exif_transpose returns a copy without it
             im = ImageOps.exif_transpose(im) or im
             im.load()

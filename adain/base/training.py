@@ -343,12 +343,13 @@ def _train(
         csv_log.rewind(start)
 
     def save(iteration: int) -> None:
-        if not ctx.is_main:
-            return
         state = {k: v.detach().cpu() for k, v in task.model.state_dict().items()}
-        if not _all_finite(state):  # never replace a good checkpoint with broken weights
+        # every rank checks (and agrees), so no rank waits in a collective for one that stopped
+        if ctx.any(not _all_finite(state), device):  # never replace a good checkpoint with broken weights
             raise TrainingDiverged(f"weights became non-finite by iteration {iteration}; "
                                    f"kept the last good checkpoint in '{out_dir}' (lower --lr?)")
+        if not ctx.is_main:
+            return
         ck = {**training_header(task.name, iteration, config_to_dict(cfg)),
               "model": state, "optimizer": optimizer.state_dict(), "rng": rng_state(generator)}
         save_checkpoint(ck, ckpt_path)

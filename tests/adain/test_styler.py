@@ -26,8 +26,9 @@ def images():
 
 
 def test_schedule():
-    assert scale_schedule(1024) == [256, 512, 1024]
-    assert scale_schedule(512) == [256, 512]
+    assert scale_schedule(2048) == [512, 1024, 2048]
+    assert scale_schedule(1024) == [512, 1024]
+    assert scale_schedule(512) == [512]
     assert scale_schedule(300) == [300]
     assert scale_schedule(512, [128, 256, 2048]) == [128, 256, 512]
 
@@ -175,20 +176,24 @@ def test_refine_lowers_both_losses(styler, images):
     assert after["style_loss"] < before["style_loss"]
 
 
-@pytest.mark.parametrize("schedule", ["lowpass", "guided", "restylize"])
+@pytest.mark.parametrize("schedule", ["guided", "restylize"])
 def test_every_schedule_gives_the_output_size(styler, images, schedule):
     c, s1, _ = images
     out = styler.stylize(c, [s1], size=96, scales=[48, 96], schedule=schedule, bf16=False)
     assert out.shape == (1, 3, 96, 96) and 0 <= float(out.min()) and float(out.max()) <= 1
 
 
-def test_lowpass_schedule_keeps_the_coarse_pass_low_frequencies(styler, images):
-    # the finest pass's frequencies below the coarse resolution are the coarse result's
+def test_guided_schedule_keeps_more_content_than_restylize(styler, images):
+    # the guided finer pass starts from the content's own features; restylize only from the coarse result
+    from adain.evaluate import texture_scores
+
     c, s1, _ = images
-    coarse = styler.stylize(c, [s1], size=48, scales=[48], bf16=False)
-    both = styler.stylize(c, [s1], size=96, scales=[48, 96], schedule="lowpass", bf16=False)
-    low = resize_exact(both, (48, 48))
-    assert float((low - coarse).abs().mean()) < 0.05  # measured 0.035; restylize and guided 0.15
+    c96 = resize_exact(c, (96, 96))
+    s = resize_exact(s1, (96, 96))
+    scores = {k: texture_scores(styler.encoder, c96, styler.stylize(c96, [s], size=96, scales=[48, 96], schedule=k,
+                                                                    bf16=False), s)
+              for k in ("guided", "restylize")}
+    assert scores["guided"]["content_loss"] < scores["restylize"]["content_loss"]
 
 
 def test_unknown_schedule_is_refused(styler, images):

@@ -48,9 +48,9 @@ def test_engine_gives_every_output_and_reuses_the_geometry(engine, samples, monk
     g = _sample(samples, "geometry", "munch_the-scream.jpg")
     t = _sample(samples, "texture", "vangogh_the-starry-night.jpg")
     encoded = []
-    encode = engine.pipeline.warper.encode
-    monkeypatch.setattr(engine.pipeline.warper, "encode",
-                        lambda image, **kw: encoded.append(kw.get("name")) or encode(image, **kw))
+    encode = engine.pipeline.warper._encode_checked
+    monkeypatch.setattr(engine.pipeline.warper, "_encode_checked",
+                        lambda image, bf16: encoded.append(tuple(image.shape[-2:])) or encode(image, bf16))
     steps = []
     out = engine.run(_sample(samples, "content", "kodim04.jpg"), g, t, size=64,
                      progress=lambda fraction, desc: steps.append((fraction, desc)))
@@ -60,7 +60,8 @@ def test_engine_gives_every_output_and_reuses_the_geometry(engine, samples, monk
     assert torch.equal(load_image(out.download), load_image(out.result))
     assert [f for f, _ in steps] == sorted(f for f, _ in steps) and steps[-1][0] < 1
     again = engine.run(_sample(samples, "content", "kodim23.jpg"), g, t, size=64)
-    assert encoded.count("geometry") == 1, "the same geometry was encoded again"
+    g_hw = tuple(load_image(g).shape[-2:])
+    assert encoded.count(g_hw) == 1 and len(encoded) == 3, "the same geometry was encoded again"
     assert again.download != out.download and out.download.is_file()
 
 

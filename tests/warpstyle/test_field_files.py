@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from adain.base.errors import CheckpointError
+from adain.base.errors import FieldError
 from warpstyle.field import WarpField
 from warpstyle.flow_io import write_flo
 from warpstyle.warper import Warper
@@ -16,14 +16,14 @@ def test_npy_header_declaring_a_huge_shape_is_refused_before_allocating(tmp_path
     with open(path, "wb") as f:
         np.lib.format.write_array_header_1_0(f, header)  # a ~128-byte file claiming 8 TB
     assert path.stat().st_size < 200
-    with pytest.raises(CheckpointError, match="not a readable .npy field"):
+    with pytest.raises(FieldError, match="not a readable .npy field"):
         WarpField.load(path)
 
 
 def test_npy_over_the_pixel_limit_is_refused(tmp_path):
     path = tmp_path / "big.npy"
     np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(20_000, 5_001, 2)).flush()
-    with pytest.raises(CheckpointError, match="implausible field size 5001x20000"):
+    with pytest.raises(FieldError, match="implausible field size 5001x20000"):
         WarpField.load(path)
 
 
@@ -33,7 +33,7 @@ def test_npy_with_non_finite_values_is_refused(tmp_path, bad):
     grid[1, 2, 0] = bad
     path = tmp_path / "f.npy"
     np.save(path, grid)
-    with pytest.raises(CheckpointError, match=r"the field holds 1 NaN or infinite value\(s\)"):
+    with pytest.raises(FieldError, match=r"the field holds 1 NaN or infinite value\(s\)"):
         WarpField.load(path)
 
 
@@ -73,5 +73,5 @@ def test_empty_and_non_finite_fields_fail_at_construction():
 def test_field_file_that_is_a_folder(tmp_path):
     d = tmp_path / "f.npy"
     d.mkdir()
-    with pytest.raises(CheckpointError, match="is a directory, not a file"):
+    with pytest.raises(FieldError, match="is a directory, not a file"):
         WarpField.load(d)

@@ -62,7 +62,7 @@ def test_apply_checks_inputs(warper, samples):
         warper.apply(torch.rand(1, 3, 8, 8) * 255, field)
 
 
-@pytest.mark.parametrize("strength,smoothness", [(0.0, 0.75), (0.5, 2.0), (3.0, 0.0)])
+@pytest.mark.parametrize("strength,smoothness", [(1.0, 0.75), (0.5, 2.0), (3.0, 0.0)])
 def test_applied_field_reproduces_apply_exactly(gen, strength, smoothness):
     # What `warpstyle run --save-field` writes (issue 15 case 13): the field apply really samples with.
     from warpstyle.field import WarpField
@@ -73,3 +73,12 @@ def test_applied_field_reproduces_apply_exactly(gen, strength, smoothness):
     assert applied.shape == (30, 24) and applied.output_size == (30, 24)
     direct = Warper.apply(image, field, strength=strength, smoothness=smoothness, size=(30, 24))
     assert torch.equal(Warper.apply(image, applied, smoothness=0, size=applied.shape), direct)
+
+
+def test_applied_field_at_strength_zero_is_the_identity(gen):
+    # No warp: the saved field is the identity (the output is the content resized with antialiasing).
+    from warpstyle.field import WarpField
+
+    field = WarpField(identity_grid(1, 16, 16) + 0.2 * torch.rand(1, 16, 16, 2, generator=gen) - 0.1, (30, 24))
+    applied = Warper.applied_field(field, strength=0.0, smoothness=0.75, size=(30, 24))
+    assert torch.allclose(applied.grid, identity_grid(1, 30, 24), atol=1e-6)

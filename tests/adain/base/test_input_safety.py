@@ -149,7 +149,7 @@ def test_decoder_message_names_the_problem_not_just_the_header(tmp_path):
     torch.save(state, path)
     with pytest.raises(CheckpointError) as e:
         Decoder.from_pretrained(path)
-    assert "Missing key(s)" in str(e.value) and "1.weight" in str(e.value)
+    assert "missing '1.weight'" in str(e.value)
     assert not str(e.value).rstrip().endswith(":")
     assert load_error_detail(RuntimeError("plain")) == "plain"
 

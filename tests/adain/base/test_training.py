@@ -99,7 +99,7 @@ def test_run_folder_is_locked(tmp_path):
 
 @pytest.mark.parametrize("name", ["mps", "meta", "xla", "gpu", "cuda:x"])
 def test_unsupported_devices_are_one_line_errors(name):
-    with pytest.raises(ConfigError, match="device must be auto, cpu, cuda or cuda:N"):
+    with pytest.raises(ValueError, match="device must be auto, cpu, cuda or cuda:N"):
         resolve_device(name)
 
 
