@@ -69,6 +69,36 @@ def test_train_styler_cli_and_resume(tmp_path):
     assert [line.split(",")[0] for line in lines[1:]] == ["1", "2", "3"]
 
 
+def test_train_styler_refuses_to_restart_an_existing_run(tmp_path, capsys):
+    # Issue 15 case 4: without --resume, an existing run folder is never silently overwritten.
+    content = make_image_folder(tmp_path / "c", seed=3)
+    style = make_image_folder(tmp_path / "s", seed=4, corrupt=False)
+    base = ["train-styler", "--config", str(CONFIGS / "train_styler_smoke.toml"), "--content-dir", str(content),
+            "--style-dir", str(style), "--output-dir", str(tmp_path / "run"), "--no-progress", "--iterations", "2"]
+    assert _run(base) == 0
+    before = (tmp_path / "run" / "checkpoint.pt").read_bytes(), (tmp_path / "run" / "losses.csv").read_text()
+    capsys.readouterr()
+    assert _run(base) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "already holds a run" in err[0] and "--resume auto" in err[0]
+    assert ((tmp_path / "run" / "checkpoint.pt").read_bytes(), (tmp_path / "run" / "losses.csv").read_text()) == before
+
+
+def test_train_styler_stops_on_divergence_and_keeps_the_good_checkpoint(tmp_path, capsys):
+    # Issue 15 case 5: --lr 1e30 gives non-finite losses; exit non-zero with one line, weights kept.
+    content = make_image_folder(tmp_path / "c", seed=3)
+    style = make_image_folder(tmp_path / "s", seed=4, corrupt=False)
+    base = ["train-styler", "--config", str(CONFIGS / "train_styler_smoke.toml"), "--content-dir", str(content),
+            "--style-dir", str(style), "--output-dir", str(tmp_path / "run"), "--no-progress"]
+    assert _run(base + ["--iterations", "2"]) == 0
+    good = (tmp_path / "run" / "decoder.safetensors").read_bytes()
+    capsys.readouterr()
+    code = _run(base + ["--iterations", "6", "--resume", "auto", "--lr", "1e30"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "non-finite" in err[0] and "last good checkpoint" in err[0]
+    assert (tmp_path / "run" / "decoder.safetensors").read_bytes() == good
+
+
 def test_train_styler_bad_config_key(tmp_path, capsys):
     cfg = tmp_path / "c.toml"
     cfg.write_text("iteration = 3\n")
