@@ -289,14 +289,13 @@ def run_training(
         CheckpointError: the resume checkpoint is not one of this task's or does not fit.
     """
     ctx = DistributedContext.from_env(cfg.device)
-    device = ctx.device(cfg.device)
-    out_dir = Path(cfg.output_dir)
-    ckpt_path = out_dir / "checkpoint.pt"
-    resume_path = find_resume(resume, out_dir)
-    if resume is None and ckpt_path.exists():
-        raise ConfigError(None, f"output_dir '{out_dir}' already holds a run (checkpoint.pt); "
-                                "use --resume auto to continue it, or another --output-dir")
-    try:
+    try:  # every exit, an early refusal too, tears the process group down
+        device = ctx.device(cfg.device)
+        out_dir = Path(cfg.output_dir)
+        resume_path = find_resume(resume, out_dir)
+        if resume is None and (out_dir / "checkpoint.pt").exists():
+            raise ConfigError(None, f"output_dir '{out_dir}' already holds a run (checkpoint.pt); "
+                                    "use --resume auto to continue it, or another --output-dir")
         with run_folder_lock(out_dir, ctx.is_main):
             return _train(task_factory, cfg, ctx, device, out_dir, resume_path, progress, desc)
     finally:
