@@ -1,13 +1,14 @@
-"""Warper training losses: field supervision, keypoint transfer, feature matching, smoothness."""
+"""Warper losses with a known target: field supervision, keypoint transfer, end-point error.
+
+The unsupervised feature-matching objective, with its smoothness and fold terms, is
+:mod:`warpstyle.objective`.
+"""
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from .warp import identity_grid
-
-__all__ = ["field_l1_loss", "keypoint_loss", "feature_matching_loss", "smoothness_loss", "end_point_error"]
+__all__ = ["field_l1_loss", "keypoint_loss", "end_point_error"]
 
 
 def field_l1_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -20,26 +21,6 @@ def keypoint_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) 
     err = (pred.float() - target.float()).abs().sum(-1)
     m = mask.float()
     return (err * m).sum() / m.sum().clamp_min(1.0)
-
-
-def feature_matching_loss(content_feat: torch.Tensor, geometry_feat: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
-    """Unsupervised: 1 - cosine similarity of warped content features and geometry features.
-
-    Args:
-        content_feat: ``(B, C, H, W)`` content features.
-        geometry_feat: ``(B, C, H, W)`` geometry features.
-        grid: ``(B, H, W, 2)`` backward field at the features' resolution.
-    """
-    warped = F.grid_sample(content_feat.float(), grid.float(), mode="bilinear", padding_mode="border",
-                           align_corners=False)
-    return (1.0 - F.cosine_similarity(warped, geometry_feat.float(), dim=1)).mean()
-
-
-def smoothness_loss(grid: torch.Tensor) -> torch.Tensor:
-    """Mean absolute first difference of the displacement (total variation), ``(B, H, W, 2)``."""
-    b, h, w, _ = grid.shape
-    d = grid.float() - identity_grid(b, h, w, device=grid.device)
-    return (d[:, 1:] - d[:, :-1]).abs().mean() + (d[:, :, 1:] - d[:, :, :-1]).abs().mean()
 
 
 def end_point_error(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
