@@ -27,11 +27,14 @@ _EXPORTS = {
     "FieldError": "adain.base.errors",
     "export_models": ".export",
     "feature_matching_objective": ".objective",
+    "Similarity": ".align",
+    "estimate_similarity": ".align",
 }
 
 if TYPE_CHECKING:
     from adain import __version__, tune_cpu_allocator
     from adain.base.errors import FieldError
+    from .align import Similarity, estimate_similarity
     from .correlation import correlation_4d, l2_normalize_features, normalize_correlation
     from .export import export_models
     from .field import WarpField
@@ -58,6 +61,8 @@ def __dir__() -> list[str]:
 __all__ = [
     "__version__",
     "Warper",
+    "Similarity",
+    "estimate_similarity",
     "Pipeline",
     "PipelineOptions",
     "PipelineResult",

@@ -38,6 +38,7 @@ def cli(verbose: int, quiet: bool) -> None:
 @click.option("--strength", default=1.0, show_default=True, type=click.FloatRange(0, 4), help="Warp strength: 0 = none, 1 = estimated warp, >1 exaggerates.")
 @click.option("--smoothness", default=None, type=click.FloatRange(0, 16), help="Gaussian smoothing of the warp field, in cells of its 16x16 grid [default: 0.75].")
 @click.option("--warp-refine", default=0, show_default=True, type=click.IntRange(0, 5000), help="Adam steps refining the warp for this pair on the feature-matching objective, features computed once (0: the network's field; 100 steps took 7-22 s on a busy 2-core CPU).")
+@click.option("--align/--no-align", default=None, help="First fit a global similarity (scale, rotation, shift) to the two images' feature matches, then the network's local warp: lines up objects of different size and place (a small face toward a face filling a caricature) [default: off].")
 @click.option("--alpha", default=0.8, show_default=True, type=click.FloatRange(0, 1), help="Texture strength: 0 = warped content only, 1 = full texture.")
 @click.option("--preserve-color", type=click.Choice(["match", "luminance"]), default=None, help="Keep the content's colours ('match' recolours the texture first; 'luminance' transfers luminance only).")
 @click.option("--size", type=click.IntRange(8, 16384), default=None, help="Longer side of the output in px; aspect of the geometry (or the content) [default: 512].")
@@ -69,7 +70,7 @@ def cli(verbose: int, quiet: bool) -> None:
               help="Progress on stderr: per pass with an ETA for one image, per image in batch mode "
                    "[default: when stderr is a terminal].")
 def run_cmd(contents: Sequence[Path], geometry: Path | None, textures: Sequence[Path], texture_weights: Sequence[float],
-            strength: float, smoothness: float | None, warp_refine: int, alpha: float, preserve_color: str | None, size: int | None,
+            strength: float, smoothness: float | None, warp_refine: int, align: bool | None, alpha: float, preserve_color: str | None, size: int | None,
             max_size: int, scales: str, schedule: str, refine_steps: int, warper_path: Path | None, decoder: Path | None, vgg: Path | None, device: str,
             bf16: bool | None, seed: int, output: Path, skip_existing: bool, overwrite: bool, save_warped: bool,
             save_field: str | None, save_sheet: bool, progress: bool | None) -> int:
@@ -84,7 +85,7 @@ def run_cmd(contents: Sequence[Path], geometry: Path | None, textures: Sequence[
     from adain.base.training import resolve_device
 
     from .pipeline import DEFAULT_SIZE, Pipeline, PipelineOptions
-    from .warper import DEFAULT_SMOOTHNESS, Warper
+    from .warper import DEFAULT_ALIGN, DEFAULT_SMOOTHNESS, Warper
 
     if texture_weights and len(texture_weights) != len(textures):
         raise click.BadParameter(f"give one --texture-weight per --texture ({len(textures)}); got {len(texture_weights)}",
@@ -95,7 +96,7 @@ def run_cmd(contents: Sequence[Path], geometry: Path | None, textures: Sequence[
         click.echo("warpstyle: warning: neither --geometry nor --texture given; the output is the resized content", err=True)
     opts = PipelineOptions(
         strength=strength, smoothness=DEFAULT_SMOOTHNESS if smoothness is None else smoothness, alpha=alpha,
-        warp_refine=warp_refine,
+        warp_refine=warp_refine, align=DEFAULT_ALIGN if align is None else align,
         texture_weights=list(texture_weights) or None, preserve_color=preserve_color,  # type: ignore[arg-type]
         size=size, max_size=max_size, scales=parse_scales(scales), schedule=schedule, refine_steps=refine_steps,  # type: ignore[arg-type]
         bf16=bf16, seed=seed,
@@ -265,12 +266,16 @@ def train_warper_cmd(config_path: Path | None, resume: str | None, progress: boo
 @click.option("--size", "out_size", default=512, show_default=True, type=click.IntRange(8, 16384), help="Landmark mode: output longer side (px) at which the field is applied and scored.")
 @click.option("--landmark-cache", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="JSON cache of detected landmarks, keyed by file hash [default: ~/.cache/warpstyle/face_landmarks.json].")
+@click.option("--min-face", default=0.0, show_default=True, type=click.FloatRange(0, 1),
+              help="Landmark mode: keep faces spanning at least this fraction of their image's longer side (0.2: portraits, headshots).")
+@click.option("--align/--no-align", default=False, show_default=True,
+              help="Score the warper with its global similarity alignment first (as warpstyle run --align).")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the figures as JSON.")
 def eval_warper_cmd(warper_path: Path | None, image_dir: str | None, holdout: float, split: str, pairs: int,
                     smoothness: float | None, pf_pascal_root: str | None, pf_pascal_csv: str | None, pck_alpha: float,
                     device: str, seed: int, faces_content: Sequence[Path], faces_geometry: Sequence[Path],
                     refine_steps: str, refine_size: int, max_pairs: int | None, out_size: int,
-                    landmark_cache: Path | None, json_out: Path | None) -> None:
+                    landmark_cache: Path | None, min_face: float, align: bool, json_out: Path | None) -> None:
     """Score a warper: end-point error and folds on synthetic pairs, PCK on PF-PASCAL, landmark PCK on face pairs.
 
     Landmark mode (--faces-content with --faces-geometry) pairs every held-out content face with every
@@ -319,7 +324,7 @@ def eval_warper_cmd(warper_path: Path | None, image_dir: str | None, holdout: fl
     lines = []
     if image_dir:
         s = evaluate_synthetic(warper, image_dir, pairs=pairs, holdout=holdout, split=split, seed=seed,
-                               smoothness=0.0 if smoothness is None else smoothness)
+                               smoothness=0.0 if smoothness is None else smoothness, align=align)
         report["synthetic"] = s
         lines += [f"synthetic pairs ({int(s['pairs'])}, {split} split of {image_dir}, 256 px):",
                   f"  {'field':<10} {'EPE px':>8} {'folds %':>8}",
@@ -336,12 +341,12 @@ def eval_warper_cmd(warper_path: Path | None, image_dir: str | None, holdout: fl
 
         cache = LandmarkCache(landmark_cache or default_cache_path(), landmarker)
         fpairs, counts = face_pairs(faces_content, faces_geometry, cache, holdout=holdout, split=split,
-                                    max_pairs=max_pairs)
+                                    max_pairs=max_pairs, min_face=min_face)
         if not fpairs:
             raise StyleTransferError(f"no face pairs in the {split} split of the given folders: {counts}")
         lm = evaluate_landmarks(warper, fpairs, refine_steps=steps, refine_size=refine_size,
                                 smoothness=DEFAULT_SMOOTHNESS if smoothness is None else smoothness,
-                                size=out_size, progress=True)
+                                size=out_size, progress=True, align=align)
         lm["counts"] = counts
         report["landmarks"] = lm
         lines += [f"face landmarks ({split} split; {counts['content_faces']} of {counts['content_images']} content "

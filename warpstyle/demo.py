@@ -148,6 +148,7 @@ class DemoEngine:
         preserve_color: str | None = None,
         size: int = DEFAULT_SIZE,
         refinement_steps: int | None = None,
+        align: bool = False,
         progress: Callable[..., Any] | None = None,
     ) -> DemoOutputs:
         """Run one request.
@@ -158,6 +159,7 @@ class DemoEngine:
             preserve_color: None (or ``"off"``), ``"match"`` or ``"luminance"``.
             size: output longer side (px); the aspect is the geometry's, else the content's.
             refinement_steps: per-pair warp refinement, passed on once PipelineOptions has it.
+            align: global similarity alignment before the network's warp (``warpstyle run --align``).
             progress: called as ``progress(fraction, desc=...)`` between stages (e.g. gr.Progress).
 
         Raises:
@@ -172,7 +174,7 @@ class DemoEngine:
         start = time.perf_counter()
         colour = None if preserve_color in (None, "", "off") else preserve_color
         options = PipelineOptions(strength=float(strength), smoothness=float(smoothness), alpha=float(alpha),
-                                  preserve_color=colour, size=int(size))  # type: ignore[arg-type]
+                                  preserve_color=colour, size=int(size), align=bool(align))  # type: ignore[arg-type]
         field_name = refinement_option()
         if refinement_steps and field_name:
             options = dataclasses.replace(options, **{field_name: int(refinement_steps)})
@@ -306,6 +308,9 @@ def build_app(engine: DemoEngine | None = None, *, examples: list[list[str | Non
             # Per-pair warp refinement (issue 14) gets its slider here once PipelineOptions has the field.
             refinement = gr.Slider(0, 200, value=0, step=10, label="Warp refinement steps", elem_id="refinement",
                                    visible=refine is not None)
+            align = gr.Checkbox(value=False, label="Align first",
+                                info="a global similarity (scale, rotation, shift) before the warp: for one "
+                                     "object framed differently in the two images; can zoom", elem_id="align")
         run = gr.Button("Run", variant="primary", elem_id="run")
         if examples:
             gr.Examples(examples, inputs=[content, geometry, texture], label="Examples (bundled samples)")
@@ -319,10 +324,10 @@ def build_app(engine: DemoEngine | None = None, *, examples: list[list[str | Non
             info = gr.Textbox(label="Run", interactive=False, elem_id="info")
 
         def on_run(c: str | None, g: str | None, t: str | None, st: float, sm: float, a: float, col: str,
-                   sz: float, steps: float, progress: gr.Progress = gr.Progress()) -> tuple:  # noqa: B008
+                   sz: float, steps: float, al: bool, progress: gr.Progress = gr.Progress()) -> tuple:  # noqa: B008
             try:
                 out = engine.run(c, g, t, strength=st, smoothness=sm, alpha=a, preserve_color=col, size=int(sz),
-                                 refinement_steps=int(steps), progress=progress)
+                                 refinement_steps=int(steps), align=bool(al), progress=progress)
             except Exception as e:
                 message = _user_message(e)
                 if message is None:
@@ -330,7 +335,7 @@ def build_app(engine: DemoEngine | None = None, *, examples: list[list[str | Non
                 raise gr.Error(html.escape(message), print_exception=False) from None
             return out.result, out.warped, out.field, out.sheet, str(out.download), out.info
 
-        run.click(on_run, [content, geometry, texture, strength, smoothness, alpha, colour, size, refinement],
+        run.click(on_run, [content, geometry, texture, strength, smoothness, alpha, colour, size, refinement, align],
                   [result, warped, field, sheet, download, info], concurrency_limit=1)
     return app
 

@@ -35,8 +35,11 @@ def evaluate_synthetic(
     batch_size: int = 16,
     load_size: int = 288,
     progress: bool = False,
+    align: bool = False,
 ) -> dict[str, float]:
     """Mean end-point error (px at 256) and fold share on seeded synthetic pairs of held-out images.
+
+    ``align``: estimate with the global similarity first (``Warper.estimate(..., align=True)``).
 
     Returns:
         ``{"pairs", "epe", "epe_identity", "epe_ratio", "fold", "fold_identity", "fold_ground_truth"}``.
@@ -53,7 +56,7 @@ def evaluate_synthetic(
         params = random_warp_params(content.shape[0], spec, gen)
         params.affine, params.tps_offsets = params.affine.to(device), params.tps_offsets.to(device)
         geometry, gt = make_synthetic_pair(content, params)
-        grid = warper(content, geometry)
+        grid = warper.estimate(content, geometry, align=True).grid if align else warper(content, geometry)
         pred = resize_field(smooth_field(grid, smoothness), (CROP, CROP))
         ident = identity_grid(content.shape[0], CROP, CROP, device=device)
         epe += float(end_point_error(pred, gt).sum())

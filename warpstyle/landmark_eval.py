@@ -35,7 +35,7 @@ from .refine import REFINE_SIZE, refine_field
 from .warp import identity_grid, resize_field, smooth_field
 from .warper import DEFAULT_SMOOTHNESS, Warper
 
-__all__ = ["FacePair", "face_pairs", "evaluate_landmarks", "format_landmark_table"]
+__all__ = ["FacePair", "face_extent", "face_pairs", "evaluate_landmarks", "format_landmark_table"]
 
 
 @dataclasses.dataclass
@@ -71,6 +71,7 @@ def face_pairs(
     holdout: float = 0.1,
     split: str = "heldout",
     max_pairs: int | None = None,
+    min_face: float = 0.0,
 ) -> tuple[list[FacePair], dict[str, int]]:
     """Every (content face) x (geometry face) pair of the chosen split, in sorted path order.
 
@@ -79,6 +80,8 @@ def face_pairs(
         cache: landmark cache (detects and stores on a miss).
         holdout, split: the hash split (``"heldout"``, ``"train"`` or ``"all"``).
         max_pairs: keep this many pairs, spread evenly over the full list (None: all).
+        min_face: keep only faces whose landmarks span at least this fraction of their image's
+            longer side (e.g. 0.2: portraits and headshots, not a face in a crowd).
 
     Returns:
         ``(pairs, counts)`` with counts of images searched, faces found and pairs.
@@ -86,6 +89,9 @@ def face_pairs(
     contents, n_c = _faces(content_dirs, cache, split, holdout)
     geometries, n_g = _faces(geometry_dirs, cache, split, holdout)
     cache.save()
+    if min_face > 0:
+        contents = [f for f in contents if face_extent(f[1], f[2]) >= min_face]
+        geometries = [f for f in geometries if face_extent(f[1], f[2]) >= min_face]
     pairs = [FacePair(c, g, cp, gp, chw, ghw) for c, cp, chw in contents for g, gp, ghw in geometries if c != g]
     counts = {"content_images": n_c, "content_faces": len(contents), "geometry_images": n_g,
               "geometry_faces": len(geometries), "all_pairs": len(pairs)}
@@ -94,6 +100,11 @@ def face_pairs(
         pairs = [pairs[i] for i in sorted(set(idx.tolist()))]
     counts["pairs"] = len(pairs)
     return pairs, counts
+
+
+def face_extent(points: np.ndarray, hw: tuple[int, int]) -> float:
+    """Larger side of the landmarks' bounding box, as a fraction of the image's longer side."""
+    return float(max(np.ptp(points[:, 0]), np.ptp(points[:, 1])) / max(hw))
 
 
 def _output_hw(geometry_hw: tuple[int, int], size: int) -> tuple[int, int]:
@@ -115,6 +126,7 @@ def evaluate_landmarks(
     size: int = 512,
     thresholds: Sequence[float] = PCK_THRESHOLDS,
     progress: bool = False,
+    align: bool = False,
 ) -> dict[str, object]:
     """Landmark accuracy, feature-matching objective and folds of identity, a fitted similarity and the warper.
 
@@ -126,6 +138,7 @@ def evaluate_landmarks(
     then resized (bicubic) to the output size (geometry aspect, ``size`` px longer side). Landmarks,
     fold share and the objective (pool4 + relu4_1 at 256 px, default weights) are measured on that
     applied field. ``refined_smoothness`` smooths the refined fields instead (None: ``smoothness``).
+    ``align``: the warper's field (and the refinement's start) with its global similarity first.
 
     Returns:
         ``{"pairs", "rows": {name: {"pck@T"..., "mean_error", "feature", "objective", "fold",
@@ -154,7 +167,7 @@ def evaluate_landmarks(
         (cf, t_c), (gf, t_g) = encode(pair.content), encode(pair.geometry)
         t0 = time.perf_counter()
         grid = warper.estimate(None, None, content_features=cf["pool4"], geometry_features=gf["pool4"],
-                               geometry_size=pair.geometry_hw).grid
+                               geometry_size=pair.geometry_hw, content_size=pair.content_hw, align=align).grid
         t_net = time.perf_counter() - t0 + t_c + t_g
 
         def score(name: str, raw: torch.Tensor, seconds: float, sigma: float = smoothness) -> None:
@@ -195,7 +208,7 @@ def evaluate_landmarks(
             row.update({k: v / n for k, v in sums[name].items()})
         rows[name] = row
     return {"pairs": len(pairs), "rows": rows,
-            "settings": {"smoothness": smoothness, "refined_smoothness": refined_smoothness, "size": size, "refine_size": refine_size,
+            "settings": {"align": align, "smoothness": smoothness, "refined_smoothness": refined_smoothness, "size": size, "refine_size": refine_size,
                          "thresholds": list(thresholds)}}
 
 

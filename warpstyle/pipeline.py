@@ -22,7 +22,7 @@ from adain.base.vgg import VGGEncoder
 
 from .field import WarpField
 from .warp import PaddingMode
-from .warper import DEFAULT_SMOOTHNESS, Warper
+from .warper import DEFAULT_ALIGN, DEFAULT_SMOOTHNESS, Warper
 
 __all__ = ["Pipeline", "PipelineResult", "PipelineOptions", "comparison_sheet", "DEFAULT_SIZE", "DEFAULT_MAX_SIZE"]
 
@@ -41,6 +41,7 @@ class PipelineOptions:
     strength: float = 1.0  # warp strength: 0 = no warp, 1 = estimated warp
     smoothness: float = DEFAULT_SMOOTHNESS  # Gaussian sigma on the field, in 16x16-grid cells
     warp_refine: int = 0  # Adam steps refining the field per pair on the feature-matching objective
+    align: bool = DEFAULT_ALIGN  # global similarity (scale, rotation, shift) from feature matches first
     alpha: float = 0.8  # texture strength (0.8 keeps faces legible on the samples; the styler alone defaults to 1)
     texture_weights: Sequence[float] | None = None
     preserve_color: ColorMode | None = None
@@ -271,10 +272,11 @@ class Pipeline:
                 # Refinement needs the geometry image itself (its relu4_1 features); the pool4 ones are reused.
                 field = self.warper.estimate(c, prep.geometry, bf16=bf16, geometry_features=prep.geometry_features,
                                              geometry_size=tuple(prep.geometry.shape[-2:]),
-                                             refine_steps=opts.warp_refine)
+                                             refine_steps=opts.warp_refine, align=opts.align)
             else:
                 field = self.warper._estimate_checked(self.warper._encode_checked(c, bf16), prep.geometry_features,
-                                                      tuple(prep.geometry.shape[-2:]))
+                                                      tuple(prep.geometry.shape[-2:]), align=opts.align,
+                                                      content_size=tuple(c.shape[-2:]))
             warped = Warper._apply_checked(c, field, opts.strength, opts.smoothness, out_hw, opts.padding)
             image = warped
         else:

@@ -18,6 +18,7 @@ from adain.base.image import ImageLike, as_image_batch, fit_longer, resize_exact
 from adain.base.vgg import VGGEncoder
 from adain.base.weights import bundled_weights, check_state, load_weights, meta_shapes
 
+from .align import align_features, compose_similarity, estimate_similarity
 from .correlation import l2_normalize_features
 from .field import WarpField
 from .objective import objective_features
@@ -25,12 +26,14 @@ from .refine import REFINE_SIZE, refine_field
 from .regressor import WarpRegressor
 from .warp import PaddingMode, apply_warp
 
-__all__ = ["Warper", "BUNDLED_WARPER", "DEFAULT_SMOOTHNESS", "WARPER_INPUT"]
+__all__ = ["Warper", "BUNDLED_WARPER", "DEFAULT_ALIGN", "DEFAULT_SMOOTHNESS", "WARPER_INPUT"]
 
 BUNDLED_WARPER = "warper.safetensors"
 #: Default Gaussian smoothing of the field, in cells of the 16x16 feature grid.
 DEFAULT_SMOOTHNESS = 0.75
 FEATURE_SIZE = 256
+#: Global similarity alignment before the network's field (:mod:`warpstyle.align`).
+DEFAULT_ALIGN = False
 #: The regressor's input convention, stored in every warper weights file.
 WARPER_INPUT: dict[str, Any] = {
     "features": "VGG-19 pool4 (bundled Oxford VGG, raw: pool taps carry no scale) of content and geometry, "
@@ -136,8 +139,10 @@ class Warper(nn.Module):
         content_features: torch.Tensor | None = None,
         geometry_features: torch.Tensor | None = None,
         geometry_size: tuple[int, int] | None = None,
+        content_size: tuple[int, int] | None = None,
         refine_steps: int = 0,
         refine_size: int = REFINE_SIZE,
+        align: bool = DEFAULT_ALIGN,
     ) -> WarpField:
         """Estimate the field that gives ``content`` the shapes of ``geometry``.
 
@@ -149,10 +154,17 @@ class Warper(nn.Module):
             bf16: run the VGG features under bf16 autocast (faster on CPU).
             content_features, geometry_features: precomputed :meth:`encode` outputs.
             geometry_size: ``(H2, W2)`` of the geometry when only its features are given.
+            content_size: ``(H, W)`` of the content when only its features are given (for
+                ``align``; None: taken as square).
             refine_steps: Adam steps refining the field for this pair on the feature-matching
                 objective (:mod:`warpstyle.refine`); 0 (default) returns the network's field.
                 Needs both images (features may still be given for the network's pass).
             refine_size: side of the refined field.
+            align: first fit a global similarity (scale, rotation, shift) to mutual feature matches
+                (:mod:`warpstyle.align`), estimate the network's field against the content seen
+                through it, and compose the two; where no reliable similarity is found, the plain
+                network field. Lines up objects of different size and place (a small face in a
+                photo, a face filling a caricature).
 
         Returns:
             WarpField with a ``(B, 16, 16, 2)`` grid (``refine_size`` square when refined) and
@@ -166,6 +178,7 @@ class Warper(nn.Module):
                 raise ValueError("refine_steps > 0 needs the content and geometry images, not only their features")
             c = as_image_batch(content, "content").to(self.device)
             g = as_image_batch(geometry, "geometry").to(self.device)
+            content_size = (int(c.shape[-2]), int(c.shape[-1]))
             with torch.no_grad(), _bf16(self.device, bf16):
                 # One encoder pass per image gives the network's pool4 and the objective's taps.
                 c_obj, g_obj = objective_features(self.encoder, c), objective_features(self.encoder, g)
@@ -175,7 +188,9 @@ class Warper(nn.Module):
         if content_features is None:
             if content is None:
                 raise ValueError("content must be given (or content_features)")
-            content_features = self.encode(content, bf16=bf16, name="content")
+            c = as_image_batch(content, "content")
+            content_size = (int(c.shape[-2]), int(c.shape[-1]))
+            content_features = self._encode_checked(c, bf16)
         if geometry_features is None:
             if geometry is None:
                 raise ValueError("geometry must be given (or geometry_features)")
@@ -189,18 +204,27 @@ class Warper(nn.Module):
             raise ValueError(f"geometry must have batch 1 or content's batch ({content_features.shape[0]}); "
                              f"got {geometry_features.shape[0]}")
         refine = None if c_obj is None or g_obj is None else (c_obj, g_obj, int(refine_steps), refine_size)
-        return self._estimate_checked(content_features, geometry_features, geometry_size, refine)
+        return self._estimate_checked(content_features, geometry_features, geometry_size, refine,
+                                      align=bool(align), content_size=content_size)
 
     @torch.no_grad()
     def _estimate_checked(self, fc: torch.Tensor, fg: torch.Tensor, geometry_size: tuple[int, int] | None,
-                          refine: tuple[dict, dict, int, int] | None = None) -> WarpField:
+                          refine: tuple[dict, dict, int, int] | None = None, *, align: bool = False,
+                          content_size: tuple[int, int] | None = None) -> WarpField:
         """:meth:`estimate` from checked :meth:`encode` features (``fg`` of batch 1 or ``fc``'s).
 
         ``refine``: ``(content taps, geometry taps, steps, size)`` for :func:`warpstyle.refine.refine_field`.
+        ``align``: compose with a global similarity (:mod:`warpstyle.align`); sizes default to square.
         """
         if fg.shape[0] == 1 and fc.shape[0] > 1:
             fg = fg.expand(fc.shape[0], -1, -1, -1)
-        grid = self.regressor(fc.to(self.device), fg.to(self.device))
+        fc, fg = fc.to(self.device), fg.to(self.device)
+        if align:
+            c_hw, g_hw = content_size or (1, 1), geometry_size or (1, 1)
+            sims = estimate_similarity(fc, fg, c_hw, g_hw)
+            grid = compose_similarity(sims, self.regressor(align_features(fc, sims, c_hw, g_hw), fg), c_hw, g_hw)
+        else:
+            grid = self.regressor(fc, fg)
         if refine is not None:
             c_obj, g_obj, steps, size = refine
             grid = refine_field(c_obj, g_obj, grid, steps=steps, size=size)

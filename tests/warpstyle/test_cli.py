@@ -271,3 +271,24 @@ def test_single_run_progress_per_pass(tmp_path, samples, capsys):
                  "--progress", "-o", str(tmp_path / "o.png")])
     err = capsys.readouterr().err
     assert code == 0 and "warpstyle run" in err and "100%" in err and "2 passes done" in err
+
+
+def test_align_flag_reaches_the_warper(tmp_path, samples, pipeline):
+    c, g = samples / "content" / "kodim23.jpg", samples / "geometry" / "munch_the-scream.jpg"
+    out = tmp_path / "aligned.png"
+    assert _run(["run", "-c", str(c), "-g", str(g), "--size", "64", "--align", "-o", str(out)]) == 0
+    api = pipeline.run(c, g, size=64, align=True).image
+    plain = pipeline.run(c, g, size=64).image
+    cli_img = load_image(out)
+    assert torch.allclose(cli_img, (api.clamp(0, 1) * 255).round() / 255, atol=1 / 255 + 1e-6)
+    assert not torch.allclose(api, plain, atol=0.05)  # the similarity moved the content
+
+
+def test_eval_warper_with_align(tmp_path, samples, capsys):
+    code = _run(["eval-warper", "--image-dir", str(samples / "content"), "--split", "all", "--pairs", "2",
+                 "--align", "--json", str(tmp_path / "r.json")])
+    assert code == 0
+    import json
+
+    r = json.loads((tmp_path / "r.json").read_text())["synthetic"]
+    assert r["pairs"] == 2 and np.isfinite(r["epe"])

@@ -75,6 +75,15 @@ def test_engine_inputs_may_be_left_empty(engine, samples):
         engine.run(None, None, None)
 
 
+def test_engine_align_changes_the_warp(engine, samples):
+    c = _sample(samples, "content", "kodim23.jpg")
+    g = _sample(samples, "geometry", "munch_the-scream.jpg")
+    plain = engine.run(c, g, None, size=48)
+    aligned = engine.run(c, g, None, size=48, align=True)
+    assert aligned.result.size == plain.result.size
+    assert aligned.result.tobytes() != plain.result.tobytes()
+
+
 def test_bad_upload_gets_the_cli_message_naming_the_upload(engine, samples, tmp_path):
     broken = tmp_path / "uploads" / "holiday.jpg"
     broken.parent.mkdir()
@@ -118,7 +127,7 @@ def test_handler_turns_user_errors_into_one_line_page_errors(engine, samples, tm
 
     app = build_app(engine, examples=[])
     (handler,) = [f.fn for f in app.fns.values() if f.name == "on_run"]
-    args = (None, None, None, 1.0, 0.75, 0.8, "off", 64, 0)
+    args = (None, None, None, 1.0, 0.75, 0.8, "off", 64, 0, False)
     with pytest.raises(gr.Error) as e:
         handler(*args)
     assert e.value.message == "give a content image (the photo to transform)"

@@ -51,6 +51,9 @@ def test_face_pairs_cache_and_evaluation_without_dlib(tmp_path, samples):
     again, _ = face_pairs([c], [g], LandmarkCache(tmp_path / "lm.json"), split="all")
     assert [p.geometry.name for p in again] == ["face_b.jpg", "face_c.jpg"]
     assert face_pairs([c], [g], cache, split="all", max_pairs=1)[1]["pairs"] == 1
+    # the fake faces span 0.6-0.7 of each image: kept at min_face 0.5, all dropped at 0.8
+    assert face_pairs([c], [g], cache, split="all", min_face=0.5)[1]["pairs"] == 2
+    assert face_pairs([c], [g], cache, split="all", min_face=0.8)[1]["content_faces"] == 0
 
     torch.manual_seed(0)
     warper = Warper(VGGEncoder(), WarpRegressor()).eval().requires_grad_(False)  # untrained: identity
@@ -65,6 +68,8 @@ def test_face_pairs_cache_and_evaluation_without_dlib(tmp_path, samples):
     assert rows["identity"]["fold"] == 0.0 and rows["refine 2"]["seconds"] > 0
     table = format_landmark_table(report)
     assert "similarity" in table and "refine 2" in table
+    aligned = evaluate_landmarks(warper, pairs, size=64, align=True)
+    assert aligned["settings"]["align"] is True and np.isfinite(aligned["rows"]["warper"]["mean_error"])
 
 
 def test_landmark_mode_without_the_extra_is_a_one_line_error(tmp_path, samples, monkeypatch, capsys):

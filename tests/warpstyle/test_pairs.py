@@ -27,6 +27,9 @@ def test_mined_pairs_are_cached_deterministic_and_split(tmp_path):
     assert len(list((tmp_path / "cache").glob("pairs_*.npz"))) == 1
     again = MinedPairs([a, b], enc, cache_dir=tmp_path / "cache", k=2, split="all", size=32, max_similarity=1.01)
     assert (first.pairs == again.pairs).all()
+    other = VGGEncoder()  # another VGG (--vgg): its descriptors must not come from the first one's cache
+    MinedPairs([a, b], other, cache_dir=tmp_path / "cache", k=2, split="all", size=32, max_similarity=1.01)
+    assert len(list((tmp_path / "cache").glob("pairs_*.npz"))) == 2
     assert len(first) > 0
     c, g = first[0]
     assert c.shape == g.shape == (3, 32, 32) and c.dtype == torch.uint8

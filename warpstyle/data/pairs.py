@@ -9,7 +9,8 @@ animal with animals). Near-duplicates (similarity above ``max_similarity``) are 
 one photo with itself teaches nothing the synthetic pairs do not.
 
 Deterministic: descriptors depend only on the pixels, ties break by path order, and the result is
-cached in a ``.npz`` keyed by the files' paths, sizes and modification times. The split is the
+cached in a ``.npz`` keyed by the files' paths, sizes and modification times and by the encoder's
+weights. The split is the
 project's hash hold-out (:func:`adain.base.data.split_paths`), per folder, so held-out images never
 enter training pairs.
 """
@@ -90,8 +91,17 @@ def nearest_pairs(desc: torch.Tensor, k: int, *, max_similarity: float = 0.95) -
     return pairs
 
 
-def _cache_key(paths: Sequence[Path], k: int, max_similarity: float) -> str:
-    h = hashlib.sha256(f"v1 {DESCRIPTOR_SIZE} {k} {max_similarity}".encode())
+def encoder_fingerprint(encoder: torch.nn.Module) -> str:
+    """SHA-256 of the encoder's weights: descriptors from another VGG (``--vgg``) get another cache."""
+    h = hashlib.sha256()
+    for name, t in sorted(encoder.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _cache_key(paths: Sequence[Path], k: int, max_similarity: float, encoder: str) -> str:
+    h = hashlib.sha256(f"v2 {DESCRIPTOR_SIZE} {k} {max_similarity} {encoder}".encode())
     for p in paths:
         st = p.stat()
         h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
@@ -121,7 +131,7 @@ class MinedPairs(torch.utils.data.Dataset):
         if len(paths) < 2:
             raise ValueError(f"need at least two {split} images in {list(map(str, folders))} to mine pairs")
         self.paths = paths
-        cache = Path(cache_dir) / f"pairs_{_cache_key(paths, k, max_similarity)}.npz"
+        cache = Path(cache_dir) / f"pairs_{_cache_key(paths, k, max_similarity, encoder_fingerprint(encoder))}.npz"
         if cache.is_file():
             data = np.load(cache)
             idx, sims = data["pairs"], data["similarity"]

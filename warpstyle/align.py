@@ -1,0 +1,280 @@
+"""Global alignment: a similarity (scale, rotation, shift) between two images from mutual feature matches.
+
+The warper's network learned on synthetic warps of one photo, so it tracks small and medium
+displacements but not the large offset and scale between two *different* objects (a small face in a
+photo, a face filling a caricature). Here the two images' L2-normalised pool4 features are matched
+(mutual nearest neighbours under the cosine), a similarity is fitted to the matches by RANSAC with
+a weighted least-squares refit on the inliers, and the network's local field is then estimated
+against the aligned content and composed with it (:meth:`warpstyle.warper.Warper.estimate`,
+``align=True``). Deterministic: a fixed seed for the hypotheses.
+
+Convention:
+    A :class:`Similarity` maps a geometry point to a content point in *aspect-corrected*
+    normalised units, ``(x * W / L, y * H / L)`` with ``(x, y)`` normalised ``[-1, 1]``
+    (``align_corners=False``) and ``L = max(H, W)`` of each image, so it is a similarity in pixels
+    whatever the two aspect ratios. Fields are backward grids ``(B, H, W, 2)`` as in
+    :mod:`warpstyle.warp`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+import torch.nn.functional as F
+
+from adain.base.checks import check_shape
+
+from .correlation import l2_normalize_features
+from .warp import identity_grid
+
+__all__ = ["Similarity", "mutual_matches", "fit_similarity_ransac", "estimate_similarity", "align_features",
+           "compose_similarity", "MIN_INLIERS", "MAX_SCALE", "MAX_OVERSHOOT", "MIN_GAIN"]
+
+#: Fewer inlier matches than this and no similarity is reported (the plain network field is used).
+MIN_INLIERS = 6
+#: Inlier threshold in aspect-corrected units (the longer side spans 2): 6 % of the longer side.
+THRESHOLD = 0.12
+ITERATIONS = 1000
+#: Plausible range of a global alignment; wilder hypotheses are never chosen.
+MAX_SCALE = 2.0
+MAX_ANGLE_DEG = 30.0
+#: The geometry's frame, mapped into the content, may reach this far (a quarter of the content's
+#: half-extent) beyond it: more would fill the output with reflected copies of the content.
+MAX_OVERSHOOT = 0.25
+#: The chosen similarity must gather this much more match weight than the identity does (0.5: 50 %).
+MIN_GAIN = 0.5
+
+
+@dataclasses.dataclass(frozen=True)
+class Similarity:
+    """``content = scale * R(angle) @ geometry + shift`` in aspect-corrected units (module docstring).
+
+    Attributes:
+        scale: content length per geometry length (above 1: the content's object is larger).
+        angle: rotation in radians (counter-clockwise in image coordinates, y down).
+        shift: ``(x, y)`` translation.
+        inliers, matches: RANSAC inliers among the mutual matches it was fitted on.
+    """
+
+    scale: float
+    angle: float
+    shift: tuple[float, float]
+    inliers: int = 0
+    matches: int = 0
+
+    def apply(self, points: torch.Tensor) -> torch.Tensor:
+        """Map ``(..., 2)`` aspect-corrected geometry points to content points."""
+        c, s = self.scale * math.cos(self.angle), self.scale * math.sin(self.angle)
+        x, y = points[..., 0], points[..., 1]
+        return torch.stack([c * x - s * y + self.shift[0], s * x + c * y + self.shift[1]], dim=-1)
+
+
+def _aspect(hw: tuple[int, int]) -> tuple[float, float]:
+    h, w = hw
+    return w / max(h, w), h / max(h, w)
+
+
+def _cell_points(n: int, hw: tuple[int, int], device: torch.device) -> torch.Tensor:
+    """``(n*n, 2)`` aspect-corrected centres of an ``n x n`` feature grid over an image of size ``hw``."""
+    g = identity_grid(1, n, n, device=device, dtype=torch.float64)[0].reshape(-1, 2)
+    ax, ay = _aspect(hw)
+    return g * torch.tensor([ax, ay], dtype=torch.float64, device=device)
+
+
+def mutual_matches(content: torch.Tensor, geometry: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mutual nearest neighbours between two L2-normalised feature maps ``(C, n, n)``.
+
+    Returns:
+        ``(content_index, geometry_index, score)``: flat cell indices and cosine scores (``>= 0``)
+        of each geometry cell whose best content cell has it as its own best match.
+    """
+    corr = content.flatten(1).T.double() @ geometry.flatten(1).double()  # (Nc, Ng)
+    best_c = corr.argmax(0)
+    best_g = corr.argmax(1)
+    g_idx = torch.arange(corr.shape[1], device=corr.device)
+    keep = best_g[best_c] == g_idx
+    g_idx, c_idx = g_idx[keep], best_c[keep]
+    return c_idx, g_idx, corr[c_idx, g_idx].clamp_min(0.0)
+
+
+def _solve(zg: torch.Tensor, zc: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weighted least squares ``zc ~ a * zg + b`` over complex points; returns ``(a, b)``."""
+    sw = w.sqrt().to(zg.dtype)
+    design = torch.stack([zg, torch.ones_like(zg)], dim=1) * sw[:, None]
+    sol = torch.linalg.lstsq(design, (zc * sw).unsqueeze(1)).solution.squeeze(1)
+    return sol[0], sol[1]
+
+
+def fit_similarity_ransac(
+    geometry_points: torch.Tensor,
+    content_points: torch.Tensor,
+    weights: torch.Tensor,
+    *,
+    threshold: float = THRESHOLD,
+    iterations: int = ITERATIONS,
+    max_scale: float = MAX_SCALE,
+    max_angle_deg: float = MAX_ANGLE_DEG,
+    min_inliers: int = MIN_INLIERS,
+    min_gain: float = MIN_GAIN,
+    frames: tuple[tuple[float, float], tuple[float, float]] | None = None,
+    max_overshoot: float = MAX_OVERSHOOT,
+    seed: int = 0,
+) -> Similarity | None:
+    """RANSAC similarity ``content ~ s R geometry + t`` from ``(N, 2)`` matched points.
+
+    Hypotheses come from random pairs of matches; each is scored by the summed ``weights`` of the
+    matches within ``threshold`` (scaled by the hypothesis' scale when it is above 1, since the
+    residual is measured in the content); the best is refitted on its inliers (weighted least
+    squares, three rounds).
+
+    Args:
+        geometry_points, content_points: ``(N, 2)`` aspect-corrected matched points.
+        weights: ``(N,)`` non-negative match weights (cosine scores).
+        min_gain: the best hypothesis must gather ``1 + min_gain`` times the weight the identity
+            gathers, or no similarity is reported (weak evidence never moves the content).
+        frames: ``((gx, gy), (cx, cy))``, half-extents of the geometry and content frames in
+            aspect-corrected units; with them, hypotheses mapping the geometry frame more than
+            ``max_overshoot`` (in content half-extents) beyond the content are not considered.
+
+    Returns:
+        The :class:`Similarity`, or None with fewer than ``min_inliers`` inliers, too little gain over
+        the identity, or no plausible hypothesis (scale within ``[1/max_scale, max_scale]``, angle
+        within ``max_angle_deg``, overshoot within ``max_overshoot``).
+
+    Example:
+        >>> g = torch.rand(20, 2, dtype=torch.float64) * 2 - 1
+        >>> sim = fit_similarity_ransac(g, 0.5 * g + 0.1, torch.ones(20))
+        >>> round(sim.scale, 6), round(sim.angle, 6), [round(v, 6) for v in sim.shift]
+        (0.5, 0.0, [0.1, 0.1])
+    """
+    n = geometry_points.shape[0]
+    if n < max(2, min_inliers):
+        return None
+    zg = torch.complex(geometry_points[:, 0].double(), geometry_points[:, 1].double())
+    zc = torch.complex(content_points[:, 0].double(), content_points[:, 1].double())
+    w = weights.double()
+    gen = torch.Generator().manual_seed(seed)
+    i = torch.randint(n, (iterations,), generator=gen).to(zg.device)
+    j = torch.randint(n, (iterations,), generator=gen).to(zg.device)
+    dz = zg[i] - zg[j]
+    ok = dz.abs() > 1e-9
+    i, j, dz = i[ok], j[ok], dz[ok]
+    a = (zc[i] - zc[j]) / dz
+    b = zc[i] - a * zg[i]
+    s = a.abs()
+    plausible = (s >= 1 / max_scale) & (s <= max_scale) & (torch.angle(a).abs() <= math.radians(max_angle_deg))
+    if not bool(plausible.any()):
+        return None
+    if frames is not None:
+        plausible &= _overshoot(a, b, frames) <= max_overshoot
+        if not bool(plausible.any()):
+            return None
+    a, b, s = a[plausible], b[plausible], s[plausible]
+    tol = threshold * s.clamp_min(1.0)
+    resid = (zc[None] - (a[:, None] * zg[None] + b[:, None])).abs()  # (hypotheses, N)
+    score = ((resid < tol[:, None]).double() * w[None]).sum(1)
+    best = int(score.argmax())
+    if min_gain > 0:
+        ident = float((((zc - zg).abs() < threshold).double() * w).sum())
+        if float(score[best]) < (1 + min_gain) * ident:
+            return None
+    ab = (a[best], b[best])
+    inl = resid[best] < tol[best]
+    for _ in range(3):
+        if int(inl.sum()) < max(2, min_inliers):
+            return None
+        ab = _solve(zg[inl], zc[inl], w[inl].clamp_min(1e-6))
+        inl = (zc - (ab[0] * zg + ab[1])).abs() < threshold * max(float(ab[0].abs()), 1.0)
+    scale, angle = float(ab[0].abs()), float(torch.angle(ab[0]))
+    count = int(inl.sum())
+    if count < min_inliers or not 1 / max_scale <= scale <= max_scale or abs(angle) > math.radians(max_angle_deg):
+        return None
+    return Similarity(scale, angle, (float(ab[1].real), float(ab[1].imag)), count, n)
+
+
+def _overshoot(a: torch.Tensor, b: torch.Tensor, frames: tuple[tuple[float, float], tuple[float, float]]) -> torch.Tensor:
+    """How far the geometry frame's corners, mapped by ``z -> a z + b``, fall outside the content frame.
+
+    ``frames = ((gx, gy), (cx, cy))``: half-widths and half-heights in aspect-corrected units.
+    Returned in units of the content's half-extent (0: inside).
+    """
+    (gx, gy), (cx, cy) = frames
+    corners = torch.tensor([complex(gx, gy), complex(-gx, gy), complex(gx, -gy), complex(-gx, -gy)],
+                           dtype=a.dtype, device=a.device)
+    m = a[:, None] * corners[None] + b[:, None]  # (hypotheses, 4)
+    over = torch.maximum((m.real.abs() - cx) / cx, (m.imag.abs() - cy) / cy)
+    return over.amax(1).clamp_min(0.0)
+
+
+def estimate_similarity(
+    content: torch.Tensor,
+    geometry: torch.Tensor,
+    content_hw: tuple[int, int],
+    geometry_hw: tuple[int, int],
+    **ransac: float,
+) -> list[Similarity | None]:
+    """One similarity per batch element from L2-normalised features ``(B, C, n, n)``.
+
+    Args:
+        content, geometry: L2-normalised features on the same ``n x n`` grid (geometry batch 1 or B).
+        content_hw, geometry_hw: ``(H, W)`` of the images they were computed from (the aspect
+            ratio makes the fitted transform a similarity in pixels).
+        ransac: keyword arguments of :func:`fit_similarity_ransac`.
+
+    Returns:
+        ``B`` entries, None where no reliable similarity was found.
+    """
+    check_shape(content, "content", ("B", "C", "H", "W"))
+    check_shape(geometry, "geometry", ("B", "C", "H", "W"))
+    n = content.shape[-1]
+    pc = _cell_points(content.shape[-2], content_hw, content.device) if content.shape[-2] == n else None
+    if pc is None or geometry.shape[-2:] != content.shape[-2:]:
+        raise ValueError(f"content and geometry must share one square grid; got {tuple(content.shape)} and "
+                         f"{tuple(geometry.shape)}")
+    pg = _cell_points(n, geometry_hw, content.device)
+    frames = (_aspect(geometry_hw), _aspect(content_hw))
+    out: list[Similarity | None] = []
+    for k in range(content.shape[0]):
+        ci, gi, score = mutual_matches(content[k], geometry[k if geometry.shape[0] > 1 else 0])
+        out.append(fit_similarity_ransac(pg[gi], pc[ci], score, frames=frames, **ransac))  # type: ignore[arg-type]
+    return out
+
+
+def compose_similarity(
+    sims: list[Similarity | None], grid: torch.Tensor, content_hw: tuple[int, int], geometry_hw: tuple[int, int]
+) -> torch.Tensor:
+    """``S(grid)``: map each point of a backward ``(B, H, W, 2)`` grid through its batch element's similarity.
+
+    ``grid`` maps the geometry frame into an *aligned* content (the content seen through ``S``, in
+    the geometry's frame); the result maps the geometry frame into the content itself. None
+    entries leave their grid unchanged. The identity grid gives the similarity's own field.
+    """
+    check_shape(grid, "grid", ("B", "H", "W", 2))
+    gx, gy = _aspect(geometry_hw)
+    cx, cy = _aspect(content_hw)
+    rows = []
+    for k in range(grid.shape[0]):
+        sim = sims[k if len(sims) > 1 else 0]
+        g = grid[k]
+        if sim is None:
+            rows.append(g)
+            continue
+        p = sim.apply(g.double() * torch.tensor([gx, gy], dtype=torch.float64, device=g.device))
+        rows.append((p / torch.tensor([cx, cy], dtype=torch.float64, device=g.device)).to(grid.dtype))
+    return torch.stack(rows)
+
+
+def align_features(
+    content: torch.Tensor, sims: list[Similarity | None], content_hw: tuple[int, int], geometry_hw: tuple[int, int]
+) -> torch.Tensor:
+    """Content features ``(B, C, n, n)`` seen through each similarity, in the geometry's frame, re-normalised.
+
+    What the network would see from the aligned content image, without encoding it again
+    (bilinear, reflection beyond the content as :func:`warpstyle.warp.apply_warp` pads images).
+    """
+    b, _, h, w = content.shape
+    grid = compose_similarity(sims, identity_grid(b, h, w, device=content.device), content_hw, geometry_hw)
+    warped = F.grid_sample(content.float(), grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    return l2_normalize_features(warped)
