@@ -33,6 +33,9 @@ SCHEDULES: tuple[str, ...] = ("guided", "restylize")
 #: 512 px (docs/quality.md): a 256 px pass before the 512 one costs style and content against a single
 #: 512 px pass whichever schedule joins them, so coarse passes start at 512.
 MIN_SCALE = 512
+#: Progress units of one refinement step, per output pixel: a step runs VGG-19 forward and backward
+#: in float32, about three feed-forward passes' work (docs/quality.md, "Quality mode").
+REFINE_STEP_COST = 3
 
 
 def scale_schedule(size: int, scales: Sequence[int] | None = None) -> list[int]:
@@ -324,8 +327,10 @@ class Styler(nn.Module):
             refine_steps: quality mode: after the feed-forward result, this many Adam steps on the
                 output's pixels at the output resolution, lowering the content loss against the
                 original content and the style loss against the styles (:meth:`refine`). 0 (default): off.
-            progress: called as ``progress(done, total)`` before the first pass and after each, in
-                units of pixels processed (a pass costs about its pixel count), so a bar shows an ETA.
+            progress: called as ``progress(done, total)`` before the first pass, after each pass and
+                after each refinement step, in units of pixels processed (a pass costs about its pixel
+                count, a refinement step about ``REFINE_STEP_COST`` times the output's), so a bar shows
+                an ETA.
 
         Returns:
             ``(1, 3, H_out, W_out)`` in [0, 1] with the content's aspect ratio (:meth:`output_size`).
@@ -395,7 +400,8 @@ class Styler(nn.Module):
         prev: torch.Tensor | None = None
         passes = [(_round8(out_hw[0] * s / out_long), _round8(out_hw[1] * s / out_long), s)
                   for s in scale_schedule(out_long, plan.scales)]
-        total, done = sum(ph * pw for ph, pw, _ in passes), 0
+        step_cost = REFINE_STEP_COST * out_hw[0] * out_hw[1]
+        total, done = sum(ph * pw for ph, pw, _ in passes) + plan.refine_steps * step_cost, 0
         if progress is not None:
             progress(0, total)
         for ph, pw, s in passes:
@@ -425,8 +431,10 @@ class Styler(nn.Module):
         assert prev is not None
         out = resize_exact(prev, out_hw)
         if plan.refine_steps > 0:
+            on_step = None if progress is None else (lambda k: progress(done + k * step_cost, total))
             out = self.refine(out, resize_exact(x, out_hw), bank, plan.weights, steps=plan.refine_steps, size=out_long,
-                              alpha=alpha, color_ref=resize_exact(x, out_hw) if preserve_color == "match" else None)
+                              alpha=alpha, color_ref=resize_exact(x, out_hw) if preserve_color == "match" else None,
+                              on_step=on_step)
         if preserve_color == "luminance":
             out = luminance_transfer(out, resize_exact(x, out_hw))
         return out.clamp(0, 1)
@@ -434,7 +442,7 @@ class Styler(nn.Module):
     @torch.enable_grad()
     def refine(self, image: torch.Tensor, content: torch.Tensor, bank: StyleBank, weights: torch.Tensor, *,
                steps: int, size: int, alpha: float = 1.0, color_ref: torch.Tensor | None = None,
-               lr: float = 0.01) -> torch.Tensor:
+               lr: float = 0.01, on_step: Callable[[int], None] | None = None) -> torch.Tensor:
         """Optimise ``image`` ``(1, 3, H, W)`` for ``steps`` Adam steps on the AdaIN objective, in float32.
 
         The loss is ``content / content_0 + alpha * style / style_0``: the relu4_1 distance to
@@ -443,6 +451,7 @@ class Styler(nn.Module):
         as ``preserve_color="match"`` does), each divided by its value at the start so that neither
         term's scale decides the trade-off. Starting from the feed-forward result, a few steps
         recover content the decoder lost without giving up the style (docs/quality.md).
+        ``on_step(k)`` is called after step ``k`` (1-based), e.g. for progress.
         """
         if steps < 0:
             raise ValueError(f"refine_steps must be >= 0; got {steps}")
@@ -461,7 +470,7 @@ class Styler(nn.Module):
         x = image.detach().clone().float().requires_grad_(True)
         opt = torch.optim.Adam([x], lr=lr)
         scale: tuple[float, float] | None = None
-        for _ in range(steps):
+        for k in range(steps):
             fo = enc(x, taps=STYLE_TAPS)
             lc = ((fo["relu4_1"].float() - fc) ** 2).mean()
             outs = [fo[t].float() for t in STYLE_TAPS]
@@ -474,6 +483,8 @@ class Styler(nn.Module):
             opt.step()
             with torch.no_grad():
                 x.clamp_(0, 1)
+            if on_step is not None:
+                on_step(k + 1)
         return x.detach()
 
     def _mix(self, f: torch.Tensor, bank: StyleBank, w: torch.Tensor, masks: torch.Tensor | None, size: int,

@@ -168,7 +168,12 @@ def test_refine_lowers_both_losses(styler, images):
     s = resize_exact(s1, (64, 64))
     c64 = resize_exact(c, (64, 64))
     plain = styler.stylize(c64, [s], size=64, scales=[64], bf16=False)
-    refined = styler.stylize(c64, [s], size=64, scales=[64], bf16=False, refine_steps=15)
+    calls = []
+    refined = styler.stylize(c64, [s], size=64, scales=[64], bf16=False, refine_steps=15,
+                             progress=lambda done, total: calls.append((done, total)))
+    # progress covers the refinement too: one call per pass and per step, ending at the total
+    assert len(calls) == 1 + 1 + 15 and len({t for _, t in calls}) == 1
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls) and calls[-1][0] == calls[-1][1]
     assert refined.shape == plain.shape and 0 <= float(refined.min()) and float(refined.max()) <= 1
     before = texture_scores(styler.encoder, c64, plain, s)
     after = texture_scores(styler.encoder, c64, refined, s)
