@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -30,7 +31,8 @@ from .correlation import l2_normalize_features
 from .warp import identity_grid
 
 __all__ = ["Similarity", "mutual_matches", "fit_similarity_ransac", "estimate_similarity", "align_features",
-           "compose_similarity", "MIN_INLIERS", "MAX_SCALE", "MAX_OVERSHOOT", "MIN_GAIN"]
+           "compose_similarity", "MIN_INLIERS", "THRESHOLD", "ITERATIONS", "MAX_SCALE", "MAX_ANGLE_DEG",
+           "MAX_OVERSHOOT", "MIN_GAIN"]
 
 #: Fewer inlier matches than this and no similarity is reported (the plain network field is used).
 MIN_INLIERS = 6
@@ -69,6 +71,16 @@ class Similarity:
         c, s = self.scale * math.cos(self.angle), self.scale * math.sin(self.angle)
         x, y = points[..., 0], points[..., 1]
         return torch.stack([c * x - s * y + self.shift[0], s * x + c * y + self.shift[1]], dim=-1)
+
+
+def check_hw(hw: tuple[int, int], name: str) -> None:
+    """Raise ValueError naming ``name`` unless ``hw`` is ``(H, W)`` with positive ints."""
+    try:
+        bad = len(hw) != 2 or any(isinstance(v, bool) or int(v) != v or v <= 0 for v in hw)
+    except (TypeError, ValueError):
+        bad = True
+    if bad:
+        raise ValueError(f"{name} must be (H, W) with positive ints; got {hw!r}")
 
 
 def _aspect(hw: tuple[int, int]) -> tuple[float, float]:
@@ -125,15 +137,16 @@ def fit_similarity_ransac(
     """RANSAC similarity ``content ~ s R geometry + t`` from ``(N, 2)`` matched points.
 
     Hypotheses come from random pairs of matches; each is scored by the summed ``weights`` of the
-    matches within ``threshold`` (scaled by the hypothesis' scale when it is above 1, since the
-    residual is measured in the content); the best is refitted on its inliers (weighted least
-    squares, three rounds).
+    matches within ``threshold`` (times the hypothesis' scale when it is above 1, since the residual
+    is measured in the content); the best is refitted on its inliers (weighted least squares, three
+    rounds), and the refit, which is what gets applied, must pass every check below.
 
     Args:
         geometry_points, content_points: ``(N, 2)`` aspect-corrected matched points.
         weights: ``(N,)`` non-negative match weights (cosine scores).
-        min_gain: the best hypothesis must gather ``1 + min_gain`` times the weight the identity
-            gathers, or no similarity is reported (weak evidence never moves the content).
+        min_gain: the refit must gather ``1 + min_gain`` times the weight that not moving (the
+            normalised identity, stretched between the frames' aspect ratios) gathers at the same
+            tolerance, or no similarity is reported (weak evidence never moves the content).
         frames: ``((gx, gy), (cx, cy))``, half-extents of the geometry and content frames in
             aspect-corrected units; with them, hypotheses mapping the geometry frame more than
             ``max_overshoot`` (in content half-extents) beyond the content are not considered.
@@ -146,7 +159,7 @@ def fit_similarity_ransac(
     Example:
         >>> g = torch.rand(20, 2, dtype=torch.float64) * 2 - 1
         >>> sim = fit_similarity_ransac(g, 0.5 * g + 0.1, torch.ones(20))
-        >>> round(sim.scale, 6), round(sim.angle, 6), [round(v, 6) for v in sim.shift]
+        >>> round(sim.scale, 6), round(sim.angle, 6) + 0.0, [round(v, 6) for v in sim.shift]
         (0.5, 0.0, [0.1, 0.1])
     """
     n = geometry_points.shape[0]
@@ -155,6 +168,18 @@ def fit_similarity_ransac(
     zg = torch.complex(geometry_points[:, 0].double(), geometry_points[:, 1].double())
     zc = torch.complex(content_points[:, 0].double(), content_points[:, 1].double())
     w = weights.double()
+    # "Not moving" is the normalised identity, which stretches between the two frames' aspect ratios.
+    stretch = (1.0, 1.0) if frames is None else (frames[1][0] / frames[0][0], frames[1][1] / frames[0][1])
+    z_still = torch.complex(zg.real * stretch[0], zg.imag * stretch[1])
+
+    def plausible(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        s = a.abs()
+        ok = (s >= 1 / max_scale) & (s <= max_scale) & (torch.angle(a).abs() <= math.radians(max_angle_deg))
+        return ok & (_overshoot(a, b, frames) <= max_overshoot) if frames is not None else ok
+
+    def support(resid: torch.Tensor, tol: torch.Tensor) -> torch.Tensor:
+        return ((resid < tol).double() * w).sum(-1)
+
     gen = torch.Generator().manual_seed(seed)
     i = torch.randint(n, (iterations,), generator=gen).to(zg.device)
     j = torch.randint(n, (iterations,), generator=gen).to(zg.device)
@@ -163,35 +188,28 @@ def fit_similarity_ransac(
     i, j, dz = i[ok], j[ok], dz[ok]
     a = (zc[i] - zc[j]) / dz
     b = zc[i] - a * zg[i]
-    s = a.abs()
-    plausible = (s >= 1 / max_scale) & (s <= max_scale) & (torch.angle(a).abs() <= math.radians(max_angle_deg))
-    if not bool(plausible.any()):
+    keep = plausible(a, b)
+    if not bool(keep.any()):
         return None
-    if frames is not None:
-        plausible &= _overshoot(a, b, frames) <= max_overshoot
-        if not bool(plausible.any()):
-            return None
-    a, b, s = a[plausible], b[plausible], s[plausible]
-    tol = threshold * s.clamp_min(1.0)
+    a, b = a[keep], b[keep]
+    tol = threshold * a.abs().clamp_min(1.0)  # residuals are in the content: a larger scale, a larger spread
     resid = (zc[None] - (a[:, None] * zg[None] + b[:, None])).abs()  # (hypotheses, N)
-    score = ((resid < tol[:, None]).double() * w[None]).sum(1)
-    best = int(score.argmax())
-    if min_gain > 0:
-        ident = float((((zc - zg).abs() < threshold).double() * w).sum())
-        if float(score[best]) < (1 + min_gain) * ident:
-            return None
-    ab = (a[best], b[best])
-    inl = resid[best] < tol[best]
-    for _ in range(3):
+    best = int(support(resid, tol[:, None]).argmax())
+    ab, inl = (a[best], b[best]), resid[best] < tol[best]
+    for _ in range(3):  # weighted least squares on the inliers
         if int(inl.sum()) < max(2, min_inliers):
             return None
         ab = _solve(zg[inl], zc[inl], w[inl].clamp_min(1e-6))
         inl = (zc - (ab[0] * zg + ab[1])).abs() < threshold * max(float(ab[0].abs()), 1.0)
-    scale, angle = float(ab[0].abs()), float(torch.angle(ab[0]))
-    count = int(inl.sum())
-    if count < min_inliers or not 1 / max_scale <= scale <= max_scale or abs(angle) > math.radians(max_angle_deg):
+    # The refit is what is applied, so it is what must pass every check.
+    if int(inl.sum()) < min_inliers or not bool(plausible(ab[0].reshape(1), ab[1].reshape(1))[0]):
         return None
-    return Similarity(scale, angle, (float(ab[1].real), float(ab[1].imag)), count, n)
+    final_tol = threshold * max(float(ab[0].abs()), 1.0)
+    if float(support((zc - (ab[0] * zg + ab[1])).abs(), final_tol)) < (1 + min_gain) * float(
+            support((zc - z_still).abs(), final_tol)):
+        return None
+    return Similarity(float(ab[0].abs()), float(torch.angle(ab[0])), (float(ab[1].real), float(ab[1].imag)),
+                      int(inl.sum()), n)
 
 
 def _overshoot(a: torch.Tensor, b: torch.Tensor, frames: tuple[tuple[float, float], tuple[float, float]]) -> torch.Tensor:
@@ -213,7 +231,7 @@ def estimate_similarity(
     geometry: torch.Tensor,
     content_hw: tuple[int, int],
     geometry_hw: tuple[int, int],
-    **ransac: float,
+    **ransac: Any,
 ) -> list[Similarity | None]:
     """One similarity per batch element from L2-normalised features ``(B, C, n, n)``.
 
@@ -229,29 +247,46 @@ def estimate_similarity(
     check_shape(content, "content", ("B", "C", "H", "W"))
     check_shape(geometry, "geometry", ("B", "C", "H", "W"))
     n = content.shape[-1]
-    pc = _cell_points(content.shape[-2], content_hw, content.device) if content.shape[-2] == n else None
-    if pc is None or geometry.shape[-2:] != content.shape[-2:]:
-        raise ValueError(f"content and geometry must share one square grid; got {tuple(content.shape)} and "
-                         f"{tuple(geometry.shape)}")
+    if content.shape[-2] != n or geometry.shape[1:] != content.shape[1:]:
+        raise ValueError(f"content and geometry must share channels and one square grid; got {tuple(content.shape)} "
+                         f"and {tuple(geometry.shape)}")
+    if geometry.shape[0] not in (1, content.shape[0]):
+        raise ValueError(f"geometry must have batch 1 or content's batch ({content.shape[0]}); got {geometry.shape[0]}")
+    check_hw(content_hw, "content_hw")
+    check_hw(geometry_hw, "geometry_hw")
+    pc = _cell_points(n, content_hw, content.device)
     pg = _cell_points(n, geometry_hw, content.device)
     frames = (_aspect(geometry_hw), _aspect(content_hw))
     out: list[Similarity | None] = []
     for k in range(content.shape[0]):
         ci, gi, score = mutual_matches(content[k], geometry[k if geometry.shape[0] > 1 else 0])
-        out.append(fit_similarity_ransac(pg[gi], pc[ci], score, frames=frames, **ransac))  # type: ignore[arg-type]
+        out.append(fit_similarity_ransac(pg[gi], pc[ci], score, frames=frames, **ransac))
     return out
 
 
 def compose_similarity(
     sims: list[Similarity | None], grid: torch.Tensor, content_hw: tuple[int, int], geometry_hw: tuple[int, int]
 ) -> torch.Tensor:
-    """``S(grid)``: map each point of a backward ``(B, H, W, 2)`` grid through its batch element's similarity.
+    """``S(grid)``: map each point of a backward grid through its batch element's similarity.
 
     ``grid`` maps the geometry frame into an *aligned* content (the content seen through ``S``, in
     the geometry's frame); the result maps the geometry frame into the content itself. None
     entries leave their grid unchanged. The identity grid gives the similarity's own field.
+
+    Shape:
+        ``grid``: ``(B, H, W, 2)``, normalised, ``(x, y)``; ``sims``: 1 or ``B`` entries; result as ``grid``.
+
+    Example:
+        >>> from warpstyle.warp import identity_grid
+        >>> out = compose_similarity([Similarity(0.5, 0.0, (0.0, 0.0))], identity_grid(1, 2, 2), (8, 8), (8, 8))
+        >>> out[0, 0, 0].tolist()  # the top-left cell centre (-0.5, -0.5), halved toward the centre
+        [-0.25, -0.25]
     """
     check_shape(grid, "grid", ("B", "H", "W", 2))
+    if len(sims) not in (1, grid.shape[0]):
+        raise ValueError(f"sims must have 1 or grid's batch ({grid.shape[0]}) entries; got {len(sims)}")
+    check_hw(content_hw, "content_hw")
+    check_hw(geometry_hw, "geometry_hw")
     gx, gy = _aspect(geometry_hw)
     cx, cy = _aspect(content_hw)
     rows = []
@@ -269,10 +304,13 @@ def compose_similarity(
 def align_features(
     content: torch.Tensor, sims: list[Similarity | None], content_hw: tuple[int, int], geometry_hw: tuple[int, int]
 ) -> torch.Tensor:
-    """Content features ``(B, C, n, n)`` seen through each similarity, in the geometry's frame, re-normalised.
+    """Content features seen through each similarity, in the geometry's frame, re-normalised.
 
     What the network would see from the aligned content image, without encoding it again
     (bilinear, reflection beyond the content as :func:`warpstyle.warp.apply_warp` pads images).
+
+    Shape:
+        ``content``: ``(B, C, n, n)``; ``sims``: 1 or ``B`` entries; result ``(B, C, n, n)``, float32.
     """
     b, _, h, w = content.shape
     grid = compose_similarity(sims, identity_grid(b, h, w, device=content.device), content_hw, geometry_hw)

@@ -332,7 +332,7 @@ def eval_warper_cmd(warper_path: Path | None, image_dir: str | None, holdout: fl
                   f"  {'warper':<10} {s['epe']:>8.2f} {100 * s['fold']:>8.2f}",
                   f"  EPE ratio warper/identity: {s['epe_ratio']:.3f}"]
     if pf_pascal_root and pf_pascal_csv:
-        p = evaluate_pf_pascal(warper, pf_pascal_root, pf_pascal_csv, alpha=pck_alpha)
+        p = evaluate_pf_pascal(warper, pf_pascal_root, pf_pascal_csv, alpha=pck_alpha, align=align)
         report["pf_pascal"] = p
         lines += [f"PF-PASCAL ({int(p['pairs'])} pairs) PCK@{pck_alpha}: identity {p['pck_identity']:.3f}, warper {p['pck']:.3f}"]
     if landmark_mode:

@@ -73,8 +73,10 @@ def evaluate_synthetic(
 
 @torch.no_grad()
 def evaluate_pf_pascal(warper: Warper, root: str | Path, csv_path: str | Path, *, alpha: float = 0.1,
-                       batch_size: int = 8) -> dict[str, float]:
+                       batch_size: int = 8, align: bool = False) -> dict[str, float]:
     """PCK@alpha of keypoint transfer on PF-PASCAL pairs, with the identity field as baseline.
+
+    ``align``: each pair's field with its global similarity first (at the images' original aspect ratios).
 
     The geometry (target) keypoints are mapped through the field into the content (source) and
     scored against the source keypoints, with the threshold in the source image's pixels.
@@ -83,7 +85,14 @@ def evaluate_pf_pascal(warper: Warper, root: str | Path, csv_path: str | Path, *
     loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=False)
     total, total_id, n = 0.0, 0.0, 0
     for b in loader:
-        grid = warper(b["source"].to(warper.device), b["target"].to(warper.device)).cpu()
+        src, tgt = b["source"].to(warper.device), b["target"].to(warper.device)
+        if align:
+            grid = torch.cat([warper.estimate(src[k:k + 1], tgt[k:k + 1], align=True,
+                                              content_size=tuple(b["source_size"][k].tolist()),
+                                              geometry_size=tuple(b["target_size"][k].tolist())).grid
+                              for k in range(src.shape[0])]).cpu()
+        else:
+            grid = warper(src, tgt).cpu()
         ident = identity_grid(grid.shape[0], grid.shape[1], grid.shape[2])
         for g, acc in ((grid, "w"), (ident, "i")):
             pts = transfer_keypoints(g, b["target_points"])

@@ -129,7 +129,9 @@ def _specs(warper: Warper | None, styler: Styler, names: Sequence[str]) -> list[
                 "convention": FIELD_CONVENTION,
                 "notes": f"Resize both images to {side}x{side} first (bilinear, antialiased); the field is "
                          "resolution-free and applies to the full-size content. Smooth it (Gaussian, sigma 0.75 "
-                         "cells) before upsampling, as warpstyle does by default.",
+                         "cells) before upsampling, as warpstyle does by default. This is the network's field "
+                         "alone: the optional global alignment (warpstyle run --align, warpstyle/align.py) and "
+                         "per-pair refinement (--warp-refine) are not part of the graph.",
             },
         ))
     if "decoder" in names:

@@ -18,7 +18,7 @@ from adain.base.image import ImageLike, as_image_batch, fit_longer, resize_exact
 from adain.base.vgg import VGGEncoder
 from adain.base.weights import bundled_weights, check_state, load_weights, meta_shapes
 
-from .align import align_features, compose_similarity, estimate_similarity
+from .align import align_features, check_hw, compose_similarity, estimate_similarity
 from .correlation import l2_normalize_features
 from .field import WarpField
 from .objective import objective_features
@@ -153,9 +153,10 @@ class Warper(nn.Module):
                 (or None with ``geometry_features`` and ``geometry_size``).
             bf16: run the VGG features under bf16 autocast (faster on CPU).
             content_features, geometry_features: precomputed :meth:`encode` outputs.
-            geometry_size: ``(H2, W2)`` of the geometry when only its features are given.
-            content_size: ``(H, W)`` of the content when only its features are given (for
-                ``align``; None: taken as square).
+            geometry_size: ``(H2, W2)`` of the geometry (None: the geometry image's size); needed when
+                only its features are given.
+            content_size: ``(H, W)`` of the content, for ``align`` (None: the content image's size,
+                or square when only its features are given).
             refine_steps: Adam steps refining the field for this pair on the feature-matching
                 objective (:mod:`warpstyle.refine`); 0 (default) returns the network's field.
                 Needs both images (features may still be given for the network's pass).
@@ -170,6 +171,9 @@ class Warper(nn.Module):
             WarpField with a ``(B, 16, 16, 2)`` grid (``refine_size`` square when refined) and
             ``output_size`` = geometry's ``(H2, W2)``.
         """
+        for hw, label in ((content_size, "content_size"), (geometry_size, "geometry_size")):
+            if hw is not None:
+                check_hw(hw, label)
         c_obj = g_obj = None
         if refine_steps:
             if int(refine_steps) != refine_steps or refine_steps < 0:
@@ -178,24 +182,28 @@ class Warper(nn.Module):
                 raise ValueError("refine_steps > 0 needs the content and geometry images, not only their features")
             c = as_image_batch(content, "content").to(self.device)
             g = as_image_batch(geometry, "geometry").to(self.device)
-            content_size = (int(c.shape[-2]), int(c.shape[-1]))
+            content_size = content_size or (int(c.shape[-2]), int(c.shape[-1]))
             with torch.no_grad(), _bf16(self.device, bf16):
                 # One encoder pass per image gives the network's pool4 and the objective's taps.
                 c_obj, g_obj = objective_features(self.encoder, c), objective_features(self.encoder, g)
             content_features = c_obj["pool4"] if content_features is None else content_features
             if geometry_features is None:
-                geometry_features, geometry_size = g_obj["pool4"], (int(g.shape[-2]), int(g.shape[-1]))
+                geometry_features = g_obj["pool4"]
+                geometry_size = geometry_size or (int(g.shape[-2]), int(g.shape[-1]))
         if content_features is None:
             if content is None:
                 raise ValueError("content must be given (or content_features)")
             c = as_image_batch(content, "content")
-            content_size = (int(c.shape[-2]), int(c.shape[-1]))
+            content_size = content_size or (int(c.shape[-2]), int(c.shape[-1]))
             content_features = self._encode_checked(c, bf16)
+        elif content_size is None and content is not None and align:
+            c = as_image_batch(content, "content")  # features given: the image still gives the aspect ratio
+            content_size = (int(c.shape[-2]), int(c.shape[-1]))
         if geometry_features is None:
             if geometry is None:
                 raise ValueError("geometry must be given (or geometry_features)")
             g = as_image_batch(geometry, "geometry")
-            geometry_size = (int(g.shape[-2]), int(g.shape[-1]))
+            geometry_size = geometry_size or (int(g.shape[-2]), int(g.shape[-1]))
             geometry_features = self._encode_checked(g, bf16)
         n = self.regressor.grid_size
         check_shape(content_features, "content_features", ("B", "C", n, n))

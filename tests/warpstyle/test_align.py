@@ -120,3 +120,49 @@ def test_ransac_never_maps_the_frame_far_outside_the_content(gen):
     assert fit_similarity_ransac(g, 1.6 * g, torch.ones(40), frames=frames, max_overshoot=1.0).scale == pytest.approx(1.6)
     sim = fit_similarity_ransac(g, 0.7 * g + 0.2, torch.ones(40), frames=frames)  # a crop inside: kept
     assert sim is not None and sim.scale == pytest.approx(0.7)
+
+
+def test_the_refit_must_pass_the_frame_check_too(gen):
+    # true scale 1.3 (30 % beyond the frame): hypotheses from noisy pairs may pass, their refit must not
+    g = torch.rand(80, 2, generator=gen, dtype=torch.float64) * 2 - 1
+    c = 1.3 * g + 0.03 * torch.randn(80, 2, generator=gen, dtype=torch.float64)
+    frames = ((1.0, 1.0), (1.0, 1.0))
+    for seed in range(5):
+        sim = fit_similarity_ransac(g, c, torch.ones(80), frames=frames, seed=seed, min_gain=0.0)
+        assert sim is None or sim.scale <= 1.25 + 1e-9
+
+
+def test_not_moving_is_the_normalised_identity_across_aspect_ratios():
+    # matches that the plain (normalised) identity explains between a 300x400 content and a 400x300
+    # geometry: not a reason to move anything
+    fc = l2_normalize_features(torch.randn(1, 64, 16, 16, generator=torch.Generator().manual_seed(1)))
+    (sim,) = estimate_similarity(fc, fc.clone(), (300, 400), (400, 300))
+    assert sim is None
+
+
+def test_batches_and_bad_sizes_are_checked(gen):
+    f = l2_normalize_features(torch.randn(2, 8, 4, 4, generator=gen))
+    assert len(estimate_similarity(f, f[:1], (32, 32), (32, 32))) == 2
+    with pytest.raises(ValueError, match="geometry must have batch 1"):
+        estimate_similarity(f[:1], torch.cat([f, f]), (32, 32), (32, 32))
+    with pytest.raises(ValueError, match="sims must have 1 or grid's batch"):
+        compose_similarity([None, None, None], identity_grid(2, 4, 4), (32, 32), (32, 32))
+    with pytest.raises(ValueError, match="content_hw"):
+        estimate_similarity(f, f, (0, 32), (32, 32))
+
+
+def test_estimate_with_features_uses_the_content_image_aspect(samples):
+    from warpstyle.warper import Warper
+
+    warper = Warper.from_pretrained()
+    c = load_image(samples / "content" / "kodim23.jpg")[..., :, :400]  # not square
+    g = load_image(samples / "geometry" / "munch_the-scream.jpg")
+    fc = warper.encode(c)
+    a = warper.estimate(c, g, align=True).grid
+    b = warper.estimate(c, g, content_features=fc, align=True).grid
+    d = warper.estimate(None, g, content_features=fc, content_size=tuple(c.shape[-2:]), align=True).grid
+    assert torch.allclose(a, b) and torch.allclose(a, d)
+    two = warper.estimate(torch.cat([c, c]), g, align=True).grid  # batch 2 content, batch 1 geometry
+    assert two.shape == (2, 16, 16, 2) and torch.allclose(two[1], a[0], atol=1e-5)
+    with pytest.raises(ValueError, match="content_size"):
+        warper.estimate(c, g, content_size=(0, 5), align=True)

@@ -282,12 +282,22 @@ def test_align_flag_reaches_the_warper(tmp_path, samples, pipeline):
     cli_img = load_image(out)
     assert torch.allclose(cli_img, (api.clamp(0, 1) * 255).round() / 255, atol=1 / 255 + 1e-6)
     assert not torch.allclose(api, plain, atol=0.05)  # the similarity moved the content
+    # with per-pair refinement the aligned field is the starting point (the refined one differs from both)
+    aligned_field = pipeline.run(c, g, size=64, align=True).field.grid
+    refined_field = pipeline.run(c, g, size=64, align=True, warp_refine=3).field.grid
+    plain_refined = pipeline.run(c, g, size=64, warp_refine=3).field.grid
+    assert not torch.allclose(refined_field, aligned_field) and not torch.allclose(refined_field, plain_refined, atol=0.02)
 
 
-def test_eval_warper_with_align(tmp_path, samples, capsys):
+def test_eval_warper_with_align(tmp_path, samples, capsys, monkeypatch):
+    import warpstyle.warper as warper_module
+
+    calls = []
+    real = warper_module.estimate_similarity
+    monkeypatch.setattr(warper_module, "estimate_similarity", lambda *a, **k: calls.append(a[0].shape[0]) or real(*a, **k))
     code = _run(["eval-warper", "--image-dir", str(samples / "content"), "--split", "all", "--pairs", "2",
                  "--align", "--json", str(tmp_path / "r.json")])
-    assert code == 0
+    assert code == 0 and calls == [2]  # the pairs were estimated with the alignment
     import json
 
     r = json.loads((tmp_path / "r.json").read_text())["synthetic"]

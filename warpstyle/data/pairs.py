@@ -93,7 +93,7 @@ def nearest_pairs(desc: torch.Tensor, k: int, *, max_similarity: float = 0.95) -
 
 def encoder_fingerprint(encoder: torch.nn.Module) -> str:
     """SHA-256 of the encoder's weights: descriptors from another VGG (``--vgg``) get another cache."""
-    h = hashlib.sha256()
+    h = hashlib.sha256(str(getattr(encoder, "layout", "")).encode())  # the layout sets padding and input scaling
     for name, t in sorted(encoder.state_dict().items()):
         h.update(name.encode())
         h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
