@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import operator
 from typing import Any
 
 import torch
@@ -45,7 +46,7 @@ MAX_ANGLE_DEG = 30.0
 #: The geometry's frame, mapped into the content, may reach this far (a quarter of the content's
 #: half-extent) beyond it: more would fill the output with reflected copies of the content.
 MAX_OVERSHOOT = 0.25
-#: The chosen similarity must gather this much more match weight than the identity does (0.5: 50 %).
+#: The similarity must gather this much more match weight than not moving (the normalised identity) does.
 MIN_GAIN = 0.5
 
 
@@ -74,9 +75,9 @@ class Similarity:
 
 
 def check_hw(hw: tuple[int, int], name: str) -> None:
-    """Raise ValueError naming ``name`` unless ``hw`` is ``(H, W)`` with positive ints."""
+    """Raise ValueError naming ``name`` unless ``hw`` is ``(H, W)`` with positive ints (as WarpField takes)."""
     try:
-        bad = len(hw) != 2 or any(isinstance(v, bool) or int(v) != v or v <= 0 for v in hw)
+        bad = len(hw) != 2 or any(isinstance(v, bool) or operator.index(v) <= 0 for v in hw)
     except (TypeError, ValueError):
         bad = True
     if bad:
@@ -152,9 +153,10 @@ def fit_similarity_ransac(
             ``max_overshoot`` (in content half-extents) beyond the content are not considered.
 
     Returns:
-        The :class:`Similarity`, or None with fewer than ``min_inliers`` inliers, too little gain over
-        the identity, or no plausible hypothesis (scale within ``[1/max_scale, max_scale]``, angle
-        within ``max_angle_deg``, overshoot within ``max_overshoot``).
+        The :class:`Similarity`, or None when the refit keeps fewer than ``min_inliers`` inliers,
+        gains too little over not moving, or is not plausible (scale within ``[1/max_scale,
+        max_scale]``, angle within ``max_angle_deg``, overshoot within ``max_overshoot``; the raw
+        hypotheses are filtered by the same checks before they are scored).
 
     Example:
         >>> g = torch.rand(20, 2, dtype=torch.float64) * 2 - 1
@@ -163,6 +165,8 @@ def fit_similarity_ransac(
         (0.5, 0.0, [0.1, 0.1])
     """
     n = geometry_points.shape[0]
+    if weights.shape != (n,) or not bool(torch.isfinite(weights).all()) or bool((weights < 0).any()):
+        raise ValueError(f"weights must be ({n},), finite and non-negative; got shape {tuple(weights.shape)}")
     if n < max(2, min_inliers):
         return None
     zg = torch.complex(geometry_points[:, 0].double(), geometry_points[:, 1].double())
@@ -205,8 +209,9 @@ def fit_similarity_ransac(
     if int(inl.sum()) < min_inliers or not bool(plausible(ab[0].reshape(1), ab[1].reshape(1))[0]):
         return None
     final_tol = threshold * max(float(ab[0].abs()), 1.0)
-    if float(support((zc - (ab[0] * zg + ab[1])).abs(), final_tol)) < (1 + min_gain) * float(
-            support((zc - z_still).abs(), final_tol)):
+    moved = float(support((zc - (ab[0] * zg + ab[1])).abs(), final_tol))
+    still = float(support((zc - z_still).abs(), final_tol))
+    if not (moved > 0 and moved >= (1 + min_gain) * still):  # written so that no evidence never passes
         return None
     return Similarity(float(ab[0].abs()), float(torch.angle(ab[0])), (float(ab[1].real), float(ab[1].imag)),
                       int(inl.sum()), n)

@@ -166,3 +166,24 @@ def test_estimate_with_features_uses_the_content_image_aspect(samples):
     assert two.shape == (2, 16, 16, 2) and torch.allclose(two[1], a[0], atol=1e-5)
     with pytest.raises(ValueError, match="content_size"):
         warper.estimate(c, g, content_size=(0, 5), align=True)
+
+
+def test_weights_are_checked_and_no_evidence_never_moves(gen):
+    g = torch.rand(20, 2, generator=gen, dtype=torch.float64) * 2 - 1
+    with pytest.raises(ValueError, match="weights"):
+        fit_similarity_ransac(g, 0.8 * g, torch.full((20,), float("nan")))
+    with pytest.raises(ValueError, match="weights"):
+        fit_similarity_ransac(g, 0.8 * g, -torch.ones(20))
+    assert fit_similarity_ransac(g, 0.8 * g, torch.zeros(20)) is None
+
+
+def test_sizes_must_be_ints(samples):
+    from warpstyle.warper import Warper
+
+    from adain.base.vgg import VGGEncoder
+    from warpstyle.regressor import WarpRegressor
+
+    warper = Warper(VGGEncoder(), WarpRegressor())
+    f = torch.zeros(1, 512, 16, 16)
+    with pytest.raises(ValueError, match="geometry_size"):
+        warper.estimate(None, None, content_features=f, geometry_features=f, geometry_size=(40.0, 60.0))

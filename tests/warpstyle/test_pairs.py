@@ -38,3 +38,13 @@ def test_mined_pairs_are_cached_deterministic_and_split(tmp_path):
     train = MinedPairs([a, b], enc, cache_dir=tmp_path / "cache", k=2, split="train", holdout=0.3, size=32, max_similarity=1.01)
     held = MinedPairs([a, b], enc, cache_dir=tmp_path / "cache", k=2, split="heldout", holdout=0.3, size=32, max_similarity=1.01)
     assert not set(train.paths) & set(held.paths)
+
+
+def test_encoder_fingerprint_covers_weights_and_layout():
+    from warpstyle.data.pairs import encoder_fingerprint
+
+    a = VGGEncoder()
+    b = VGGEncoder("adain")
+    b.load_state_dict(a.state_dict())
+    assert encoder_fingerprint(a) == encoder_fingerprint(a)
+    assert encoder_fingerprint(a) != encoder_fingerprint(b)  # same weights, another layout
