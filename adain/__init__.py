@@ -6,8 +6,9 @@ stages need it; ``warpstyle`` imports ``adain``, never the reverse.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from adain.base.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -58,17 +59,7 @@ if TYPE_CHECKING:
     from .base.vgg import VGG_TAPS, VGGEncoder
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 __all__ = [

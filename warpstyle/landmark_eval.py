@@ -107,13 +107,6 @@ def face_extent(points: np.ndarray, hw: tuple[int, int]) -> float:
     return float(max(np.ptp(points[:, 0]), np.ptp(points[:, 1])) / max(hw))
 
 
-def _output_hw(geometry_hw: tuple[int, int], size: int) -> tuple[int, int]:
-    # What warpstyle run does by default: the geometry's aspect ratio at `size` px on the longer side.
-    h, w = geometry_hw
-    s = size / max(h, w)
-    return max(1, round(h * s)), max(1, round(w * s))
-
-
 @torch.no_grad()
 def evaluate_landmarks(
     warper: Warper,
@@ -163,7 +156,7 @@ def evaluate_landmarks(
         return encoded[path]
 
     for pair in tqdm(pairs, disable=not progress, desc="landmarks", unit="pair"):
-        out_hw = _output_hw(pair.geometry_hw, size)
+        out_hw = Warper.output_size(pair.geometry_hw, size)  # what warpstyle run applies by default
         (cf, t_c), (gf, t_g) = encode(pair.content), encode(pair.geometry)
         t0 = time.perf_counter()
         grid = warper.estimate(None, None, content_features=cf["pool4"], geometry_features=gf["pool4"],
