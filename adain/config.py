@@ -6,6 +6,7 @@ import dataclasses
 from typing import ClassVar
 
 from .base.config import SEED_MAX, Range, validate_config
+from .base.errors import ConfigError
 
 __all__ = ["StylerTrainConfig"]
 
@@ -26,6 +27,10 @@ class StylerTrainConfig:
     # identity losses (SANet, Park & Lee 2019): decode(encode(x)) should give x back; 0 turns them off
     identity_pixel_weight: float = 0.0
     identity_feature_weight: float = 0.0
+    # skip inputs of the decoder (adain.decoder.SKIP_TAPS, comma-separated, e.g. "relu3_1"): new 1x1
+    # convolutions from zero, the rest of the decoder from init_decoder; "" = the plain AdaIN decoder
+    decoder_skips: str = ""
+    skip_lr_scale: float = 1.0  # the skip convolutions learn at lr * skip_lr_scale (they start from zero)
     load_size: int = 512  # shorter side before cropping
     crop_size: int = 256
     holdout: float = 0.0  # fraction of each folder kept out of training by a fixed hash split
@@ -48,10 +53,21 @@ class StylerTrainConfig:
     RANGES: ClassVar[dict[str, Range]] = {
         "iterations": Range(1), "batch_size": Range(1), "lr": Range(0, min_open=True), "lr_decay": Range(0),
         "content_weight": Range(0), "style_weight": Range(0), "identity_pixel_weight": Range(0),
-        "identity_feature_weight": Range(0), "load_size": Range(8), "crop_size": Range(16),
+        "identity_feature_weight": Range(0), "skip_lr_scale": Range(0, min_open=True), "load_size": Range(8), "crop_size": Range(16),
         "holdout": Range(0, 0.9), "workers": Range(0), "seed": Range(0, SEED_MAX), "log_every": Range(1),
         "sample_every": Range(0), "checkpoint_every": Range(1), "time_limit_s": Range(0),
     }
 
     def __post_init__(self) -> None:
         validate_config(self)
+        try:
+            self.skip_taps()
+        except ValueError as e:
+            raise ConfigError(None, str(e)) from None
+
+    def skip_taps(self) -> tuple[str, ...]:
+        """``decoder_skips`` as a tuple of taps (checked against :data:`adain.decoder.SKIP_TAPS`)."""
+        from .decoder import _check_skips
+
+        taps = [t.strip() for t in self.decoder_skips.split(",") if t.strip()]
+        return _check_skips(taps, "decoder_skips")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,23 +13,40 @@ from .base.checks import check_device
 from .base.conv_relu import conv2d_relu
 from .base.weights import bundled_weights, check_state, load_weights, meta_shapes
 
-__all__ = ["Decoder", "BUNDLED_DECODER", "DECODER_INPUT"]
+__all__ = ["Decoder", "BUNDLED_DECODER", "DECODER_INPUT", "SKIP_TAPS"]
 
 BUNDLED_DECODER = "decoder.safetensors"
 #: The decoder's input convention, stored in every weights file it writes.
 DECODER_INPUT: dict[str, Any] = {
     "features": "relu4_1 of the paired VGGEncoder (bundled: Oxford VGG-19, tap scales applied), (B, 512, H, W), "
                 "after AdaIN",
+    "skips": "for a decoder with skips, the same AdaIN (or alpha blend) applied to each skip tap of the encoder "
+             "(relu3_1: (B, 256, 2H, 2W), relu2_1: (B, 128, 4H, 4W), relu1_1: (B, 64, 8H, 8W))",
     "output": "RGB (B, 3, 8H, 8W), approximately in [0, 1], not clamped",
 }
+#: Encoder taps a decoder may take as skip inputs, and the layer whose input each one joins
+#: (the first convolution at that tap's resolution, whose input has the tap's channel count).
+_SKIP_AT: dict[str, tuple[int, int]] = {"relu3_1": (4, 256), "relu2_1": (17, 128), "relu1_1": (24, 64)}
+SKIP_TAPS: tuple[str, ...] = tuple(_SKIP_AT)
+_N_LAYERS = 29
 _LAYOUT = "adain-port"  # the only decoder architecture: the AdaIN port's flat nn.Sequential
 _DESCRIBE = "an AdaIN decoder state_dict (expected keys '1.weight' ... '28.bias')"
 
 
+def _check_skips(skips: object, name: str = "skips") -> tuple[str, ...]:
+    if isinstance(skips, str) or not isinstance(skips, Sequence):
+        raise ValueError(f"{name} must be a list of encoder taps from {list(SKIP_TAPS)}; got {skips!r}")
+    bad = [t for t in skips if t not in SKIP_TAPS]
+    if bad or len(set(skips)) != len(skips):
+        raise ValueError(f"{name} must be distinct encoder taps from {list(SKIP_TAPS)}; got {list(skips)}")
+    return tuple(t for t in SKIP_TAPS if t in skips)  # canonical order: coarse to fine
+
+
 def _shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
-    if config != {"layout": _LAYOUT}:
-        raise ValueError(f"expected {{'layout': '{_LAYOUT}'}}; got {config}")
-    return meta_shapes(Decoder)
+    if not isinstance(config, dict) or config.get("layout") != _LAYOUT or set(config) - {"layout", "skips"}:
+        raise ValueError(f"expected {{'layout': '{_LAYOUT}'[, 'skips': [...]]}}; got {config}")
+    skips = _check_skips(config.get("skips", []))
+    return meta_shapes(lambda: Decoder(skips=skips))
 
 
 class Decoder(nn.Sequential):
@@ -37,16 +55,25 @@ class Decoder(nn.Sequential):
     The layout is byte-compatible with the PyTorch AdaIN port, so its ``decoder.pth`` loads
     unchanged (keys ``1.weight`` ... ``28.bias``).
 
+    With ``skips`` (some of :data:`SKIP_TAPS`), the decoder also takes those encoder taps, each
+    through a 1x1 convolution (``skip_<tap>``) added to the input of the first layer at the tap's
+    resolution. The convolutions start at zero, so a skip decoder made from a plain one decodes
+    exactly as it did until it is trained: relu4_1 alone loses thin structures (at 1/8 of the
+    resolution), and the finer taps, stylized the same way, give them back (docs/quality.md).
+
     Shape:
-        - Input: ``(B, 512, H, W)`` relu4_1-like features.
+        - Input: ``(B, 512, H, W)`` relu4_1-like features; with skips, also ``skips[tap]`` at that
+          tap's size (relu3_1 ``(B, 256, 2H, 2W)``, relu2_1 ``(B, 128, 4H, 4W)``, relu1_1 ``(B, 64, 8H, 8W)``).
         - Output: ``(B, 3, 8H, 8W)`` RGB, approximately in [0, 1] (not clamped).
 
     Example:
         >>> Decoder()(torch.rand(1, 512, 4, 4)).shape
         torch.Size([1, 3, 32, 32])
+        >>> Decoder(skips=["relu3_1"])(torch.rand(1, 512, 4, 4), {"relu3_1": torch.rand(1, 256, 8, 8)}).shape
+        torch.Size([1, 3, 32, 32])
     """
 
-    def __init__(self) -> None:
+    def __init__(self, skips: Sequence[str] = ()) -> None:
         pad = lambda: nn.ReflectionPad2d(1)  # noqa: E731
         up = lambda: nn.Upsample(scale_factor=2, mode="nearest")  # noqa: E731
         super().__init__(
@@ -63,14 +90,31 @@ class Decoder(nn.Sequential):
             pad(), nn.Conv2d(64, 64, 3), nn.ReLU(inplace=True),  # 24-26: relu1-2
             pad(), nn.Conv2d(64, 3, 3),  # 27-28: relu1-1 mirror, to RGB
         )
+        self.skips: tuple[str, ...] = _check_skips(skips)
+        for tap in self.skips:
+            conv = nn.Conv2d(_SKIP_AT[tap][1], _SKIP_AT[tap][1], 1)
+            nn.init.zeros_(conv.weight)
+            nn.init.zeros_(conv.bias)
+            self.add_module(f"skip_{tap}", conv)  # after the 29 layers: the port's keys stay "1.weight" ...
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Run the layers in order; each conv + ReLU pair is one fused call at inference on CPU."""
-        layers = list(self)
+    def forward(self, x: torch.Tensor, skips: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Run the layers in order; each conv + ReLU pair is one fused call at inference on CPU.
+
+        ``skips``: the taps of :attr:`skips` (required exactly when the decoder has skips).
+        """
+        if self.skips and (skips is None or any(t not in skips for t in self.skips)):
+            raise ValueError(f"this decoder takes skip features {list(self.skips)}; got "
+                             f"{None if skips is None else sorted(skips)}")
+        joins = {_SKIP_AT[t][0]: t for t in self.skips}
+        layers = [self[i] for i in range(_N_LAYERS)]
         i = 0
-        while i < len(layers):
+        while i < _N_LAYERS:
+            if i in joins:
+                tap = joins[i]
+                assert skips is not None
+                x = x + getattr(self, f"skip_{tap}")(skips[tap][..., : x.shape[-2], : x.shape[-1]].to(x.dtype))
             layer = layers[i]
-            if isinstance(layer, nn.Conv2d) and i + 1 < len(layers) and isinstance(layers[i + 1], nn.ReLU):
+            if isinstance(layer, nn.Conv2d) and i + 1 < _N_LAYERS and isinstance(layers[i + 1], nn.ReLU):
                 x = conv2d_relu(x, layer.weight, layer.bias)  # the convs here are unpadded, stride 1
                 i += 2
             else:
@@ -79,8 +123,8 @@ class Decoder(nn.Sequential):
         return x
 
     def config(self) -> dict[str, Any]:
-        """The architecture config stored in weights files (the layout is fixed)."""
-        return {"layout": _LAYOUT}
+        """The architecture config stored in weights files."""
+        return {"layout": _LAYOUT, "skips": list(self.skips)} if self.skips else {"layout": _LAYOUT}
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, *, device: torch.device | str | None = None) -> Decoder:
@@ -95,8 +139,21 @@ class Decoder(nn.Sequential):
         state, meta = load_weights(source, "Decoder", _shapes, describe=_DESCRIBE)
         if meta is None:  # legacy torch file: DDP-saved keys carry a "module." prefix
             state = {k.removeprefix("module."): v for k, v in state.items()}
-            check_state(state, meta_shapes(cls), source, _DESCRIBE)
-        dec = cls()
+            # a skip decoder's training checkpoint names its skips in its keys ("skip_relu3_1.weight")
+            skips = [t for t in SKIP_TAPS if f"skip_{t}.weight" in state]
+            check_state(state, meta_shapes(lambda: cls(skips=skips)), source, _DESCRIBE)
+        else:
+            skips = meta.config.get("skips", [])
+        dec = cls(skips=skips)
         dec.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
         dec.eval()
         return dec.to(device) if device is not None else dec
+
+    def with_skips(self, skips: Sequence[str]) -> Decoder:
+        """A copy of this decoder that also takes ``skips``: the same weights, new skips at zero
+        (so it decodes exactly as this one until trained); for fine-tuning a plain decoder."""
+        taps = _check_skips(list(dict.fromkeys([*self.skips, *_check_skips(skips)])))
+        dec = Decoder(skips=taps).to(next(self.parameters()).device)
+        missing, unexpected = dec.load_state_dict(self.state_dict(), strict=False)
+        assert not unexpected and all(k.startswith("skip_") for k in missing), (missing, unexpected)
+        return dec.train(self.training)

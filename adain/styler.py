@@ -60,12 +60,16 @@ def scale_schedule(size: int, scales: Sequence[int] | None = None) -> list[int]:
     return vals + [size]
 
 
+#: Encoder features by tap name: relu4_1 ``(B, 512, h, w)`` and a skip decoder's finer taps.
+Feats = dict[str, torch.Tensor]
+
+
 @dataclasses.dataclass
 class StyleBank:
-    """Encoded styles: relu4_1 features per style and per pass size, reusable across contents."""
+    """Encoded styles: the decoder's taps per style and per pass size, reusable across contents."""
 
     images: list[torch.Tensor]
-    features: dict[tuple[int, int], torch.Tensor] = dataclasses.field(default_factory=dict)
+    features: dict[tuple[int, int], Feats] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,20 +163,32 @@ class Styler(nn.Module):
             >>> Styler(VGGEncoder(), Decoder())(torch.rand(2, 3, 32, 48), torch.rand(2, 3, 40, 40)).shape
             torch.Size([2, 3, 32, 48])
         """
-        f_content = self.encoder(content, taps=("relu4_1",))["relu4_1"]
-        f_style = self.encoder(style, taps=("relu4_1",))["relu4_1"]
-        target = adaptive_instance_norm(f_content, f_style)
+        f_content = self.encoder(content, taps=self.taps)
+        f_style = self.encoder(style, taps=self.taps)
+        target = {t: adaptive_instance_norm(f_content[t], f_style[t]) for t in self.taps}
         if isinstance(alpha, torch.Tensor) or alpha != 1:
-            target = alpha * target + (1 - alpha) * f_content
-        return self.decoder(target).clamp(0, 1)
+            target = {t: alpha * target[t] + (1 - alpha) * f_content[t] for t in self.taps}
+        return self._run_decoder(self.decoder, target).clamp(0, 1)
+
+    @property
+    def taps(self) -> tuple[str, ...]:
+        """The encoder taps the decoder takes: relu4_1, then its skip taps (if any)."""
+        return ("relu4_1", *self.decoder.skips)
+
+    @staticmethod
+    def _run_decoder(decoder: nn.Module, feats: dict[str, torch.Tensor]) -> torch.Tensor:
+        skips = {t: f for t, f in feats.items() if t != "relu4_1"}
+        return decoder(feats["relu4_1"], skips) if skips else decoder(feats["relu4_1"])
 
     def _autocast(self, bf16: bool) -> contextlib.AbstractContextManager:
         return torch.autocast(self.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
-    def _encode(self, x: torch.Tensor, bf16: bool) -> torch.Tensor:
+    def _encode(self, x: torch.Tensor, bf16: bool) -> Feats:
+        """The decoder's taps of ``x`` (:attr:`taps`), in float32."""
         x = x.contiguous(memory_format=torch.channels_last)
         with self._autocast(bf16):
-            return self.encoder(x, taps=("relu4_1",))["relu4_1"]
+            feats = self.encoder(x, taps=self.taps)
+        return {t: f.float() for t, f in feats.items()}
 
     def _decoder_for(self, bf16: bool) -> nn.Module:
         """The decoder to run: on CPU with bf16, a bf16-weight copy made for this call.
@@ -186,14 +202,15 @@ class Styler(nn.Module):
         dec = copy.deepcopy(self.decoder).to(dtype=torch.bfloat16)
         return dec.to(memory_format=torch.channels_last)
 
-    def _decode(self, t: torch.Tensor, bf16: bool, decoder: nn.Module | None = None) -> torch.Tensor:
+    def _decode(self, t: Feats, bf16: bool, decoder: nn.Module | None = None) -> torch.Tensor:
         decoder = self.decoder if decoder is None else decoder
         # A bf16-weight decoder needs no autocast, and CPU autocast would run its reflection
         # padding and upsampling in float32 (a cast and a copy around each; 60 ms a 512 px run).
         weights_bf16 = next(decoder.parameters()).dtype == torch.bfloat16
         dtype = torch.bfloat16 if bf16 or weights_bf16 else torch.float32
         with self._autocast(bf16 and not weights_bf16):
-            out = decoder(t.to(dtype).contiguous(memory_format=torch.channels_last))
+            out = self._run_decoder(decoder, {k: v.to(dtype).contiguous(memory_format=torch.channels_last)
+                                              for k, v in t.items()})
         return out.float().clamp(0, 1).contiguous()
 
     def encode_styles(self, styles: Sequence[ImageLike], *, name: str = "styles") -> StyleBank:
@@ -210,7 +227,7 @@ class Styler(nn.Module):
         return StyleBank(images)
 
     def _style_features(self, bank: StyleBank, index: int, size: int, content: torch.Tensor | None,
-                        bf16: bool) -> torch.Tensor:
+                        bf16: bool) -> Feats:
         key = (index, size)
         if content is None and key in bank.features:
             return bank.features[key]
@@ -220,8 +237,8 @@ class Styler(nn.Module):
         if content is not None:
             # Colour preservation gives the style this content's colours: never cached, since the
             # bank outlives one content (batches, the demo's cache).
-            return self._encode(match_color(s, content), bf16).float()
-        bank.features[key] = self._encode(s, bf16).float()
+            return self._encode(match_color(s, content), bf16)
+        bank.features[key] = self._encode(s, bf16)
         return bank.features[key]
 
     def plan(
@@ -280,7 +297,7 @@ class Styler(nn.Module):
         """
         if self.device.type == "cpu":
             check_memory((_round8(out_hw[0]), _round8(out_hw[1])), alpha=plan.alpha, bf16=plan.bf16, styles=styles,
-                         refine=plan.refine_steps > 0)
+                         refine=plan.refine_steps > 0, skips=self.decoder.skips)
 
     @torch.no_grad()
     def stylize(
@@ -411,18 +428,18 @@ class Styler(nn.Module):
                 # Coarse result for coherent large strokes, plus the content detail it could not hold.
                 detail = x_s - resize_exact(resize_exact(x_s, tuple(prev.shape[-2:])), hw)
                 x_in = (resize_exact(prev, hw) + detail).clamp(0, 1)
-                f_in = self._encode(x_in, bf16).float()
-                f_content = self._encode(x_s, bf16).float() if alpha < 1 else None
+                f_in = self._encode(x_in, bf16)
+                f_content = self._encode(x_s, bf16) if alpha < 1 else None
             else:
-                f_in = f_content = self._encode(x_s, bf16).float()
+                f_in = f_content = self._encode(x_s, bf16)
                 if prev is not None and schedule == "guided":
                     # Half the content's own features, half the coarse result's, then AdaIN: the strokes
                     # guide the pass, the content's features still reach it, the statistics are the style's.
-                    f_in = 0.5 * (f_content + self._encode(resize_exact(prev, hw), bf16).float())
+                    f_in = _lerp(f_content, self._encode(resize_exact(prev, hw), bf16), 0.5)
             target = self._mix(f_in, bank, plan.weights, masks, s, x_s if preserve_color == "match" else None, bf16)
             if alpha < 1:
                 assert f_content is not None
-                target = alpha * target + (1 - alpha) * f_content
+                target = _lerp(f_content, target, alpha)
             out_s = self._decode(target, bf16, decoder)
             prev = out_s
             done += ph * pw
@@ -487,24 +504,34 @@ class Styler(nn.Module):
                 on_step(k + 1)
         return x.detach()
 
-    def _mix(self, f: torch.Tensor, bank: StyleBank, w: torch.Tensor, masks: torch.Tensor | None, size: int,
-             color_ref: torch.Tensor | None, bf16: bool) -> torch.Tensor:
-        """Weighted (and masked) sum of AdaIN targets of ``f`` ``(1, 512, h, w)`` for each style."""
+    def _mix(self, f: Feats, bank: StyleBank, w: torch.Tensor, masks: torch.Tensor | None, size: int,
+             color_ref: torch.Tensor | None, bf16: bool) -> Feats:
+        """Weighted (and masked) sum of AdaIN targets of each tap of ``f`` (relu4_1 ``(1, 512, h, w)``
+        and the decoder's skip taps) for each style."""
+        styles = [self._style_features(bank, i, size, color_ref, bf16) for i in range(len(bank.images))]
+        return {t: self._mix_tap(f[t], [fs[t] for fs in styles], w, masks) for t in f}
+
+    @staticmethod
+    def _mix_tap(f: torch.Tensor, styles: list[torch.Tensor], w: torch.Tensor,
+                 masks: torch.Tensor | None) -> torch.Tensor:
         if masks is None:
             out = torch.zeros_like(f)
-            for i in range(len(bank.images)):
-                fs = self._style_features(bank, i, size, color_ref, bf16)
+            for i, fs in enumerate(styles):
                 out = out + float(w[i]) * adaptive_instance_norm(f, fs)
             return out
         m = nn.functional.interpolate(masks, size=f.shape[-2:], mode="bilinear", align_corners=False)
         coeff = m * w.view(1, -1, 1, 1).to(m)
         total = coeff.sum(1, keepdim=True)
         out = f * (1 - m.amax(1, keepdim=True).clamp(0, 1))  # uncovered regions keep their features
-        for i in range(len(bank.images)):
-            fs = self._style_features(bank, i, size, color_ref, bf16)
+        for i, fs in enumerate(styles):
             region = m[:, i : i + 1]
             if float(region.sum()) <= 0:
                 continue
             share = coeff[:, i : i + 1] / total.clamp_min(1e-6) * m.amax(1, keepdim=True)
             out = out + share * adaptive_instance_norm(f, fs, content_mask=region)
         return out
+
+
+def _lerp(a: Feats, b: Feats, t: float) -> Feats:
+    """``(1 - t) * a + t * b`` tap by tap."""
+    return {k: (1 - t) * a[k] + t * b[k] for k in a}

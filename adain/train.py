@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from .base.data import RandomCropFolder, infinite_loader
+from .base.errors import ConfigError
 from .base.training import (
     DistributedContext, StepOutput, TrainResult, autocast_for, run_training, to_float_batch,
 )
@@ -33,9 +34,10 @@ def styler_step_losses(
 
     Args:
         encoder: frozen VGG-19.
-        decoder: the decoder being trained.
+        decoder: the :class:`Decoder` being trained (possibly DDP-wrapped); a decoder with skips gets its skip taps AdaIN'd the
+            same way as relu4_1 (as :class:`adain.styler.Styler` gives them).
         content, style: ``(B, 3, H, W)`` batches in [0, 1].
-        identity: also decode the content's and the style's own relu4_1 and compare the results
+        identity: also decode the content's and the style's own features and compare the results
             with the inputs, in pixels (``identity_pixel``, MSE) and in VGG features at
             relu1_1..relu4_1 (``identity_feature``), as Park & Lee (CVPR 2019) do.
 
@@ -43,16 +45,19 @@ def styler_step_losses(
         ``({"content", "style"[, "identity_pixel", "identity_feature"]}, stylized output (B, 3, H, W))``.
     """
     b = content.shape[0]
+    skips: tuple[str, ...] = getattr(decoder, "module", decoder).skips  # through a DistributedDataParallel wrapper
+    taps = ("relu4_1", *skips)
     with torch.no_grad():
         fc = encoder(content, taps=STYLE_TAPS)
         fs = encoder(style, taps=STYLE_TAPS)
-        target = adaptive_instance_norm(fc["relu4_1"], fs["relu4_1"]).to(fc["relu4_1"].dtype)
-        codes = torch.cat([target, fc["relu4_1"], fs["relu4_1"]]) if identity else target
-    decoded = decoder(codes)  # one decoder pass over stylized and identity codes
+        target = {t: adaptive_instance_norm(fc[t], fs[t]).to(fc[t].dtype) for t in taps}
+        codes = {t: torch.cat([target[t], fc[t], fs[t]]) for t in taps} if identity else target
+    # one decoder pass over stylized and identity codes
+    decoded = decoder(codes["relu4_1"], {t: codes[t] for t in skips}) if skips else decoder(codes["relu4_1"])
     fo = encoder(decoded, taps=STYLE_TAPS)
     out = decoded[:b]
     losses = {
-        "content": content_loss(fo["relu4_1"][:b], target),
+        "content": content_loss(fo["relu4_1"][:b], target["relu4_1"]),
         "style": style_loss([fo[t][:b] for t in STYLE_TAPS], [fs[t] for t in STYLE_TAPS]),
     }
     if identity:
@@ -73,14 +78,27 @@ class StylerTask:
     def __init__(self, cfg: StylerTrainConfig, device: torch.device, generator: torch.Generator) -> None:
         self.cfg, self.device = cfg, device
         self.encoder = VGGEncoder.from_pretrained(cfg.vgg or None, device=device)
-        self.model = Decoder.from_pretrained(cfg.init_decoder) if cfg.init_decoder else Decoder()
-        self.model.train().to(device)
+        model = Decoder.from_pretrained(cfg.init_decoder) if cfg.init_decoder else Decoder()
+        skips = cfg.skip_taps()
+        if skips != model.skips:
+            if set(model.skips) - set(skips):
+                raise ConfigError(None, f"init_decoder has skips {list(model.skips)}; decoder_skips must keep them "
+                                  f"(got {list(skips)})")
+            model = model.with_skips(skips)
+        self.model = model.train().to(device)
         if cfg.channels_last:
             self.encoder.to(memory_format=torch.channels_last)
             self.model.to(memory_format=torch.channels_last)
         self.identity = cfg.identity_pixel_weight > 0 or cfg.identity_feature_weight > 0
         self.columns = ("content_loss", "style_loss") + (
             ("identity_pixel", "identity_feature") if self.identity else ())
+
+    def param_groups(self) -> list[dict]:
+        """The skip convolutions learn at ``lr * skip_lr_scale``, the rest at ``lr``."""
+        named = list(self.model.named_parameters())
+        skip = [p for n, p in named if n.startswith("skip_")]
+        groups = [{"params": [p for n, p in named if not n.startswith("skip_")]}]
+        return groups + ([{"params": skip, "lr_scale": self.cfg.skip_lr_scale}] if skip else [])
 
     def start(self, iteration: int, ctx: DistributedContext) -> None:
         cfg = self.cfg

@@ -95,6 +95,23 @@ class _StylerGraph(nn.Module):
         return self.styler(content, style, alpha.view(-1, 1, 1, 1))
 
 
+class _SkipDecoderGraph(nn.Module):
+    """A decoder with skips, its skip taps as positional graph inputs after relu4_1's."""
+
+    def __init__(self, decoder: Decoder) -> None:
+        super().__init__()
+        self.decoder = decoder
+
+    # Named parameters, not *skips: torch.export matches dynamic shapes to a fixed signature.
+    def forward(self, features: torch.Tensor, skip0: torch.Tensor, skip1: torch.Tensor | None = None,
+                skip2: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decoder(features, dict(zip(self.decoder.skips, (skip0, skip1, skip2))))
+
+
+#: (channels, size factor over relu4_1) of each skip tap.
+_SKIP_SHAPE = {"relu3_1": (256, 2), "relu2_1": (128, 4), "relu1_1": (64, 8)}
+
+
 def _tensor(name: str, shape: Sequence[int | str], meaning: str) -> dict[str, Any]:
     return {"name": name, "dtype": "float32", "shape": list(shape), "meaning": meaning}
 
@@ -136,14 +153,21 @@ def _specs(warper: Warper | None, styler: Styler, names: Sequence[str]) -> list[
         ))
     if "decoder" in names:
         h, w = dim("h", min=2, max=1024), dim("w", min=2, max=1024)
+        skips = styler.decoder.skips
+        shape = {t: _SKIP_SHAPE[t] for t in skips}
         specs.append(_Spec(
-            "decoder", styler.decoder,
-            {"features": rand(2, 512, 4, 6)}, (rand(3, 512, 5, 3),),
+            "decoder", _SkipDecoderGraph(styler.decoder).eval() if skips else styler.decoder,
+            {"features": rand(2, 512, 4, 6)} | {f"skip_{t}": rand(2, c, 4 * k, 6 * k) for t, (c, k) in shape.items()},
+            (rand(3, 512, 5, 3), *(rand(3, c, 5 * k, 3 * k) for c, k in shape.values())),
             ("image",),
-            {"features": {0: batch, 2: h, 3: w}},
+            {"features": {0: batch, 2: h, 3: w}} | {f"skip_{t}": {0: batch, 2: k * h, 3: k * w}
+                                                      for t, (c, k) in shape.items()},
             {
                 "inputs": [_tensor("features", ["batch", 512, "h", "w"],
-                                   "VGG-19 relu4_1 features (of the bundled Oxford encoder), e.g. AdaIN targets")],
+                                   "VGG-19 relu4_1 features (of the bundled Oxford encoder), e.g. AdaIN targets")]
+                + [_tensor(f"skip_{t}", ["batch", c, f"{k}*h", f"{k}*w"],
+                           f"VGG-19 {t} features of the same image, treated as relu4_1 was (AdaIN / alpha blend)")
+                   for t, (c, k) in shape.items()],
                 "outputs": [_tensor("image", ["batch", 3, "8*h", "8*w"],
                                     "RGB, approximately in [0, 1] and not clamped: clamp before display")],
                 "notes": "h and w are at least 2 (the reflection padding of the first layer needs 2 pixels).",

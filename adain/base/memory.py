@@ -47,6 +47,12 @@ _STYLE_BYTES_PER_PIXEL = {True: 430, False: 640}
 #: relu4_1 features cached per style pixel: 512 channels at 1/8 x 1/8 in float32 (32 B/px), over all
 #: passes of the halving schedule (1 + 1/4 + 1/16 + ... < 4/3).
 _STYLE_CACHE_BYTES_PER_PIXEL = 43
+#: A decoder with skip inputs also keeps these taps, float32 bytes per image pixel (channels over the
+#: tap's area: relu3_1 256 / 16 x 4 B). The content pass holds up to four copies of each (content,
+#: coarse-result and blended features, the decoder's cast), the style cache one per pass (4/3 over the
+#: halving schedule). Counted, not measured: no skip decoder had been calibrated at 4K.
+_SKIP_TAP_BYTES_PER_PIXEL = {"relu3_1": 64, "relu2_1": 128, "relu1_1": 256}
+_SKIP_COPIES = 4
 #: Peak bytes per output pixel without a texture (warp only or resize), over the loaded models:
 #: ``warpstyle run -c kodim... -g juan-gris... --size 4096`` (a 4096x3195 output) peaked at 1.21 GB RSS
 #: against 0.86 GB at ``--size 256``: 27 B/px; issue 15 reports 7.9 GB at 16384 px (16384x12780,
@@ -69,7 +75,8 @@ _REFINE_BYTES_PER_PIXEL = 3700
 
 
 def estimate_stylize_bytes(hw: tuple[int, int], *, alpha: float = 1.0, bf16: bool = True,
-                           styles: Sequence[tuple[int, int]] = (), refine: bool = False) -> int:
+                           styles: Sequence[tuple[int, int]] = (), refine: bool = False,
+                           skips: Sequence[str] = ()) -> int:
     """Estimated peak process memory (bytes) of stylizing to an ``(H, W)`` output on CPU.
 
     Args:
@@ -78,6 +85,7 @@ def estimate_stylize_bytes(hw: tuple[int, int], *, alpha: float = 1.0, bf16: boo
         styles: ``(H, W)`` of each style image as given; each is encoded at the output's longer side.
         refine: ``refine_steps > 0``: the refinement back-propagates through VGG-19 in float32 at the
             output's size (:data:`_REFINE_BYTES_PER_PIXEL`).
+        skips: the decoder's skip taps (``Decoder.skips``), whose features are held beside relu4_1's.
 
     Example:
         >>> round(estimate_stylize_bytes((2160, 3840)) / 2**30, 1)
@@ -86,10 +94,13 @@ def estimate_stylize_bytes(hw: tuple[int, int], *, alpha: float = 1.0, bf16: boo
         16.9
     """
     h, w = hw
-    per_px = _BYTES_PER_PIXEL[bool(bf16)] * (_ALPHA_EXTRA if alpha < 1 else 1.0)
+    skip_px = sum(_SKIP_TAP_BYTES_PER_PIXEL[t] for t in skips)
+    per_px = _BYTES_PER_PIXEL[bool(bf16)] * (_ALPHA_EXTRA if alpha < 1 else 1.0) + _SKIP_COPIES * skip_px
     style_px = [a * b for a, b in (_at_longer_side(s, max(h, w)) for s in styles)]
     # The content pass's calibration already holds the cached features of a style of about its size.
-    style_peak = _STYLE_BYTES_PER_PIXEL[bool(bf16)] * max(style_px, default=0) + _STYLE_CACHE_BYTES_PER_PIXEL * sum(style_px)
+    cache_px = _STYLE_CACHE_BYTES_PER_PIXEL + skip_px * 4 / 3
+    style_peak = _STYLE_BYTES_PER_PIXEL[bool(bf16)] * max(style_px, default=0) + cache_px * sum(style_px) \
+        + skip_px * max(style_px, default=0)
     if refine:
         per_px = max(per_px, _REFINE_BYTES_PER_PIXEL)
     return int(_BASE_BYTES + max(per_px * h * w, style_peak))
@@ -119,12 +130,12 @@ def available_bytes(meminfo: str | Path = "/proc/meminfo") -> int | None:
 
 def check_memory(hw: tuple[int, int], *, alpha: float = 1.0, bf16: bool = True,
                  styles: Sequence[tuple[int, int]] | None = (), refine: bool = False, advice: str = MEMORY_ADVICE,
-                 available: int | None = None) -> None:
+                 available: int | None = None, skips: Sequence[str] = ()) -> None:
     """Raise :class:`StyleTransferError` when the estimate for ``hw`` exceeds the available memory.
 
     Args:
         hw: output ``(H, W)`` of the finest pass.
-        alpha, bf16, refine: as for :func:`estimate_stylize_bytes`.
+        alpha, bf16, refine, skips: as for :func:`estimate_stylize_bytes`.
         styles: ``(H, W)`` of each style image (see :func:`estimate_stylize_bytes`); None: no
             texture, so the warp-only estimate (:func:`estimate_warp_bytes`) applies.
         advice: what to suggest (the CLI's option names).
@@ -136,11 +147,11 @@ def check_memory(hw: tuple[int, int], *, alpha: float = 1.0, bf16: bool = True,
     if styles is None:
         need = estimate_warp_bytes(hw)
     else:
-        need = estimate_stylize_bytes(hw, alpha=alpha, bf16=bf16, styles=styles, refine=refine)
+        need = estimate_stylize_bytes(hw, alpha=alpha, bf16=bf16, styles=styles, refine=refine, skips=skips)
     # The estimate already holds the interpreter and models, which are resident by now, so
     # MemAvailable undercounts what we have by about _BASE_BYTES: compare the increments.
     if need - _BASE_BYTES > avail:
-        big_style = styles and estimate_stylize_bytes(hw, alpha=alpha, bf16=bf16) < need / 2
+        big_style = styles and estimate_stylize_bytes(hw, alpha=alpha, bf16=bf16, skips=skips) < need / 2
         why = (" (the style images are encoded at the output's longer side, "
                f"{max(hw)} px)" if big_style else "")
         raise StyleTransferError(

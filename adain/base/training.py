@@ -317,7 +317,9 @@ def _train(
     generator = torch.Generator().manual_seed(cfg.seed)
     task = task_factory(device, generator)
     weights_path = out_dir / task.weights_name
-    optimizer = torch.optim.Adam(task.model.parameters(), lr=cfg.lr)
+    # A task may give parameter groups with an "lr_scale" (e.g. new layers that start from zero).
+    groups = task.param_groups() if hasattr(task, "param_groups") else [{"params": list(task.model.parameters())}]
+    optimizer = torch.optim.Adam([{"lr_scale": 1.0, **g} for g in groups], lr=cfg.lr)
 
     start = 0
     if resume_path is not None:
@@ -367,7 +369,7 @@ def _train(
         for iteration in range(start, cfg.iterations):
             lr = cfg.lr / (1.0 + cfg.lr_decay * iteration)
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group["lr_scale"]
             done = iteration + 1
             want_sample = ctx.is_main and cfg.sample_every > 0 and done % cfg.sample_every == 0
             out = task.step(model, want_sample)

@@ -122,3 +122,86 @@ def test_forward_trains(decoder):
     nn.Sequential.forward(dec, x).square().mean().backward()
     for n, p in dec.named_parameters():
         torch.testing.assert_close(got[n], p.grad, msg=n)
+
+
+# ---- skip inputs ----------------------------------------------------------------------------------
+
+SKIP_SHAPES = {"relu3_1": (256, 2), "relu2_1": (128, 4), "relu1_1": (64, 8)}
+
+
+def _skip_feats(b, h, w, taps, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {t: torch.rand(b, SKIP_SHAPES[t][0], h * SKIP_SHAPES[t][1], w * SKIP_SHAPES[t][1], generator=g)
+            for t in taps}
+
+
+@pytest.mark.parametrize("taps", [("relu3_1",), ("relu3_1", "relu2_1"), ("relu1_1", "relu3_1", "relu2_1")])
+def test_skips_start_at_zero_and_keep_the_ports_keys(decoder, taps):
+    dec = decoder.with_skips(taps).eval()
+    assert dec.skips == tuple(t for t in ("relu3_1", "relu2_1", "relu1_1") if t in taps)  # coarse to fine
+    assert list(dec.state_dict())[: len(EXPECTED_KEYS)] == EXPECTED_KEYS
+    x = torch.rand(2, 512, 3, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(dec(x, _skip_feats(2, 3, 4, taps)), decoder(x), atol=0, rtol=0)
+
+
+def test_skips_change_the_output_once_trained():
+    dec = Decoder(skips=["relu2_1"]).eval()
+    torch.nn.init.normal_(dec.skip_relu2_1.weight, std=0.1)
+    x, sk = torch.rand(1, 512, 3, 3), _skip_feats(1, 3, 3, ["relu2_1"])
+    sk2 = {"relu2_1": sk["relu2_1"].flip(-1)}
+    with torch.no_grad():
+        assert dec(x, sk).shape == (1, 3, 24, 24)
+        assert not torch.allclose(dec(x, sk), dec(x, sk2))
+
+
+def test_skips_odd_sizes_are_cropped_to_the_decoder():
+    # relu3_1 of a 44 px image is 11 px; relu4_1 is 5 px, decoded to 10 at relu3_1's level.
+    dec = Decoder(skips=["relu3_1"]).eval()
+    with torch.no_grad():
+        assert dec(torch.rand(1, 512, 5, 5), {"relu3_1": torch.rand(1, 256, 11, 11)}).shape == (1, 3, 40, 40)
+
+
+def test_skip_decoder_needs_its_skips():
+    dec = Decoder(skips=["relu3_1"])
+    with pytest.raises(ValueError, match="relu3_1"):
+        dec(torch.rand(1, 512, 3, 3))
+    with pytest.raises(ValueError, match="relu3_1"):
+        dec(torch.rand(1, 512, 3, 3), {"relu2_1": torch.rand(1, 128, 12, 12)})
+
+
+@pytest.mark.parametrize("bad", [["relu4_1"], ["relu3_1", "relu3_1"], "relu3_1", ["conv1_1"]])
+def test_bad_skips_are_refused(bad):
+    with pytest.raises(ValueError, match="skips"):
+        Decoder(skips=bad)
+
+
+def test_skip_decoder_round_trips_through_weights_and_checkpoints(tmp_path):
+    from adain.base.weights import save_weights
+
+    torch.manual_seed(3)
+    dec = Decoder(skips=["relu3_1", "relu2_1"])
+    for p in dec.parameters():
+        torch.nn.init.normal_(p, std=0.01)
+    path = tmp_path / "skip.safetensors"
+    save_weights(path, "Decoder", dec.state_dict(), dec.config(), {}, "test")
+    got = Decoder.from_pretrained(path)
+    assert got.skips == ("relu3_1", "relu2_1") and got.config() == dec.config()
+    assert all(torch.equal(got.state_dict()[k], v) for k, v in dec.state_dict().items())
+    ck = Decoder.from_pretrained(save_checkpoint({"format": "adain.train", "model": dec.state_dict(), "iteration": 1},
+                                                 tmp_path / "checkpoint.pt"))
+    assert ck.skips == ("relu3_1", "relu2_1")
+
+
+def test_skip_config_is_checked_before_loading(tmp_path):
+    from adain.base.weights import save_weights
+
+    dec = Decoder(skips=["relu3_1"])
+    path = tmp_path / "bad.safetensors"
+    save_weights(path, "Decoder", dec.state_dict(), {"layout": "adain-port", "skips": ["relu9_9"]}, {}, "test")
+    with pytest.raises(CheckpointError, match="skips"):
+        Decoder.from_pretrained(path)
+    plain = tmp_path / "plain.safetensors"
+    save_weights(plain, "Decoder", dec.state_dict(), {"layout": "adain-port"}, {}, "test")
+    with pytest.raises(CheckpointError):  # a skip's tensors in a file that declares none
+        Decoder.from_pretrained(plain)

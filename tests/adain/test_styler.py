@@ -154,7 +154,7 @@ def test_bf16_decode_skips_autocast_without_changing_pixels(styler):
     t = torch.rand(1, 512, 6, 5, generator=torch.Generator().manual_seed(0))
     dec = styler._decoder_for(True)
     assert next(dec.parameters()).dtype == torch.bfloat16
-    got = styler._decode(t, True, dec)
+    got = styler._decode({"relu4_1": t}, True, dec)
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         want = dec(t.to(torch.bfloat16).contiguous(memory_format=torch.channels_last))
     assert got.dtype == torch.float32 and got.shape == (1, 3, 48, 40)
@@ -217,3 +217,63 @@ def test_forward_is_one_stylize_pass(styler, images):
     torch.testing.assert_close(one_pass, styler.stylize(c, [s], bf16=False), atol=1e-4, rtol=0)
     torch.testing.assert_close(half, styler.stylize(c, [s], alpha=0.5, bf16=False), atol=1e-4, rtol=0)
     assert float((one_pass - half).abs().mean()) > 1e-3  # alpha reaches the graph
+
+
+# ---- a decoder with skip inputs -------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def skip_styler(styler):
+    dec = styler.decoder.with_skips(["relu3_1", "relu2_1"]).eval()
+    g = torch.Generator().manual_seed(0)
+    for name, p in dec.named_parameters():
+        if name.startswith("skip_"):
+            p.data = 0.05 * torch.randn(p.shape, generator=g)
+    return Styler(styler.encoder, dec).eval().requires_grad_(False)
+
+
+def test_skip_styler_alpha_zero_decodes_the_contents_own_taps(skip_styler, images):
+    c, s1, _ = images
+    got = skip_styler.stylize(c, [s1], alpha=0.0, size=96, scales=[96], bf16=False)
+    with torch.no_grad():
+        f = skip_styler.encoder(c, taps=("relu4_1", "relu3_1", "relu2_1"))
+        want = skip_styler.decoder(f["relu4_1"], f).clamp(0, 1)
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=0)
+
+
+def test_skip_styler_stylizes_every_tap(skip_styler, styler, images):
+    # Same relu4_1 target, so any difference from the plain decoder comes from the skips; and they
+    # must carry the style's statistics, not the content's: the skip output is closer to the plain
+    # stylization than to the decode of the content's own skip taps.
+    c, s1, _ = images
+    plain = styler.stylize(c, [s1], size=96, scales=[96], bf16=False)
+    skip = skip_styler.stylize(c, [s1], size=96, scales=[96], bf16=False)
+    with torch.no_grad():
+        target = skip_styler._mix(skip_styler._encode(c, False), skip_styler.encode_styles([s1]), torch.ones(1),
+                                  None, 96, None, False)
+        unstyled_skips = skip_styler._encode(c, False)
+        mixed = skip_styler.decoder(target["relu4_1"], unstyled_skips).clamp(0, 1)
+    assert float((skip - plain).abs().mean()) > 1e-3
+    torch.testing.assert_close(skip, skip_styler.decoder(target["relu4_1"], target).clamp(0, 1), atol=1e-4, rtol=0)
+    assert float((skip - mixed).abs().mean()) > 1e-3
+
+
+def test_skip_styler_masks_weights_and_schedules(skip_styler, images):
+    c, s1, s2 = images
+    zero = torch.zeros(1, 1, 96, 96)
+    kept = skip_styler.stylize(c, [s1], masks=[zero], size=96, scales=[96], bf16=False)
+    recon = skip_styler.stylize(c, [s1], alpha=0.0, size=96, scales=[96], bf16=False)
+    torch.testing.assert_close(kept, recon, atol=1e-4, rtol=0)  # uncovered regions keep every tap
+    only1 = skip_styler.stylize(c, [s1], size=64, scales=[64], bf16=False)
+    w10 = skip_styler.stylize(c, [s1, s2], weights=[1, 0], size=64, scales=[64], bf16=False)
+    torch.testing.assert_close(only1, w10, atol=1e-5, rtol=0)
+    for schedule in ("guided", "restylize"):
+        out = skip_styler.stylize(c, [s1], size=88, scales=[48, 88], schedule=schedule, bf16=False)
+        assert out.shape == (1, 3, 88, 88)
+
+
+def test_skip_styler_forward_is_one_stylize_pass(skip_styler, images):
+    c = images[0][..., :96, :80]
+    s = resize_exact(images[1], (64, 96))
+    with torch.no_grad():
+        one_pass = skip_styler(c, s, alpha=0.7)
+    torch.testing.assert_close(one_pass, skip_styler.stylize(c, [s], alpha=0.7, bf16=False), atol=1e-4, rtol=0)

@@ -110,3 +110,32 @@ def test_csv_log_rewind_drops_later_and_partial_rows(tmp_path):
     log.rewind(0)  # a fresh start in the same folder starts a fresh log
     assert not log.path.exists()
     log.rewind(5)  # no file: nothing to do
+
+
+def test_skip_run_starts_from_init_decoder_and_trains_the_skips(folders, tmp_path):
+    from adain.base.weights import save_weights
+
+    torch.manual_seed(0)
+    init = Decoder()
+    init_path = tmp_path / "init.safetensors"
+    save_weights(init_path, "Decoder", init.state_dict(), init.config(), {}, "test")
+    cfg = _cfg(folders, tmp_path / "run", init_decoder=str(init_path), decoder_skips="relu2_1, relu3_1",
+               skip_lr_scale=10.0, identity_pixel_weight=1.0, lr_decay=0.0)
+    r = train_styler(cfg, progress=False)
+    dec = Decoder.from_pretrained(r.weights)
+    assert dec.skips == ("relu3_1", "relu2_1")
+    assert float(dec.skip_relu3_1.weight.abs().max()) > 0  # learned from zero
+    ck = load_checkpoint(r.checkpoint, expected_format="adain.train")
+    groups = ck["optimizer"]["param_groups"]
+    assert [g["lr_scale"] for g in groups] == [1.0, 10.0]
+    assert groups[1]["lr"] == pytest.approx(10 * groups[0]["lr"])
+    styler = Styler.from_pretrained(r.weights)
+    assert styler.stylize(torch.rand(1, 3, 32, 32), [torch.rand(1, 3, 32, 32)], size=32).shape == (1, 3, 32, 32)
+
+
+@pytest.mark.parametrize("skips", ["relu4_1", "relu3_1,relu3_1", "pool4"])
+def test_bad_decoder_skips_are_refused(folders, tmp_path, skips):
+    from adain.base.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="decoder_skips"):
+        _cfg(folders, tmp_path / "run", decoder_skips=skips)

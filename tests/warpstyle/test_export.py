@@ -163,3 +163,47 @@ def test_compile_captures_styler_and_warper_in_one_graph_each():
                              (warper, (torch.rand(1, 3, 32, 40), torch.rand(1, 3, 24, 24)))):
             report = torch._dynamo.explain(module)(*args)
             assert (report.graph_count, report.graph_break_count) == (1, 0), report.break_reasons
+
+
+@pytest.fixture(scope="module")
+def skip_decoder_file(tmp_path_factory):
+    from adain.base.weights import save_weights
+    from adain.decoder import Decoder
+
+    dec = Decoder.from_pretrained().with_skips(["relu3_1", "relu2_1"])
+    g = torch.Generator().manual_seed(0)
+    for name, p in dec.named_parameters():
+        if name.startswith("skip_"):
+            p.data = 0.05 * torch.randn(p.shape, generator=g)
+    path = tmp_path_factory.mktemp("skip") / "decoder.safetensors"
+    save_weights(path, "Decoder", dec.state_dict(), dec.config(), {}, "test")
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:.*torch.jit.load.* is deprecated:FutureWarning")
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_a_skip_decoder_exports_with_its_skip_inputs(skip_decoder_file, tmp_path, fmt):
+    if fmt == "onnx" and ONNX_MISSING:
+        pytest.skip(f"the 'export' extra is not installed ({ONNX_MISSING})")
+    styler = Styler.from_pretrained(skip_decoder_file).eval()
+    r = lambda *shape: torch.rand(*shape, generator=torch.Generator().manual_seed(1))  # noqa: E731
+    feats = (r(3, 512, 5, 3), r(3, 256, 10, 6), r(3, 128, 20, 12))  # another batch and size than exported
+    c, s, a = r(1, 3, 40, 24), r(1, 3, 20, 36), torch.tensor([0.6])
+    with torch.no_grad():
+        want = {"decoder": styler.decoder(feats[0], dict(zip(("relu3_1", "relu2_1"), feats[1:]))).numpy(),
+                "styler": styler(c, s, a.view(-1, 1, 1, 1)).numpy()}
+    out = export_models(tmp_path, fmt, models=["decoder", "styler"], decoder=skip_decoder_file)
+    card = json.loads(out[0].card_path.read_text())
+    assert [t["name"] for t in card["inputs"]] == ["features", "skip_relu3_1", "skip_relu2_1"]
+    for m, args in zip(out, (feats, (c, s, a))):
+        if fmt == "torchscript":
+            with torch.no_grad():
+                got = torch.jit.load(str(m.path))(*args).numpy()
+        else:
+            import onnxruntime as ort
+
+            session = ort.InferenceSession(str(m.path), providers=["CPUExecutionProvider"])
+            got = session.run(None, {i.name: x.numpy() for i, x in zip(session.get_inputs(), args)})[0]
+        assert got.shape == want[m.name].shape
+        assert float(np.abs(got - want[m.name]).max()) < TOL, m.name

@@ -99,3 +99,15 @@ def test_stylize_counts_the_upscaled_style(monkeypatch):
     with pytest.raises(StyleTransferError, match=r"^a 6000x64 output needs about"):
         styler.stylize(torch.rand(1, 3, 60, 6000), [torch.rand(1, 3, 512, 512)], bf16=True)
     assert calls == []
+
+
+def test_skip_taps_raise_the_estimate_by_what_they_hold():
+    from adain.base.memory import estimate_stylize_bytes
+
+    hw, style = (1000, 1000), [(500, 500)]
+    plain = estimate_stylize_bytes(hw, styles=style)
+    one = estimate_stylize_bytes(hw, styles=style, skips=["relu3_1"])
+    two = estimate_stylize_bytes(hw, styles=style, skips=["relu3_1", "relu2_1"])
+    assert plain < one < two
+    # relu3_1 is 256 channels at 1/4 x 1/4, 64 float32 bytes per pixel, held about four times
+    assert 4 * 64 * 1e6 <= one - plain <= 8 * 64 * 1e6
