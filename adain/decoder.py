@@ -13,7 +13,7 @@ from .base.checks import check_device
 from .base.conv_relu import conv2d_relu
 from .base.weights import bundled_weights, check_state, load_weights, meta_shapes
 
-__all__ = ["Decoder", "BUNDLED_DECODER", "DECODER_INPUT", "SKIP_TAPS"]
+__all__ = ["Decoder", "BUNDLED_DECODER", "DECODER_INPUT", "SKIP_TAPS", "SKIP_SHAPES"]
 
 BUNDLED_DECODER = "decoder.safetensors"
 #: The decoder's input convention, stored in every weights file it writes.
@@ -24,10 +24,12 @@ DECODER_INPUT: dict[str, Any] = {
              "(relu3_1: (B, 256, 2H, 2W), relu2_1: (B, 128, 4H, 4W), relu1_1: (B, 64, 8H, 8W))",
     "output": "RGB (B, 3, 8H, 8W), approximately in [0, 1], not clamped",
 }
-#: Encoder taps a decoder may take as skip inputs, and the layer whose input each one joins
-#: (the first convolution at that tap's resolution, whose input has the tap's channel count).
-_SKIP_AT: dict[str, tuple[int, int]] = {"relu3_1": (4, 256), "relu2_1": (17, 128), "relu1_1": (24, 64)}
-SKIP_TAPS: tuple[str, ...] = tuple(_SKIP_AT)
+#: Encoder taps a decoder may take as skip inputs: (channels, size over relu4_1's) of each.
+SKIP_SHAPES: dict[str, tuple[int, int]] = {"relu3_1": (256, 2), "relu2_1": (128, 4), "relu1_1": (64, 8)}
+SKIP_TAPS: tuple[str, ...] = tuple(SKIP_SHAPES)
+#: The layer whose input each skip joins: the first convolution at the tap's resolution, whose
+#: input has the tap's channel count.
+_SKIP_AT: dict[str, int] = {"relu3_1": 4, "relu2_1": 17, "relu1_1": 24}
 _N_LAYERS = 29
 _LAYOUT = "adain-port"  # the only decoder architecture: the AdaIN port's flat nn.Sequential
 _DESCRIBE = "an AdaIN decoder state_dict (expected keys '1.weight' ... '28.bias')"
@@ -92,7 +94,7 @@ class Decoder(nn.Sequential):
         )
         self.skips: tuple[str, ...] = _check_skips(skips)
         for tap in self.skips:
-            conv = nn.Conv2d(_SKIP_AT[tap][1], _SKIP_AT[tap][1], 1)
+            conv = nn.Conv2d(SKIP_SHAPES[tap][0], SKIP_SHAPES[tap][0], 1)
             nn.init.zeros_(conv.weight)
             nn.init.zeros_(conv.bias)
             self.add_module(f"skip_{tap}", conv)  # after the 29 layers: the port's keys stay "1.weight" ...
@@ -100,13 +102,14 @@ class Decoder(nn.Sequential):
     def forward(self, x: torch.Tensor, skips: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Run the layers in order; each conv + ReLU pair is one fused call at inference on CPU.
 
-        ``skips``: the taps of :attr:`skips` (required exactly when the decoder has skips).
+        ``skips``: features by tap name, holding at least the taps of :attr:`skips` (required when
+        the decoder has skips; other keys, such as relu4_1, are ignored).
         """
         if self.skips and (skips is None or any(t not in skips for t in self.skips)):
             raise ValueError(f"this decoder takes skip features {list(self.skips)}; got "
                              f"{None if skips is None else sorted(skips)}")
-        joins = {_SKIP_AT[t][0]: t for t in self.skips}
-        layers = [self[i] for i in range(_N_LAYERS)]
+        joins = {_SKIP_AT[t]: t for t in self.skips}
+        layers = list(self)[:_N_LAYERS]
         i = 0
         while i < _N_LAYERS:
             if i in joins:

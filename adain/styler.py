@@ -168,17 +168,12 @@ class Styler(nn.Module):
         target = {t: adaptive_instance_norm(f_content[t], f_style[t]) for t in self.taps}
         if isinstance(alpha, torch.Tensor) or alpha != 1:
             target = {t: alpha * target[t] + (1 - alpha) * f_content[t] for t in self.taps}
-        return self._run_decoder(self.decoder, target).clamp(0, 1)
+        return self.decoder(target["relu4_1"], target).clamp(0, 1)
 
     @property
     def taps(self) -> tuple[str, ...]:
         """The encoder taps the decoder takes: relu4_1, then its skip taps (if any)."""
         return ("relu4_1", *self.decoder.skips)
-
-    @staticmethod
-    def _run_decoder(decoder: nn.Module, feats: dict[str, torch.Tensor]) -> torch.Tensor:
-        skips = {t: f for t, f in feats.items() if t != "relu4_1"}
-        return decoder(feats["relu4_1"], skips) if skips else decoder(feats["relu4_1"])
 
     def _autocast(self, bf16: bool) -> contextlib.AbstractContextManager:
         return torch.autocast(self.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
@@ -209,8 +204,8 @@ class Styler(nn.Module):
         weights_bf16 = next(decoder.parameters()).dtype == torch.bfloat16
         dtype = torch.bfloat16 if bf16 or weights_bf16 else torch.float32
         with self._autocast(bf16 and not weights_bf16):
-            out = self._run_decoder(decoder, {k: v.to(dtype).contiguous(memory_format=torch.channels_last)
-                                              for k, v in t.items()})
+            t = {k: v.to(dtype).contiguous(memory_format=torch.channels_last) for k, v in t.items()}
+            out = decoder(t["relu4_1"], t)
         return out.float().clamp(0, 1).contiguous()
 
     def encode_styles(self, styles: Sequence[ImageLike], *, name: str = "styles") -> StyleBank:

@@ -53,7 +53,7 @@ def styler_step_losses(
         target = {t: adaptive_instance_norm(fc[t], fs[t]).to(fc[t].dtype) for t in taps}
         codes = {t: torch.cat([target[t], fc[t], fs[t]]) for t in taps} if identity else target
     # one decoder pass over stylized and identity codes
-    decoded = decoder(codes["relu4_1"], {t: codes[t] for t in skips}) if skips else decoder(codes["relu4_1"])
+    decoded = decoder(codes["relu4_1"], codes)
     fo = encoder(decoded, taps=STYLE_TAPS)
     out = decoded[:b]
     losses = {

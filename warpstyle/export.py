@@ -44,7 +44,7 @@ from adain import Styler, __version__
 from adain.base.errors import StyleTransferError
 from adain.base.files import atomic_path
 from adain.base.vgg import VGGEncoder
-from adain.decoder import Decoder
+from adain.decoder import SKIP_SHAPES, Decoder
 
 from .warper import FEATURE_SIZE, Warper
 
@@ -108,9 +108,6 @@ class _SkipDecoderGraph(nn.Module):
         return self.decoder(features, dict(zip(self.decoder.skips, (skip0, skip1, skip2))))
 
 
-#: (channels, size factor over relu4_1) of each skip tap.
-_SKIP_SHAPE = {"relu3_1": (256, 2), "relu2_1": (128, 4), "relu1_1": (64, 8)}
-
 
 def _tensor(name: str, shape: Sequence[int | str], meaning: str) -> dict[str, Any]:
     return {"name": name, "dtype": "float32", "shape": list(shape), "meaning": meaning}
@@ -154,7 +151,7 @@ def _specs(warper: Warper | None, styler: Styler, names: Sequence[str]) -> list[
     if "decoder" in names:
         h, w = dim("h", min=2, max=1024), dim("w", min=2, max=1024)
         skips = styler.decoder.skips
-        shape = {t: _SKIP_SHAPE[t] for t in skips}
+        shape = {t: SKIP_SHAPES[t] for t in skips}
         specs.append(_Spec(
             "decoder", _SkipDecoderGraph(styler.decoder).eval() if skips else styler.decoder,
             {"features": rand(2, 512, 4, 6)} | {f"skip_{t}": rand(2, c, 4 * k, 6 * k) for t, (c, k) in shape.items()},
