@@ -9,6 +9,7 @@ from .base.checks import check_same_device, check_shape
 __all__ = [
     "calc_mean_std",
     "adaptive_instance_norm",
+    "adain_to_stats",
     "match_color",
     "luminance_transfer",
     "rgb_to_yuv",
@@ -92,9 +93,21 @@ def adaptive_instance_norm(
     check_same_device(style, "style", content, "content")
     if content_mask is not None:
         _check_mask(content_mask, "content_mask", content, "content")
+    return adain_to_stats(content, *calc_mean_std(style, None, eps), content_mask=content_mask, eps=eps)
+
+
+def adain_to_stats(content: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, *,
+                   content_mask: torch.Tensor | None = None, eps: float = 1e-5) -> torch.Tensor:
+    """AdaIN to given channel statistics: :func:`adaptive_instance_norm` with the style's
+    ``(mean, std)`` from :func:`calc_mean_std` instead of its features (each ``(1 or B, C, 1, 1)``),
+    so a caller can keep a style's statistics rather than its feature maps.
+    """
+    check_shape(content, "content", ("B", "C", "H", "W"))
+    check_shape(mean, "mean", ("B", content.shape[1], 1, 1))
+    check_shape(std, "std", ("B", content.shape[1], 1, 1))
     c_mean, c_std = calc_mean_std(content, content_mask, eps)
-    s_mean, s_std = calc_mean_std(style, None, eps)
-    return (_upcast(content) - c_mean) / c_std * s_std + s_mean
+    # One full-size temporary besides the output: these maps can be relu1_1 at 4K (2 GB each).
+    return torch.addcmul(mean, _upcast(content) - c_mean, std / c_std)
 
 
 def _sqrtm_and_inv(cov: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:

@@ -16,7 +16,7 @@ from PIL import Image
 
 from .base.checks import check_device, check_range, check_weights
 from .decoder import Decoder
-from .functional import adaptive_instance_norm, luminance_transfer, match_color
+from .functional import adain_to_stats, adaptive_instance_norm, calc_mean_std, luminance_transfer, match_color
 from .losses import STYLE_TAPS, style_loss
 from .base.image import ImageLike, as_image_batch, fit_longer, resize_exact, resize_longer
 from .base.memory import check_memory
@@ -62,14 +62,18 @@ def scale_schedule(size: int, scales: Sequence[int] | None = None) -> list[int]:
 
 #: Encoder features by tap name: relu4_1 ``(B, 512, h, w)`` and a skip decoder's finer taps.
 Feats = dict[str, torch.Tensor]
+#: Channel ``(mean, std)`` of a feature map, each ``(1, C, 1, 1)`` (:func:`adain.functional.calc_mean_std`).
+Stats = tuple[torch.Tensor, torch.Tensor]
 
 
 @dataclasses.dataclass
 class StyleBank:
-    """Encoded styles: the decoder's taps per style and per pass size, reusable across contents."""
+    """Encoded styles, reusable across contents: per style and pass size, the channel ``(mean, std)``
+    of each tap the decoder takes (all AdaIN needs; feature maps of fine taps at large sizes would
+    cost gigabytes)."""
 
     images: list[torch.Tensor]
-    features: dict[tuple[int, int], Feats] = dataclasses.field(default_factory=dict)
+    stats: dict[tuple[int, int], dict[str, Stats]] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -221,20 +225,22 @@ class Styler(nn.Module):
             images.append(img[:1].to(self.device))
         return StyleBank(images)
 
-    def _style_features(self, bank: StyleBank, index: int, size: int, content: torch.Tensor | None,
-                        bf16: bool) -> Feats:
+    def _style_stats(self, bank: StyleBank, index: int, size: int, content: torch.Tensor | None,
+                     bf16: bool) -> dict[str, Stats]:
         key = (index, size)
-        if content is None and key in bank.features:
-            return bank.features[key]
+        if content is None and key in bank.stats:
+            return bank.stats[key]
         s = resize_longer(bank.images[index], size)
         if min(s.shape[-2:]) < _MIN_SIDE:  # very thin styles (e.g. 10000x10) would pool to nothing
             s = resize_exact(s, (max(_MIN_SIDE, s.shape[-2]), max(_MIN_SIDE, s.shape[-1])))
         if content is not None:
             # Colour preservation gives the style this content's colours: never cached, since the
             # bank outlives one content (batches, the demo's cache).
-            return self._encode(match_color(s, content), bf16)
-        bank.features[key] = self._encode(s, bf16)
-        return bank.features[key]
+            s = match_color(s, content)
+        stats = {t: calc_mean_std(f) for t, f in self._encode(s, bf16).items()}
+        if content is None:
+            bank.stats[key] = stats
+        return stats
 
     def plan(
         self,
@@ -431,7 +437,10 @@ class Styler(nn.Module):
                     # Half the content's own features, half the coarse result's, then AdaIN: the strokes
                     # guide the pass, the content's features still reach it, the statistics are the style's.
                     f_in = _lerp(f_content, self._encode(resize_exact(prev, hw), bf16), 0.5)
+            if alpha >= 1:
+                f_content = None  # not needed for a blend: free it before the AdaIN targets exist
             target = self._mix(f_in, bank, plan.weights, masks, s, x_s if preserve_color == "match" else None, bf16)
+            del f_in
             if alpha < 1:
                 assert f_content is not None
                 target = _lerp(f_content, target, alpha)
@@ -503,16 +512,16 @@ class Styler(nn.Module):
              color_ref: torch.Tensor | None, bf16: bool) -> Feats:
         """Weighted (and masked) sum of AdaIN targets of each tap of ``f`` (relu4_1 ``(1, 512, h, w)``
         and the decoder's skip taps) for each style."""
-        styles = [self._style_features(bank, i, size, color_ref, bf16) for i in range(len(bank.images))]
+        styles = [self._style_stats(bank, i, size, color_ref, bf16) for i in range(len(bank.images))]
         return {t: self._mix_tap(f[t], [fs[t] for fs in styles], w, masks) for t in f}
 
     @staticmethod
-    def _mix_tap(f: torch.Tensor, styles: list[torch.Tensor], w: torch.Tensor,
+    def _mix_tap(f: torch.Tensor, styles: list[Stats], w: torch.Tensor,
                  masks: torch.Tensor | None) -> torch.Tensor:
         if masks is None:
-            out = torch.zeros_like(f)
-            for i, fs in enumerate(styles):
-                out = out + float(w[i]) * adaptive_instance_norm(f, fs)
+            out = adain_to_stats(f, *styles[0]).mul_(float(w[0]))
+            for i, fs in enumerate(styles[1:], 1):
+                out.add_(adain_to_stats(f, *fs), alpha=float(w[i]))
             return out
         m = nn.functional.interpolate(masks, size=f.shape[-2:], mode="bilinear", align_corners=False)
         coeff = m * w.view(1, -1, 1, 1).to(m)
@@ -523,10 +532,10 @@ class Styler(nn.Module):
             if float(region.sum()) <= 0:
                 continue
             share = coeff[:, i : i + 1] / total.clamp_min(1e-6) * m.amax(1, keepdim=True)
-            out = out + share * adaptive_instance_norm(f, fs, content_mask=region)
+            out = out + share * adain_to_stats(f, *fs, content_mask=region)
         return out
 
 
 def _lerp(a: Feats, b: Feats, t: float) -> Feats:
-    """``(1 - t) * a + t * b`` tap by tap."""
-    return {k: (1 - t) * a[k] + t * b[k] for k in a}
+    """``(1 - t) * a + t * b`` tap by tap (one allocation per tap)."""
+    return {k: torch.lerp(a[k], b[k], t) for k in a}

@@ -17,8 +17,9 @@ import time
 from pathlib import Path
 
 import torch
+from PIL import Image
 
-from adain.base.image import load_image, resize_longer
+from adain.base.image import labelled_row, load_image, resize_longer
 from adain.base.vgg import VGGEncoder
 from adain.evaluate import heldout_pairs, texture_scores
 from adain.styler import SCHEDULES, Styler
@@ -40,20 +41,27 @@ def main() -> None:
                     help="also score optimisation from the content image itself for these step counts "
                          "(Gatys et al.'s method, with the styler's Adam objective), per decoder-free row")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--sheet", type=Path, default=None,
+                    help="also write a JPEG: per pair, the content, the style and every scored output side by side")
+    ap.add_argument("--sheet-pairs", type=int, default=4, help="pairs (rows) in --sheet")
     args = ap.parse_args()
     torch.manual_seed(0)
     pairs = heldout_pairs(args.content_dir, args.style_dir, holdout=args.holdout, pairs=args.pairs)
     encoder = VGGEncoder.from_pretrained()
     images = [(resize_longer(load_image(c), args.size), resize_longer(load_image(s), args.size)) for c, s in pairs]
     rows = []
+    sheet_rows: list[list[tuple[str, torch.Tensor]]] = [[("content", c), ("style", s)]
+                                                        for c, s in images[:args.sheet_pairs]] if args.sheet else []
     print(f"| decoder | schedule | alpha | refine | style loss | content loss | SSIM | PSNR | s/image |  "
           f"({len(pairs)} held-out pairs, {args.size} px)", flush=True)
     print("|---|---|---|---|---|---|---|---|---|", flush=True)
     def score(label: str, sched: str, alpha: float, refine: int, run) -> None:
         acc: dict[str, float] = {}
         t0 = time.perf_counter()
-        for c, s in images:
+        for i, (c, s) in enumerate(images):
             out = run(c, s)
+            if i < len(sheet_rows):
+                sheet_rows[i].append((f"{Path(label).stem} a={alpha:g}" + (f" r={refine}" if refine else ""), out))
             for k, v in texture_scores(encoder, c, out, s).items():
                 acc[k] = acc.get(k, 0.0) + v / len(images)
         row = {"decoder": label, "schedule": sched, "alpha": alpha, "refine": refine, "pairs": len(images),
@@ -73,6 +81,13 @@ def main() -> None:
         styler = Styler.from_pretrained(args.decoders[0], encoder=encoder)
         score("none: optimised from the content", "-", 1.0, n, lambda c, s: styler.refine(
             c, c, styler.encode_styles([s]), torch.ones(1), steps=n, size=args.size))
+    if sheet_rows:
+        strips = [labelled_row(r, height=192) for r in sheet_rows]
+        sheet = Image.new("RGB", (max(x.width for x in strips), sum(x.height for x in strips)), "white")
+        for k, strip in enumerate(strips):
+            sheet.paste(strip, (0, sum(x.height for x in strips[:k])))
+        args.sheet.parent.mkdir(parents=True, exist_ok=True)
+        sheet.save(args.sheet, quality=88)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rows, indent=1) + "\n")

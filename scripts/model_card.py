@@ -49,6 +49,8 @@ def main() -> None:
     ap.add_argument("--command", required=True, help="the command that trained it")
     ap.add_argument("--heldout", type=Path, nargs="*", default=[], help="held-out figure tables (JSON or markdown)")
     ap.add_argument("--notes", type=Path, default=None, help="markdown with what the figures mean (optional)")
+    ap.add_argument("--earlier", type=Path, nargs="*", default=[],
+                    help="run folders this run continues from, oldest first (its init weights came from the last)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
 
@@ -61,6 +63,14 @@ def main() -> None:
         if h.resolve().parent != dest.resolve():
             shutil.copy2(h, dest / h.name)
         cited.append(dest / h.name)
+    earlier = []
+    for run in args.earlier:
+        e_dest = Path("docs/runs") / run.name
+        e_dest.mkdir(parents=True, exist_ok=True)
+        for name in ("config.json", "losses.csv"):
+            shutil.copy2(run / name, e_dest / name)
+        cited += [e_dest / "config.json", e_dest / "losses.csv"]
+        earlier.append((run, json.loads((run / "config.json").read_text()), run_summary(run)))
     cfg = json.loads((args.run / "config.json").read_text())
     s = run_summary(args.run)
     sha = hashlib.sha256(args.weights.read_bytes()).hexdigest()
@@ -87,8 +97,20 @@ def main() -> None:
         json.dumps(cfg, indent=1),
         "```",
         "",
-        "## Held-out figures",
     ]
+    if earlier:
+        lines += ["", "### Earlier stages (this run started from their weights)"]
+    for run, e_cfg, e in earlier:
+        lines += [
+            "",
+            f"- **{run.name}** ([files](../runs/{run.name}/)): {e['iterations']} iterations logged "
+            f"({e['rows']} rows), {e['wall_s'] / 3600:.2f} h of training; final training losses (iterations "
+            f"{e['final_rows']}): " + ", ".join(f"{k} {v:.4g}" for k, v in e["final"].items()),
+            "  - config: " + ", ".join(f"`{k}` = `{v}`" for k, v in e_cfg.items()
+                                       if k in ("init_decoder", "init_warper", "decoder_skips", "lr", "skip_lr_scale",
+                                                "batch_size", "crop_size", "holdout", "content_dir", "style_dir")),
+        ]
+    lines += ["", "## Held-out figures"]
     for h in args.heldout:
         text = (dest / h.name).read_text()
         if h.suffix == ".json":

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from adain.base.errors import StyleTransferError
 from adain.base.memory import check_memory
-from adain.base.image import ImageLike, as_image_batch, resize_exact, save_image, to_pil
+from adain.base.image import ImageLike, as_image_batch, labelled_row, resize_exact, save_image
 from adain.base.runtime import default_bf16
 from adain.styler import ColorMode, Schedule, StyleBank, Styler
 from adain.base.vgg import VGGEncoder
@@ -87,22 +87,7 @@ def comparison_sheet(result: PipelineResult, height: int = 256) -> Image.Image:
         vis = torch.from_numpy(result.field.visualize()).permute(2, 0, 1).unsqueeze(0).float() / 255
         panels.append(("field", vis))
     panels.append(("result", result.image))
-    label_h = 20
-    tiles = []
-    for name, img in panels:
-        h, w = img.shape[-2:]
-        tile = to_pil(resize_exact(img.cpu().float(), (height, max(1, round(w * height / h)))))
-        canvas = Image.new("RGB", (tile.width, height + label_h), "white")
-        canvas.paste(tile, (0, label_h))
-        ImageDraw.Draw(canvas).text((4, 4), name, fill=(0, 0, 0))
-        tiles.append(canvas)
-    gap = 6
-    sheet = Image.new("RGB", (sum(t.width for t in tiles) + gap * (len(tiles) - 1), height + label_h), "white")
-    x = 0
-    for t in tiles:
-        sheet.paste(t, (x, 0))
-        x += t.width + gap
-    return sheet
+    return labelled_row(panels, height)
 
 
 def _longer_side(size: int | None, max_size: int) -> int:

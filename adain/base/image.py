@@ -23,14 +23,14 @@ import struct
 import sys
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 
 from .checks import check_image
 from .errors import ImageError
@@ -43,6 +43,7 @@ __all__ = [
     "save_image",
     "check_image_output",
     "to_pil",
+    "labelled_row",
     "fit_longer",
     "resize_longer",
     "resize_shorter",
@@ -357,6 +358,28 @@ def resize_shorter(x: torch.Tensor, size: int) -> torch.Tensor:
     h, w = x.shape[-2:]
     s = size / min(h, w)
     return _resize(x, max(1, round(h * s)), max(1, round(w * s)))
+
+
+def labelled_row(panels: Sequence[tuple[str, torch.Tensor]], height: int = 256, gap: int = 6) -> Image.Image:
+    """Images side by side, each scaled to ``height`` px (aspect kept) under a one-line label.
+
+    ``panels``: ``(label, image)`` pairs, each image ``(1, 3, H, W)`` or ``(3, H, W)`` in [0, 1].
+    """
+    label_h = 20
+    tiles = []
+    for name, img in panels:
+        h, w = img.shape[-2:]
+        tile = to_pil(resize_exact(img.detach().cpu().float().reshape(1, 3, h, w), (height, max(1, round(w * height / h)))))
+        canvas = Image.new("RGB", (tile.width, height + label_h), "white")
+        canvas.paste(tile, (0, label_h))
+        ImageDraw.Draw(canvas).text((4, 4), name, fill=(0, 0, 0))
+        tiles.append(canvas)
+    row = Image.new("RGB", (sum(t.width for t in tiles) + gap * max(0, len(tiles) - 1), height + label_h), "white")
+    x = 0
+    for t in tiles:
+        row.paste(t, (x, 0))
+        x += t.width + gap
+    return row
 
 
 def resize_exact(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from adain.functional import (
+    adain_to_stats,
     adaptive_instance_norm,
     calc_mean_std,
     luminance_transfer,
@@ -181,3 +182,14 @@ def test_adain_dtypes(dtype, tol):
     assert out.dtype == torch.float32
     ref = adaptive_instance_norm(c.float(), s.float())
     assert torch.allclose(out, ref, atol=tol * float(ref.abs().max()))
+
+
+def test_adain_to_stats_gives_the_stats_and_equals_adain_from_features():
+    torch.manual_seed(0)
+    c, s = torch.rand(2, 5, 7, 9) * 3, torch.rand(1, 5, 4, 6) + 1
+    mean, std = calc_mean_std(s)
+    out = adain_to_stats(c, mean, std)
+    torch.testing.assert_close(out, adaptive_instance_norm(c, s))
+    m_out, s_out = calc_mean_std(out)
+    torch.testing.assert_close(m_out, mean.expand_as(m_out), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(s_out, std.expand_as(s_out), atol=1e-4, rtol=1e-4)

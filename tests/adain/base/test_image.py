@@ -10,6 +10,7 @@ from PIL import Image, ImageFile
 
 from adain.base.errors import ImageError
 from adain.base.image import (
+    labelled_row,
     load_image,
     resize_exact,
     resize_longer,
@@ -340,3 +341,13 @@ def test_resize_same_size_is_identity_and_output_stays_in_range(image):
     assert float(y.min()) >= 0.0 and float(y.max()) <= 1.0
     z = resize_shorter(torch.ones(1, 3, 8, 8), 16)
     assert torch.allclose(z, torch.ones_like(z))
+
+
+def test_labelled_row_scales_each_panel_to_the_height_and_keeps_pixels():
+    red = torch.zeros(1, 3, 10, 20)
+    red[:, 0] = 1.0
+    row = labelled_row([("a", red), ("b", torch.zeros(3, 30, 30))], height=40, gap=5)
+    assert row.size == (80 + 5 + 40, 60)  # widths 80 and 40 at height 40, under a 20 px label
+    assert row.getpixel((40, 40)) == (255, 0, 0)  # the first panel, below its label
+    assert row.getpixel((82, 40)) == (255, 255, 255)  # the gap
+    assert row.getpixel((100, 40)) == (0, 0, 0)  # the black second panel
