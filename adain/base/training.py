@@ -319,7 +319,9 @@ def _train(
     weights_path = out_dir / task.weights_name
     # A task may give parameter groups with an "lr_scale" (e.g. new layers that start from zero).
     groups = task.param_groups() if hasattr(task, "param_groups") else [{"params": list(task.model.parameters())}]
-    optimizer = torch.optim.Adam([{"lr_scale": 1.0, **g} for g in groups], lr=cfg.lr)
+    # Kept beside the optimizer: loading a checkpoint's optimizer state replaces its groups' keys.
+    lr_scales = [float(g.get("lr_scale", 1.0)) for g in groups]
+    optimizer = torch.optim.Adam([{k: v for k, v in g.items() if k != "lr_scale"} for g in groups], lr=cfg.lr)
 
     start = 0
     if resume_path is not None:
@@ -368,8 +370,8 @@ def _train(
     try:
         for iteration in range(start, cfg.iterations):
             lr = cfg.lr / (1.0 + cfg.lr_decay * iteration)
-            for group in optimizer.param_groups:
-                group["lr"] = lr * group["lr_scale"]
+            for group, scale in zip(optimizer.param_groups, lr_scales):
+                group["lr"] = lr * scale
             done = iteration + 1
             want_sample = ctx.is_main and cfg.sample_every > 0 and done % cfg.sample_every == 0
             out = task.step(model, want_sample)
