@@ -45,7 +45,8 @@ _ALPHA_EXTRA = 1.10
 #: a 3840x2400 style) bounds it at 438 B/px.
 _STYLE_BYTES_PER_PIXEL = {True: 430, False: 640}
 #: relu4_1 features cached per style pixel: 512 channels at 1/8 x 1/8 in float32 (32 B/px), over all
-#: passes of the halving schedule (1 + 1/4 + 1/16 + ... < 4/3).
+#: passes of the halving schedule (1 + 1/4 + 1/16 + ... < 4/3). Since 2026-12 the style bank keeps only
+#: channel statistics, so this (and the skip taps' cache term below) is margin until the 4K run is re-measured.
 _STYLE_CACHE_BYTES_PER_PIXEL = 43
 #: A decoder with skip inputs also keeps these taps, float32 bytes per image pixel (channels over the
 #: tap's area: relu3_1 256 / 16 x 4 B). The content pass holds up to four copies of each (content,
