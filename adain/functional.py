@@ -93,7 +93,7 @@ def adaptive_instance_norm(
     check_same_device(style, "style", content, "content")
     if content_mask is not None:
         _check_mask(content_mask, "content_mask", content, "content")
-    return adain_to_stats(content, *calc_mean_std(style, None, eps), content_mask=content_mask, eps=eps)
+    return _adain_to_stats(content, *calc_mean_std(style, None, eps), content_mask, eps)
 
 
 def adain_to_stats(content: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, *,
@@ -105,6 +105,11 @@ def adain_to_stats(content: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
     check_shape(content, "content", ("B", "C", "H", "W"))
     check_shape(mean, "mean", ("B", content.shape[1], 1, 1))
     check_shape(std, "std", ("B", content.shape[1], 1, 1))
+    return _adain_to_stats(content, mean, std, content_mask, eps)
+
+
+def _adain_to_stats(content: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
+                    content_mask: torch.Tensor | None, eps: float) -> torch.Tensor:
     c_mean, c_std = calc_mean_std(content, content_mask, eps)
     # One full-size temporary besides the output: these maps can be relu1_1 at 4K (2 GB each).
     return torch.addcmul(mean, _upcast(content) - c_mean, std / c_std)

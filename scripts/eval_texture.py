@@ -84,8 +84,10 @@ def main() -> None:
     if sheet_rows:
         strips = [labelled_row(r, height=192) for r in sheet_rows]
         sheet = Image.new("RGB", (max(x.width for x in strips), sum(x.height for x in strips)), "white")
-        for k, strip in enumerate(strips):
-            sheet.paste(strip, (0, sum(x.height for x in strips[:k])))
+        y = 0
+        for strip in strips:
+            sheet.paste(strip, (0, y))
+            y += strip.height
         args.sheet.parent.mkdir(parents=True, exist_ok=True)
         sheet.save(args.sheet, quality=88)
     if args.json:

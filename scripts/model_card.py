@@ -41,6 +41,15 @@ def run_summary(run: Path) -> dict:
             "final_rows": f"{tail[0]['iteration']}-{tail[-1]['iteration']}"}
 
 
+def copy_run_files(run: Path) -> list[Path]:
+    """Copy a run's ``config.json`` and ``losses.csv`` to ``docs/runs/<run name>/``; the copies' paths."""
+    dest = Path("docs/runs") / run.name
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "losses.csv"):
+        shutil.copy2(run / name, dest / name)
+    return [dest / "config.json", dest / "losses.csv"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", type=Path, required=True, help="run folder with config.json and losses.csv")
@@ -55,21 +64,14 @@ def main() -> None:
     args = ap.parse_args()
 
     dest = Path("docs/runs") / args.run.name
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in ("config.json", "losses.csv"):
-        shutil.copy2(args.run / name, dest / name)
-    cited = [dest / "config.json", dest / "losses.csv"]
+    cited = copy_run_files(args.run)
     for h in args.heldout:
         if h.resolve().parent != dest.resolve():
             shutil.copy2(h, dest / h.name)
         cited.append(dest / h.name)
     earlier = []
     for run in args.earlier:
-        e_dest = Path("docs/runs") / run.name
-        e_dest.mkdir(parents=True, exist_ok=True)
-        for name in ("config.json", "losses.csv"):
-            shutil.copy2(run / name, e_dest / name)
-        cited += [e_dest / "config.json", e_dest / "losses.csv"]
+        cited += copy_run_files(run)
         earlier.append((run, json.loads((run / "config.json").read_text()), run_summary(run)))
     cfg = json.loads((args.run / "config.json").read_text())
     s = run_summary(args.run)
