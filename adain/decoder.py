@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .base.checks import check_device
 from .base.conv_relu import conv2d_relu
@@ -31,6 +32,12 @@ SKIP_TAPS: tuple[str, ...] = tuple(SKIP_SHAPES)
 #: input has the tap's channel count.
 _SKIP_AT: dict[str, int] = {"relu3_1": 4, "relu2_1": 17, "relu1_1": 24}
 _N_LAYERS = 29
+#: The last upsampling: from this layer on, every map is at the output's full resolution.
+_TAIL = 23
+#: Rows of context a band of the full-resolution tail needs on each side: one per 3x3 convolution.
+_TAIL_CONTEXT = 2
+#: Pixels in one band of the full-resolution tail at inference (rows = BAND_PIXELS // width, at least 8).
+BAND_PIXELS = 1 << 19
 _LAYOUT = "adain-port"  # the only decoder architecture: the AdaIN port's flat nn.Sequential
 _DESCRIBE = "an AdaIN decoder state_dict (expected keys '1.weight' ... '28.bias')"
 
@@ -104,25 +111,73 @@ class Decoder(nn.Sequential):
 
         ``skips``: features by tap name, holding at least the taps of :attr:`skips` (required when
         the decoder has skips; other keys, such as relu4_1, are ignored).
+
+        Without gradients, the layers at the output's full resolution (the last upsampling on) run
+        in bands of rows of at most :data:`BAND_PIXELS` pixels, each with the two rows of context its
+        two 3x3 convolutions need: the same output, without holding 64-channel maps of the whole
+        image (3 of them, 768 bytes a pixel in float32, about 6 GB at 4K).
         """
         if self.skips and (skips is None or any(t not in skips for t in self.skips)):
             raise ValueError(f"this decoder takes skip features {list(self.skips)}; got "
                              f"{None if skips is None else sorted(skips)}")
-        joins = {_SKIP_AT[t]: t for t in self.skips}
         layers = list(self)[:_N_LAYERS]
-        i = 0
-        while i < _N_LAYERS:
+        x = self._run(layers, 0, _TAIL, x, skips)
+        h, w = 2 * x.shape[-2], 2 * x.shape[-1]
+        rows = max(8, BAND_PIXELS // max(w, 1))
+        if torch.is_grad_enabled() or rows >= h:
+            return self._run(layers, _TAIL, _N_LAYERS, x, skips)
+        out: torch.Tensor | None = None
+        for r0 in range(0, h, rows):
+            r1 = min(h, r0 + rows)
+            band = self._run(layers, _TAIL, _N_LAYERS, x, skips, rows=(r0, r1, h))
+            if out is None:
+                out = band.new_empty(*band.shape[:2], h, band.shape[-1])
+            out[..., r0:r1, :] = band
+        assert out is not None
+        return out
+
+    def _run(self, layers: list[nn.Module], start: int, stop: int, x: torch.Tensor,
+             skips: Mapping[str, torch.Tensor] | None, rows: tuple[int, int, int] | None = None) -> torch.Tensor:
+        """Layers ``start:stop`` on ``x``; with ``rows=(r0, r1, h)``, only output rows ``r0:r1`` of the
+        full-resolution tail (of ``h``), from ``x`` at half that resolution.
+
+        A band carries its context rows through the tail: a reflection pad pads a band's side only
+        where the band meets the image's border, elsewhere the next 3x3 convolution eats one context
+        row, so each band's rows are exactly those of a pass over the whole image.
+        """
+        joins = {_SKIP_AT[t]: t for t in self.skips}
+        top = bottom = 0  # the band's first and last rows in the image, while it runs
+        i = start
+        while i < stop:
+            layer = layers[i]
+            if rows is not None and i == _TAIL:  # nearest 2x upsampling of the half-res rows the band needs
+                r0, r1, h = rows
+                top, bottom = max(0, r0 - _TAIL_CONTEXT), min(h, r1 + _TAIL_CONTEXT)
+                x = layer(x[..., top // 2 : (bottom + 1) // 2, :])[..., top - 2 * (top // 2):, :][..., : bottom - top, :]
+                i += 1
+                continue
             if i in joins:
                 tap = joins[i]
                 assert skips is not None
-                x = x + getattr(self, f"skip_{tap}")(skips[tap][..., : x.shape[-2], : x.shape[-1]].to(x.dtype))
-            layer = layers[i]
-            if isinstance(layer, nn.Conv2d) and i + 1 < _N_LAYERS and isinstance(layers[i + 1], nn.ReLU):
+                first = top if rows is not None else 0  # a band's rows of the skip map
+                s = skips[tap][..., first : first + x.shape[-2], : x.shape[-1]]
+                x = x + getattr(self, f"skip_{tap}")(s.to(x.dtype))
+            if rows is not None and isinstance(layer, nn.ReflectionPad2d):
+                h = rows[2]
+                pad_top, pad_bottom = int(top == 0), int(bottom == h)
+                x = F.pad(x, (1, 1, pad_top, pad_bottom), mode="reflect")
+                top, bottom = top - pad_top + 1, bottom + pad_bottom - 1  # after the next 3x3 conv
+                i += 1
+                continue
+            if isinstance(layer, nn.Conv2d) and i + 1 < stop and isinstance(layers[i + 1], nn.ReLU):
                 x = conv2d_relu(x, layer.weight, layer.bias)  # the convs here are unpadded, stride 1
                 i += 2
             else:
                 x = layer(x)
                 i += 1
+        if rows is not None:
+            r0, r1, _ = rows
+            x = x[..., r0 - top : r1 - top, :]
         return x
 
     def config(self) -> dict[str, Any]:

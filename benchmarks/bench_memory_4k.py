@@ -1,6 +1,6 @@
 """Peak memory and wall time of ``adain stylize`` and ``warpstyle run`` at 4K (3840 px) on CPU.
 
-    python benchmarks/bench_memory_4k.py [--size 3840] [--only stylize|run] [--fp32] [--json out.json]
+    python benchmarks/bench_memory_4k.py [--size 3840] [--only stylize|run] [--fp32] [--decoder PATH] [--json out.json]
 
 The 4K content is kodim23 upscaled to 3840x2160. Each command runs as its own child process and
 its peak RSS comes from ``os.wait4`` (the kernel's ``ru_maxrss`` of that child alone, models
@@ -43,6 +43,8 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=3840, help="output longer side, px (default 3840)")
     ap.add_argument("--only", choices=["stylize", "run"], default=None)
     ap.add_argument("--fp32", action="store_true", help="run the CLIs with --fp32 (default: bf16, the CPU default)")
+    ap.add_argument("--decoder", type=Path, default=None,
+                    help="decoder weights to run instead of the bundled one (e.g. a training run's candidate)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     from PIL import Image
@@ -62,8 +64,15 @@ def main() -> None:
                  "--texture", str(texture), "--size", str(args.size), "-o", str(work / "run.png")],
                 (round(gh * args.size / max(gh, gw)), round(gw * args.size / max(gh, gw))), 0.8),
     }
+    if args.decoder is not None:
+        commands = {k: (cmd + ["--decoder", str(args.decoder)], hw, alpha) for k, (cmd, hw, alpha) in commands.items()}
     if args.fp32:
         commands = {k: (cmd + ["--fp32"], hw, alpha) for k, (cmd, hw, alpha) in commands.items()}
+    skips: tuple[str, ...] = ()
+    if args.decoder is not None:
+        from adain.decoder import Decoder
+
+        skips = Decoder.from_pretrained(args.decoder).skips
     rows = {}
     avail = available_bytes()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
@@ -71,7 +80,7 @@ def main() -> None:
     for name, (cmd, hw, alpha) in commands.items():
         if args.only and name != args.only:
             continue
-        est = estimate_stylize_bytes(hw, alpha=alpha, bf16=not args.fp32)
+        est = estimate_stylize_bytes(hw, alpha=alpha, bf16=not args.fp32, skips=skips)
         res = measure(cmd)
         res["estimate_gib"] = round(est / 2**30, 2)
         res["output_hw"] = hw

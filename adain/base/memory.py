@@ -49,11 +49,14 @@ _STYLE_BYTES_PER_PIXEL = {True: 430, False: 640}
 #: channel statistics, so this (and the skip taps' cache term below) is margin until the 4K run is re-measured.
 _STYLE_CACHE_BYTES_PER_PIXEL = 43
 #: A decoder with skip inputs also keeps these taps, float32 bytes per image pixel (channels over the
-#: tap's area: relu3_1 256 / 16 x 4 B). The content pass holds up to four copies of each (content,
-#: coarse-result and blended features, the decoder's cast), the style cache one per pass (4/3 over the
-#: halving schedule). Counted, not measured: no skip decoder had been calibrated at 4K.
+#: tap's area: relu3_1 256 / 16 x 4 B). At the content pass's peak (the guided schedule's second
+#: encoding at full size) two copies are alive: the content's taps, held for the blend, and the
+#: encoder's own, which it returns rather than frees. Measured, fp32, 2048x2048 output, peak RSS
+#: sampled every 5 ms: 6.41 GiB with relu3_1 + relu2_1 + relu1_1 skips against 3.22 GiB for the
+#: plain decoder, 817 B/px more = 1.8 copies of the taps' 448 B/px (2026-12, after the decoder's
+#: full-resolution layers began to run in row bands). bf16 runs keep features in float32 too.
 _SKIP_TAP_BYTES_PER_PIXEL = {"relu3_1": 64, "relu2_1": 128, "relu1_1": 256}
-_SKIP_COPIES = 4
+_SKIP_COPIES = 2
 #: Peak bytes per output pixel without a texture (warp only or resize), over the loaded models:
 #: ``warpstyle run -c kodim... -g juan-gris... --size 4096`` (a 4096x3195 output) peaked at 1.21 GB RSS
 #: against 0.86 GB at ``--size 256``: 27 B/px; issue 15 reports 7.9 GB at 16384 px (16384x12780,

@@ -162,6 +162,31 @@ def test_skips_odd_sizes_are_cropped_to_the_decoder():
         assert dec(torch.rand(1, 512, 5, 5), {"relu3_1": torch.rand(1, 256, 11, 11)}).shape == (1, 3, 40, 40)
 
 
+@pytest.mark.parametrize("band_pixels", [1, 24 * 9, 24 * 13, 1 << 30])
+@pytest.mark.parametrize("taps", [(), ("relu3_1", "relu2_1", "relu1_1")])
+def test_full_resolution_tail_in_bands_gives_the_whole_pass(monkeypatch, taps, band_pixels):
+    # Bands of 8, 9 and 13 rows (and one band) of a 72x24 output: each band carries its own context
+    # rows through the two 3x3 convolutions and pads only at the image's border, so the output
+    # is that of one pass over the whole image; odd skip sizes are cropped as in the whole pass.
+    import adain.decoder as decoder_module
+
+    dec = Decoder(skips=taps).eval()
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for p in dec.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.05)
+    x = torch.rand(1, 512, 9, 3, generator=g)
+    sk = {"relu3_1": torch.rand(1, 256, 19, 6, generator=g), "relu2_1": torch.rand(1, 128, 36, 13, generator=g),
+          "relu1_1": torch.rand(1, 64, 73, 25, generator=g)}
+    with torch.enable_grad():  # the whole-image path
+        want = dec(x, sk).detach()
+    monkeypatch.setattr(decoder_module, "BAND_PIXELS", band_pixels)
+    with torch.no_grad():
+        got = dec(x, sk)
+    assert got.shape == want.shape == (1, 3, 72, 24)
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)  # fused vs plain conv: rounding only
+
+
 def test_skip_decoder_needs_its_skips():
     dec = Decoder(skips=["relu3_1"])
     with pytest.raises(ValueError, match="relu3_1"):

@@ -109,5 +109,6 @@ def test_skip_taps_raise_the_estimate_by_what_they_hold():
     one = estimate_stylize_bytes(hw, styles=style, skips=["relu3_1"])
     two = estimate_stylize_bytes(hw, styles=style, skips=["relu3_1", "relu2_1"])
     assert plain < one < two
-    # relu3_1 is 256 channels at 1/4 x 1/4, 64 float32 bytes per pixel, held about four times
-    assert 4 * 64 * 1e6 <= one - plain <= 8 * 64 * 1e6
+    # relu3_1 is 256 channels at 1/4 x 1/4, 64 float32 bytes per pixel, held twice at the content
+    # pass's peak (measured: 1.8 times, see memory.py)
+    assert 2 * 64 * 1e6 <= one - plain <= 4 * 64 * 1e6
