@@ -11,7 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .base.checks import check_device
-from .base.conv_relu import conv2d_relu
+from .base.conv_relu import capturing_graph, conv2d_relu
 from .base.weights import bundled_weights, check_state, load_weights, meta_shapes
 
 __all__ = ["Decoder", "BUNDLED_DECODER", "DECODER_INPUT", "SKIP_TAPS", "SKIP_SHAPES"]
@@ -122,9 +122,13 @@ class Decoder(nn.Sequential):
                              f"{None if skips is None else sorted(skips)}")
         layers = list(self)[:_N_LAYERS]
         x = self._run(layers, 0, _TAIL, x, skips)
+        # Training and graph capture (export, tracing, torch.compile) take the whole-image path: bands
+        # would branch on the input's size.
+        if torch.is_grad_enabled() or capturing_graph():
+            return self._run(layers, _TAIL, _N_LAYERS, x, skips)
         h, w = 2 * x.shape[-2], 2 * x.shape[-1]
         rows = max(8, BAND_PIXELS // max(w, 1))
-        if torch.is_grad_enabled() or rows >= h:
+        if rows >= h:
             return self._run(layers, _TAIL, _N_LAYERS, x, skips)
         out: torch.Tensor | None = None
         for r0 in range(0, h, rows):

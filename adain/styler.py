@@ -441,12 +441,15 @@ class Styler(nn.Module):
                     f_in = self._encode(resize_exact(prev, hw), bf16)
                     for k, v in f_in.items():
                         v.lerp_(f_content[k], 0.5)
-            if alpha >= 1:
+            # Blending the content's own features in is part of the per-channel affine map when they are
+            # the features being stylized and there are no masks (see _mix_tap).
+            fold = alpha if (f_in is f_content and masks is None) else 1.0
+            if alpha >= 1 or fold < 1:
                 f_content = None  # not needed for a blend: free it before the AdaIN targets exist
-            target = self._mix(f_in, bank, plan.weights, masks, s, x_s if preserve_color == "match" else None, bf16)
+            target = self._mix(f_in, bank, plan.weights, masks, s, x_s if preserve_color == "match" else None, bf16,
+                               alpha=fold)
             del f_in
-            if alpha < 1:
-                assert f_content is not None
+            if f_content is not None:
                 for k, v in target.items():  # alpha * target + (1 - alpha) * content, in place
                     v.lerp_(f_content[k], 1.0 - alpha)
                 f_content = None
@@ -515,20 +518,27 @@ class Styler(nn.Module):
         return x.detach()
 
     def _mix(self, f: Feats, bank: StyleBank, w: torch.Tensor, masks: torch.Tensor | None, size: int,
-             color_ref: torch.Tensor | None, bf16: bool) -> Feats:
+             color_ref: torch.Tensor | None, bf16: bool, alpha: float = 1.0) -> Feats:
         """Weighted (and masked) sum of AdaIN targets of each tap of ``f`` (relu4_1 ``(1, 512, h, w)``
-        and the decoder's skip taps) for each style."""
+        and the decoder's skip taps) for each style; ``alpha < 1`` (only without masks) blends ``f``
+        itself back in: ``alpha * target + (1 - alpha) * f``."""
         styles = [self._style_stats(bank, i, size, color_ref, bf16) for i in range(len(bank.images))]
-        return {t: self._mix_tap(f[t], [fs[t] for fs in styles], w, masks) for t in f}
+        return {t: self._mix_tap(f[t], [fs[t] for fs in styles], w, masks, alpha) for t in f}
 
     @staticmethod
     def _mix_tap(f: torch.Tensor, styles: list[Stats], w: torch.Tensor,
-                 masks: torch.Tensor | None) -> torch.Tensor:
+                 masks: torch.Tensor | None, alpha: float = 1.0) -> torch.Tensor:
         if masks is None:
-            out = adain_to_stats(f, *styles[0]).mul_(float(w[0]))
-            for i, fs in enumerate(styles[1:], 1):
-                out.add_(adain_to_stats(f, *fs), alpha=float(w[i]))
-            return out
+            # AdaIN to each style, their weighted sum and the alpha blend with f are together one affine
+            # map per channel, f * scale + shift: one pass over f instead of four (a 512 px relu1_1 map
+            # takes about 45 ms a pass on the 2-core CPU).
+            c_mean, c_std = calc_mean_std(f)
+            mean = sum(float(w[i]) * m for i, (m, _) in enumerate(styles))
+            scale = sum(float(w[i]) * sd for i, (_, sd) in enumerate(styles)) / c_std
+            shift = mean - c_mean * scale
+            scale, shift = alpha * scale + (1.0 - alpha), alpha * shift
+            return torch.addcmul(shift, f.float(), scale)
+        assert alpha >= 1.0, "the alpha blend is folded in only without masks"
         m = nn.functional.interpolate(masks, size=f.shape[-2:], mode="bilinear", align_corners=False)
         coeff = m * w.view(1, -1, 1, 1).to(m)
         total = coeff.sum(1, keepdim=True)

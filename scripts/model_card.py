@@ -21,12 +21,15 @@ import shutil
 from pathlib import Path
 
 
-def run_summary(run: Path) -> dict:
-    """Iterations, wall time (summed over resumed segments) and final losses from ``losses.csv``."""
+def run_summary(run: Path, until: int | None = None) -> dict:
+    """Iterations, wall time (summed over resumed segments) and final losses from ``losses.csv``,
+    up to iteration ``until`` (the snapshot shipped) when given."""
     with open(run / "losses.csv") as f:
         rows = list(csv.DictReader(f))
+    if until is not None:
+        rows = [r for r in rows if int(r["iteration"]) <= until]
     if not rows:
-        raise SystemExit(f"{run}/losses.csv holds no rows")
+        raise SystemExit(f"{run}/losses.csv holds no rows" + (f" up to iteration {until}" if until else ""))
     wall, last = 0.0, 0.0
     for r in rows:
         e = float(r["elapsed_s"])
@@ -60,6 +63,8 @@ def main() -> None:
     ap.add_argument("--notes", type=Path, default=None, help="markdown with what the figures mean (optional)")
     ap.add_argument("--earlier", type=Path, nargs="*", default=[],
                     help="run folders this run continues from, oldest first (its init weights came from the last)")
+    ap.add_argument("--iteration", type=int, default=None,
+                    help="the run's snapshot that was shipped (default: its last iteration); later rows are not cited")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
 
@@ -74,7 +79,7 @@ def main() -> None:
         cited += copy_run_files(run)
         earlier.append((run, json.loads((run / "config.json").read_text()), run_summary(run)))
     cfg = json.loads((args.run / "config.json").read_text())
-    s = run_summary(args.run)
+    s = run_summary(args.run, args.iteration)
     sha = hashlib.sha256(args.weights.read_bytes()).hexdigest()
     lines = [
         f"# Model card: {args.title} (`{args.weights}`)",
@@ -84,7 +89,10 @@ def main() -> None:
         "",
         "## Training run",
         f"- **Command**: `{args.command}`",
-        f"- **Iterations**: {s['iterations']} ({s['rows']} logged rows)",
+        f"- **Iterations**: {s['iterations']} ({s['rows']} logged rows)"
+        + (f"; the shipped weights are the run's snapshot at iteration {args.iteration} (the run went on to "
+           f"{run_summary(args.run)['iterations']}; the rows after it are in losses.csv but not summed here)"
+           if args.iteration is not None else ""),
         f"- **Wall time**: {s['wall_s'] / 3600:.2f} h of training, summed over resumed segments",
         f"- **Final training losses** (mean of the rows at iterations {s['final_rows']}): "
         + ", ".join(f"{k} {v:.4g}" for k, v in s["final"].items()),

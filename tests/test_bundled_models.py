@@ -2,8 +2,8 @@
 
 Figures (docs/models/decoder.md, docs/models/warper.md), measured with fp32 on CPU:
 
-* decoder, kodim04 x Starry Night at 256 px, single pass: style loss 1.23 (the content itself: 12.8),
-  content loss 3.83;
+* decoder (skip inputs relu3_1, relu2_1, relu1_1), kodim04 x Starry Night at 256 px, single pass:
+  style loss 1.51 (the content itself: 12.8), content loss 3.53 (the plain decoder before it: 1.23, 3.83);
 * warper, kodim04 -> Gris portrait: mean displacement 29.0 px at 256 px, no folds.
 
 The bounds leave room for other CPUs and BLAS builds, but a missing, untrained or mismatched file
@@ -25,6 +25,7 @@ SAMPLES = Path(__file__).resolve().parents[1] / "datasets" / "samples"
 @torch.no_grad()
 def test_bundled_decoder_statistics():
     styler = Styler.from_pretrained()
+    assert styler.decoder.skips == ("relu3_1", "relu2_1", "relu1_1")
     c = resize_longer(load_image(SAMPLES / "content" / "kodim04.jpg"), 256)
     s = resize_longer(load_image(SAMPLES / "texture" / "vangogh_the-starry-night.jpg"), 256)
     out = styler.stylize(c, [s], size=256, scales=[256], bf16=False)
@@ -40,8 +41,8 @@ def test_bundled_decoder_statistics():
     lc_in, ls_in = losses(c)
     lc, ls = losses(out)
     assert ls_in == pytest.approx(12.8, rel=0.05)  # the input side is fixed: guards the encoder
-    assert ls == pytest.approx(1.23, rel=0.25)
-    assert lc == pytest.approx(3.83, rel=0.25)
+    assert ls == pytest.approx(1.51, rel=0.25)
+    assert lc == pytest.approx(3.53, rel=0.25)
 
 
 @torch.no_grad()

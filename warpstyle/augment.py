@@ -15,9 +15,13 @@ __all__ = ["texture_augment"]
 def texture_augment(
     images: torch.Tensor, styles: torch.Tensor, encoder: VGGEncoder, decoder: Decoder, alpha: torch.Tensor,
 ) -> torch.Tensor:
-    """Repaint ``images`` ``(B, 3, H, W)`` with ``styles`` by AdaIN at per-sample ``alpha`` ``(B,)``."""
-    fc = encoder(images, taps=("relu4_1",))["relu4_1"]
-    fs = encoder(styles, taps=("relu4_1",))["relu4_1"]
-    a = alpha.view(-1, 1, 1, 1).to(fc.device)
-    t = a * adaptive_instance_norm(fc, fs) + (1 - a) * fc.float()
-    return decoder(t.to(fc.dtype)).float().clamp(0, 1)
+    """Repaint ``images`` ``(B, 3, H, W)`` with ``styles`` by AdaIN at per-sample ``alpha`` ``(B,)``.
+
+    Every tap the decoder takes (relu4_1 and its skip taps, if any) is AdaIN'd and blended alike.
+    """
+    taps = ("relu4_1", *decoder.skips)
+    fc = encoder(images, taps=taps)
+    fs = encoder(styles, taps=taps)
+    a = alpha.view(-1, 1, 1, 1).to(images.device)
+    t = {k: (a * adaptive_instance_norm(fc[k], fs[k]) + (1 - a) * fc[k].float()).to(fc[k].dtype) for k in taps}
+    return decoder(t["relu4_1"], t).float().clamp(0, 1)

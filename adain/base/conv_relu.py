@@ -30,7 +30,7 @@ try:
 except ImportError:  # torch < 2.3
     from torch._dynamo import is_compiling as _is_compiling
 
-__all__ = ["conv2d_relu", "fused_conv_relu_available"]
+__all__ = ["conv2d_relu", "fused_conv_relu_available", "capturing_graph"]
 
 
 def _fused_op() -> object | None:
@@ -49,7 +49,7 @@ def fused_conv_relu_available() -> bool:
     return _FUSED is not None and torch.backends.mkldnn.is_available() and bool(torch.backends.mkldnn.enabled)
 
 
-def _capturing_graph() -> bool:
+def capturing_graph() -> bool:
     """Whether a tracer, exporter or compiler is recording this call rather than running it."""
     # is_compiling first: Dynamo folds it to a constant, so the other two are never traced.
     return bool(_is_compiling() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export())
@@ -84,7 +84,7 @@ def conv2d_relu(
         >>> conv2d_relu(torch.randn(1, 3, 8, 8), torch.randn(4, 3, 3, 3), padding=1).shape
         torch.Size([1, 4, 8, 8])
     """
-    if _capturing_graph():
+    if capturing_graph():
         return F.relu(F.conv2d(x, weight, bias, padding=padding))
     if x.device.type == "cpu" and x.dim() == 4 and not _needs_grad(x, weight, bias) and fused_conv_relu_available():
         if torch.is_autocast_enabled("cpu"):

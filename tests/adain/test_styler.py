@@ -151,12 +151,18 @@ def test_untrained_models_for_shapes():
 def test_bf16_decode_skips_autocast_without_changing_pixels(styler):
     # The bf16-weight decoder copy runs without autocast (which would do its padding and upsampling
     # in float32); the pixels must be those of the autocast run.
-    t = torch.rand(1, 512, 6, 5, generator=torch.Generator().manual_seed(0))
+    from adain.decoder import SKIP_SHAPES
+
+    g = torch.Generator().manual_seed(0)
+    feats = {"relu4_1": torch.rand(1, 512, 6, 5, generator=g)}
+    feats |= {t: torch.rand(1, SKIP_SHAPES[t][0], 6 * SKIP_SHAPES[t][1], 5 * SKIP_SHAPES[t][1], generator=g)
+              for t in styler.decoder.skips}  # the bundled decoder's skip taps
     dec = styler._decoder_for(True)
     assert next(dec.parameters()).dtype == torch.bfloat16
-    got = styler._decode({"relu4_1": t}, True, dec)
+    got = styler._decode(feats, True, dec)
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-        want = dec(t.to(torch.bfloat16).contiguous(memory_format=torch.channels_last))
+        cast = {k: v.to(torch.bfloat16).contiguous(memory_format=torch.channels_last) for k, v in feats.items()}
+        want = dec(cast["relu4_1"], cast)
     assert got.dtype == torch.float32 and got.shape == (1, 3, 48, 40)
     torch.testing.assert_close(got, want.float().clamp(0, 1), atol=0, rtol=0)
 
@@ -222,13 +228,21 @@ def test_forward_is_one_stylize_pass(styler, images):
 # ---- a decoder with skip inputs -------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def skip_styler(styler):
-    dec = styler.decoder.with_skips(["relu3_1", "relu2_1"]).eval()
+def plain_styler(styler):
+    """The bundled decoder without its skip convolutions: a plain decoder with its other weights."""
+    dec = Decoder()
+    dec.load_state_dict({k: v for k, v in styler.decoder.state_dict().items() if not k.startswith("skip_")})
+    return Styler(styler.encoder, dec.eval()).eval().requires_grad_(False)
+
+
+@pytest.fixture(scope="module")
+def skip_styler(plain_styler):
+    dec = plain_styler.decoder.with_skips(["relu3_1", "relu2_1"]).eval()
     g = torch.Generator().manual_seed(0)
     for name, p in dec.named_parameters():
         if name.startswith("skip_"):
             p.data = 0.05 * torch.randn(p.shape, generator=g)
-    return Styler(styler.encoder, dec).eval().requires_grad_(False)
+    return Styler(plain_styler.encoder, dec).eval().requires_grad_(False)
 
 
 def test_skip_styler_alpha_zero_decodes_the_contents_own_taps(skip_styler, images):
@@ -240,12 +254,12 @@ def test_skip_styler_alpha_zero_decodes_the_contents_own_taps(skip_styler, image
     torch.testing.assert_close(got, want, atol=1e-4, rtol=0)
 
 
-def test_skip_styler_stylizes_every_tap(skip_styler, styler, images):
+def test_skip_styler_stylizes_every_tap(skip_styler, plain_styler, images):
     # Same relu4_1 target, so any difference from the plain decoder comes from the skips; and they
     # must carry the style's statistics, not the content's: the skip output is closer to the plain
     # stylization than to the decode of the content's own skip taps.
     c, s1, _ = images
-    plain = styler.stylize(c, [s1], size=96, scales=[96], bf16=False)
+    plain = plain_styler.stylize(c, [s1], size=96, scales=[96], bf16=False)
     skip = skip_styler.stylize(c, [s1], size=96, scales=[96], bf16=False)
     with torch.no_grad():
         target = skip_styler._mix(skip_styler._encode(c, False), skip_styler.encode_styles([s1]), torch.ones(1),
@@ -277,3 +291,17 @@ def test_skip_styler_forward_is_one_stylize_pass(skip_styler, images):
     with torch.no_grad():
         one_pass = skip_styler(c, s, alpha=0.7)
     torch.testing.assert_close(one_pass, skip_styler.stylize(c, [s], alpha=0.7, bf16=False), atol=1e-4, rtol=0)
+
+
+def test_mix_folds_weights_and_alpha_into_one_affine_map():
+    # Without masks, the weighted AdaIN targets and the alpha blend with the features themselves
+    # are one per-channel affine map; it must equal the sum of the parts.
+    from adain.functional import adain_to_stats
+
+    g = torch.Generator().manual_seed(0)
+    f = torch.rand(1, 8, 6, 5, generator=g) * 3
+    styles = [calc_mean_std(torch.rand(1, 8, 4, 4, generator=g) * k) for k in (1.0, 5.0)]
+    w = torch.tensor([0.3, 0.7])
+    got = Styler._mix_tap(f, styles, w, None, alpha=0.6)
+    want = 0.6 * (0.3 * adain_to_stats(f, *styles[0]) + 0.7 * adain_to_stats(f, *styles[1])) + 0.4 * f
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)

@@ -38,7 +38,8 @@ def inputs():
     r = lambda *s: torch.rand(*s, generator=g)  # noqa: E731
     return {
         "warper": (r(1, 3, 256, 256), r(1, 3, 256, 256)),
-        "decoder": (r(3, 512, 5, 3),),
+        # relu4_1, then the bundled decoder's skip taps relu3_1, relu2_1, relu1_1 (docs/models/decoder.md)
+        "decoder": (r(3, 512, 5, 3), r(3, 256, 10, 6), r(3, 128, 20, 12), r(3, 64, 40, 24)),
         "styler": (r(1, 3, 40, 24), r(1, 3, 20, 36), torch.tensor([0.6])),
     }
 
@@ -50,7 +51,8 @@ def expected(models, inputs):
         c, s, a = inputs["styler"]
         return {
             "warper": warper(*inputs["warper"]).numpy(),
-            "decoder": styler.decoder(*inputs["decoder"]).numpy(),
+            "decoder": styler.decoder(inputs["decoder"][0],
+                                      dict(zip(styler.decoder.skips, inputs["decoder"][1:]))).numpy(),
             "styler": styler(c, s, a.view(-1, 1, 1, 1)).numpy(),
         }
 
@@ -170,7 +172,9 @@ def skip_decoder_file(tmp_path_factory):
     from adain.base.weights import save_weights
     from adain.decoder import Decoder
 
-    dec = Decoder.from_pretrained().with_skips(["relu3_1", "relu2_1"])
+    dec = Decoder(skips=["relu3_1", "relu2_1"])  # a subset of the bundled decoder's skips, its weights
+    own = dec.state_dict()
+    dec.load_state_dict({k: v for k, v in Decoder.from_pretrained().state_dict().items() if k in own})
     g = torch.Generator().manual_seed(0)
     for name, p in dec.named_parameters():
         if name.startswith("skip_"):
