@@ -68,11 +68,9 @@ def main() -> None:
         commands = {k: (cmd + ["--decoder", str(args.decoder)], hw, alpha) for k, (cmd, hw, alpha) in commands.items()}
     if args.fp32:
         commands = {k: (cmd + ["--fp32"], hw, alpha) for k, (cmd, hw, alpha) in commands.items()}
-    skips: tuple[str, ...] = ()
-    if args.decoder is not None:
-        from adain.decoder import Decoder
+    from adain.decoder import Decoder
 
-        skips = Decoder.from_pretrained(args.decoder).skips
+    skips = Decoder.from_pretrained(args.decoder).skips  # None: the bundled decoder's
     rows = {}
     avail = available_bytes()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "

@@ -27,9 +27,12 @@ def run_summary(run: Path, until: int | None = None) -> dict:
     with open(run / "losses.csv") as f:
         rows = list(csv.DictReader(f))
     if until is not None:
+        last = int(rows[-1]["iteration"]) if rows else 0
+        if until > last:
+            raise SystemExit(f"--iteration {until}: {run}/losses.csv ends at iteration {last}")
         rows = [r for r in rows if int(r["iteration"]) <= until]
     if not rows:
-        raise SystemExit(f"{run}/losses.csv holds no rows" + (f" up to iteration {until}" if until else ""))
+        raise SystemExit(f"{run}/losses.csv holds no rows" + (f" up to iteration {until}" if until is not None else ""))
     wall, last = 0.0, 0.0
     for r in rows:
         e = float(r["elapsed_s"])

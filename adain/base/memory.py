@@ -57,6 +57,9 @@ _STYLE_CACHE_BYTES_PER_PIXEL = 43
 #: full-resolution layers began to run in row bands). bf16 runs keep features in float32 too.
 _SKIP_TAP_BYTES_PER_PIXEL = {"relu3_1": 64, "relu2_1": 128, "relu1_1": 256}
 _SKIP_COPIES = 2
+#: alpha < 1 without the fold (several passes, or masks) keeps the content's taps beside the features
+#: being stylized and the targets: counted as one more copy, not measured.
+_SKIP_COPIES_ALPHA = 3
 #: Peak bytes per output pixel without a texture (warp only or resize), over the loaded models:
 #: ``warpstyle run -c kodim... -g juan-gris... --size 4096`` (a 4096x3195 output) peaked at 1.21 GB RSS
 #: against 0.86 GB at ``--size 256``: 27 B/px; issue 15 reports 7.9 GB at 16384 px (16384x12780,
@@ -99,7 +102,8 @@ def estimate_stylize_bytes(hw: tuple[int, int], *, alpha: float = 1.0, bf16: boo
     """
     h, w = hw
     skip_px = sum(_SKIP_TAP_BYTES_PER_PIXEL[t] for t in skips)
-    per_px = _BYTES_PER_PIXEL[bool(bf16)] * (_ALPHA_EXTRA if alpha < 1 else 1.0) + _SKIP_COPIES * skip_px
+    copies = _SKIP_COPIES_ALPHA if alpha < 1 else _SKIP_COPIES
+    per_px = _BYTES_PER_PIXEL[bool(bf16)] * (_ALPHA_EXTRA if alpha < 1 else 1.0) + copies * skip_px
     style_px = [a * b for a, b in (_at_longer_side(s, max(h, w)) for s in styles)]
     # The content pass's calibration already holds the cached features of a style of about its size.
     cache_px = _STYLE_CACHE_BYTES_PER_PIXEL + skip_px * 4 / 3
