@@ -114,9 +114,9 @@ class Decoder(nn.Sequential):
 
         Without gradients, the layers at the output's full resolution (the last upsampling on) run
         in bands of rows of at most :data:`BAND_PIXELS` pixels, each with the two rows of context its
-        two 3x3 convolutions need: the same output (up to rounding: a convolution may sum in another order
-        for another input shape), without holding 64-channel maps of the whole
-        image (3 of them, 768 bytes a pixel in float32, about 6 GB at 4K).
+        two 3x3 convolutions need: the same output (up to rounding: a convolution may sum in another
+        order for another input shape), without holding 64-channel maps of the whole image (3 of
+        them, 768 bytes a pixel in float32, about 6 GB at 4K).
         """
         if self.skips and (skips is None or any(t not in skips for t in self.skips)):
             raise ValueError(f"this decoder takes skip features {list(self.skips)}; got "

@@ -83,6 +83,7 @@ def main() -> None:
         earlier.append((run, json.loads((run / "config.json").read_text()), run_summary(run)))
     cfg = json.loads((args.run / "config.json").read_text())
     s = run_summary(args.run, args.iteration)
+    run_end = run_summary(args.run)["iterations"]
     sha = hashlib.sha256(args.weights.read_bytes()).hexdigest()
     lines = [
         f"# Model card: {args.title} (`{args.weights}`)",
@@ -94,7 +95,7 @@ def main() -> None:
         f"- **Command**: `{args.command}`",
         f"- **Iterations**: {s['iterations']} ({s['rows']} logged rows)"
         + (f"; the shipped weights are the run's snapshot at iteration {args.iteration} (the run went on to "
-           f"{run_summary(args.run)['iterations']}; the rows after it are in losses.csv but not summed here)"
+           f"{run_end}; the rows after it are in losses.csv but not summed here)"
            if args.iteration is not None else ""),
         f"- **Wall time**: {s['wall_s'] / 3600:.2f} h of training, summed over resumed segments",
         f"- **Final training losses** (mean of the rows at iterations {s['final_rows']}): "
