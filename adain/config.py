@@ -31,6 +31,11 @@ class StylerTrainConfig:
     # convolutions from zero, the rest of the decoder from init_decoder; "" = the plain AdaIN decoder
     decoder_skips: str = ""
     skip_lr_scale: float = 1.0  # the skip convolutions learn at lr * skip_lr_scale (they start from zero)
+    # keep path of the decoder (some of its skips, comma-separated): 1x1 convolutions from zero for the
+    # content's own features at alpha < 1 (adain.decoder.Decoder); "" = none (or init_decoder's)
+    decoder_keep: str = ""
+    # train only the keep convolutions, on the identity losses (the rest frozen: alpha-1 decoding unchanged)
+    train_keep_only: bool = False
     load_size: int = 512  # shorter side before cropping
     crop_size: int = 256
     holdout: float = 0.0  # fraction of each folder kept out of training by a fixed hash split
@@ -62,8 +67,12 @@ class StylerTrainConfig:
         validate_config(self)
         try:
             self.skip_taps()
+            self.keep_taps()
         except ValueError as e:
             raise ConfigError(None, str(e)) from None
+        if self.train_keep_only and not (self.identity_pixel_weight > 0 or self.identity_feature_weight > 0):
+            raise ConfigError(None, "train_keep_only trains the keep path on the identity losses: set "
+                              "identity_pixel_weight or identity_feature_weight above 0")
 
     def skip_taps(self) -> tuple[str, ...]:
         """``decoder_skips`` as a tuple of taps (checked against :data:`adain.decoder.SKIP_TAPS`)."""
@@ -71,3 +80,10 @@ class StylerTrainConfig:
 
         taps = [t.strip() for t in self.decoder_skips.split(",") if t.strip()]
         return _check_skips(taps, "decoder_skips")
+
+    def keep_taps(self) -> tuple[str, ...]:
+        """``decoder_keep`` as a tuple of taps (checked against :data:`adain.decoder.SKIP_TAPS`)."""
+        from .decoder import _check_skips
+
+        taps = [t.strip() for t in self.decoder_keep.split(",") if t.strip()]
+        return _check_skips(taps, "decoder_keep")

@@ -14,7 +14,7 @@ from .base.checks import check_device
 from .base.conv_relu import capturing_graph, conv2d_relu
 from .base.weights import bundled_weights, check_state, load_weights, meta_shapes
 
-__all__ = ["Decoder", "BUNDLED_DECODER", "DECODER_INPUT", "SKIP_TAPS", "SKIP_SHAPES"]
+__all__ = ["Decoder", "BUNDLED_DECODER", "DECODER_INPUT", "DECODER_KEEP_INPUT", "KEEP_POWER", "SKIP_TAPS", "SKIP_SHAPES"]
 
 BUNDLED_DECODER = "decoder.safetensors"
 #: The decoder's input convention, stored in every weights file it writes.
@@ -25,6 +25,14 @@ DECODER_INPUT: dict[str, Any] = {
              "(relu3_1: (B, 256, 2H, 2W), relu2_1: (B, 128, 4H, 4W), relu1_1: (B, 64, 8H, 8W))",
     "output": "RGB (B, 3, 8H, 8W), approximately in [0, 1], not clamped",
 }
+#: The keep path's weight at alpha is ``(1 - alpha) ** KEEP_POWER``. With weight ``1 - alpha`` the
+#: trained keep path outweighs the style up to alpha 0.8 (20 held-out pairs: style loss 3.3 at alpha
+#: 0.8, against 0.99 without it); the cube keeps alpha 0.8 as stylized as before (8 pairs: 1.01 against
+#: 0.99) and spreads the style over alpha 0..1 (docs/quality.md).
+KEEP_POWER = 3.0
+#: Added to :data:`DECODER_INPUT` in the files of decoders with keep taps.
+DECODER_KEEP_INPUT = ("for a decoder with keep taps, also the content's own (un-stylized) features at those taps, "
+                      "through the keep_<tap> convolutions, weighted by (1 - alpha) ** 3 (0 at alpha 1)")
 #: Encoder taps a decoder may take as skip inputs: (channels, size over relu4_1's) of each.
 SKIP_SHAPES: dict[str, tuple[int, int]] = {"relu3_1": (256, 2), "relu2_1": (128, 4), "relu1_1": (64, 8)}
 SKIP_TAPS: tuple[str, ...] = tuple(SKIP_SHAPES)
@@ -52,10 +60,11 @@ def _check_skips(skips: object, name: str = "skips") -> tuple[str, ...]:
 
 
 def _shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
-    if not isinstance(config, dict) or config.get("layout") != _LAYOUT or set(config) - {"layout", "skips"}:
-        raise ValueError(f"expected {{'layout': '{_LAYOUT}'[, 'skips': [...]]}}; got {config}")
+    if not isinstance(config, dict) or config.get("layout") != _LAYOUT or set(config) - {"layout", "skips", "keep"}:
+        raise ValueError(f"expected {{'layout': '{_LAYOUT}'[, 'skips': [...]][, 'keep': [...]]}}; got {config}")
     skips = _check_skips(config.get("skips", []))
-    return meta_shapes(lambda: Decoder(skips=skips))
+    keep = _check_skips(config.get("keep", []), "keep")
+    return meta_shapes(lambda: Decoder(skips=skips, keep=keep))
 
 
 class Decoder(nn.Sequential):
@@ -70,9 +79,17 @@ class Decoder(nn.Sequential):
     exactly as it did until it is trained: relu4_1 alone loses thin structures (at 1/8 of the
     resolution), and the finer taps, stylized the same way, give them back (docs/quality.md).
 
+    With ``keep`` (some of ``skips``), the decoder has a second 1x1 convolution at those taps
+    (``keep_<tap>``, also starting at zero) for the content's *own* features, weighted by ``keep``
+    (:meth:`keep_weight` of alpha in :class:`adain.styler.Styler`). One decoder must paint at alpha 1 and give the
+    content back at alpha 0, and its shared weights settle between the two; the keep path is trained
+    (with the rest frozen) on reconstruction alone, so the decoder reconstructs at alpha 0 and
+    decodes exactly as before at alpha 1, where its weight is zero.
+
     Shape:
         - Input: ``(B, 512, H, W)`` relu4_1-like features; with skips, also ``skips[tap]`` at that
-          tap's size (relu3_1 ``(B, 256, 2H, 2W)``, relu2_1 ``(B, 128, 4H, 4W)``, relu1_1 ``(B, 64, 8H, 8W)``).
+          tap's size (relu3_1 ``(B, 256, 2H, 2W)``, relu2_1 ``(B, 128, 4H, 4W)``, relu1_1 ``(B, 64, 8H, 8W)``);
+          with keep taps and ``keep`` not zero, also ``content[tap]`` at the same sizes.
         - Output: ``(B, 3, 8H, 8W)`` RGB, approximately in [0, 1] (not clamped).
 
     Example:
@@ -82,7 +99,7 @@ class Decoder(nn.Sequential):
         torch.Size([1, 3, 32, 32])
     """
 
-    def __init__(self, skips: Sequence[str] = ()) -> None:
+    def __init__(self, skips: Sequence[str] = (), keep: Sequence[str] = ()) -> None:
         pad = lambda: nn.ReflectionPad2d(1)  # noqa: E731
         up = lambda: nn.Upsample(scale_factor=2, mode="nearest")  # noqa: E731
         super().__init__(
@@ -105,12 +122,25 @@ class Decoder(nn.Sequential):
             nn.init.zeros_(conv.weight)
             nn.init.zeros_(conv.bias)
             self.add_module(f"skip_{tap}", conv)  # after the 29 layers: the port's keys stay "1.weight" ...
+        self.keep: tuple[str, ...] = _check_skips(keep, "keep")
+        if set(self.keep) - set(self.skips):
+            raise ValueError(f"keep must be some of the decoder's skips {list(self.skips)}; got {list(keep)}")
+        for tap in self.keep:
+            conv = nn.Conv2d(SKIP_SHAPES[tap][0], SKIP_SHAPES[tap][0], 1)
+            nn.init.zeros_(conv.weight)
+            nn.init.zeros_(conv.bias)
+            self.add_module(f"keep_{tap}", conv)
 
-    def forward(self, x: torch.Tensor, skips: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, skips: Mapping[str, torch.Tensor] | None = None, *,
+                content: Mapping[str, torch.Tensor] | None = None, keep: float | torch.Tensor = 0.0) -> torch.Tensor:
         """Run the layers in order; each conv + ReLU pair is one fused call at inference on CPU.
 
         ``skips``: features by tap name, holding at least the taps of :attr:`skips` (required when
         the decoder has skips; other keys, such as relu4_1, are ignored).
+        ``content``: the content's own (un-stylized) features, holding at least the taps of
+        :attr:`keep`, required when the decoder has keep taps and ``keep`` is not zero.
+        ``keep``: the keep path's weight, a number or a tensor broadcastable to ``(B, 1, 1, 1)``
+        (:meth:`keep_weight` of alpha); ignored by a decoder without keep taps.
 
         Without gradients, the layers at the output's full resolution (the last upsampling on) run
         in bands of rows of at most :data:`BAND_PIXELS` pixels, each with the two rows of context its
@@ -121,20 +151,26 @@ class Decoder(nn.Sequential):
         if self.skips and (skips is None or any(t not in skips for t in self.skips)):
             raise ValueError(f"this decoder takes skip features {list(self.skips)}; got "
                              f"{None if skips is None else sorted(skips)}")
+        kept: tuple[Mapping[str, torch.Tensor], float | torch.Tensor] | None = None
+        if self.keep and (isinstance(keep, torch.Tensor) or keep != 0):
+            if content is None or any(t not in content for t in self.keep):
+                raise ValueError(f"this decoder keeps content features {list(self.keep)} when keep is not zero; got "
+                                 f"{None if content is None else sorted(content)}")
+            kept = (content, keep)
         layers = list(self)[:_N_LAYERS]
-        x = self._run(layers, 0, _TAIL, x, skips)
+        x = self._run(layers, 0, _TAIL, x, skips, kept)
         # Training and graph capture (export, tracing, torch.compile) take the whole-image path: bands
         # would branch on the input's size.
         if torch.is_grad_enabled() or capturing_graph():
-            return self._run(layers, _TAIL, _N_LAYERS, x, skips)
+            return self._run(layers, _TAIL, _N_LAYERS, x, skips, kept)
         h, w = 2 * x.shape[-2], 2 * x.shape[-1]
         rows = max(8, BAND_PIXELS // max(w, 1))
         if rows >= h:
-            return self._run(layers, _TAIL, _N_LAYERS, x, skips)
+            return self._run(layers, _TAIL, _N_LAYERS, x, skips, kept)
         out: torch.Tensor | None = None
         for r0 in range(0, h, rows):
             r1 = min(h, r0 + rows)
-            band = self._run(layers, _TAIL, _N_LAYERS, x, skips, rows=(r0, r1, h))
+            band = self._run(layers, _TAIL, _N_LAYERS, x, skips, kept, rows=(r0, r1, h))
             if out is None:
                 out = band.new_empty(*band.shape[:2], h, band.shape[-1])
             out[..., r0:r1, :] = band
@@ -142,9 +178,12 @@ class Decoder(nn.Sequential):
         return out
 
     def _run(self, layers: list[nn.Module], start: int, stop: int, x: torch.Tensor,
-             skips: Mapping[str, torch.Tensor] | None, rows: tuple[int, int, int] | None = None) -> torch.Tensor:
+             skips: Mapping[str, torch.Tensor] | None,
+             kept: tuple[Mapping[str, torch.Tensor], float | torch.Tensor] | None = None,
+             rows: tuple[int, int, int] | None = None) -> torch.Tensor:
         """Layers ``start:stop`` on ``x``; with ``rows=(r0, r1, h)``, only output rows ``r0:r1`` of the
-        full-resolution tail (of ``h``), from ``x`` at half that resolution.
+        full-resolution tail (of ``h``), from ``x`` at half that resolution. ``kept``: the content's
+        features and their weight for the keep taps, or None.
 
         A band carries its context rows through the tail: a reflection pad pads a band's side only
         where the band meets the image's border, elsewhere the next 3x3 convolution eats one context
@@ -167,6 +206,9 @@ class Decoder(nn.Sequential):
                 first = top if rows is not None else 0  # a band's rows of the skip map
                 s = skips[tap][..., first : first + x.shape[-2], : x.shape[-1]]
                 x = x + getattr(self, f"skip_{tap}")(s.to(x.dtype))
+                if kept is not None and tap in self.keep:
+                    c = kept[0][tap][..., first : first + x.shape[-2], : x.shape[-1]]
+                    x = x + kept[1] * getattr(self, f"keep_{tap}")(c.to(x.dtype))
             if rows is not None and isinstance(layer, nn.ReflectionPad2d):
                 h = rows[2]
                 pad_top, pad_bottom = int(top == 0), int(bottom == h)
@@ -185,9 +227,24 @@ class Decoder(nn.Sequential):
             x = x[..., r0 - top : r1 - top, :]
         return x
 
+    @staticmethod
+    def keep_weight(alpha: float | torch.Tensor) -> float | torch.Tensor:
+        """The keep path's weight at ``alpha`` (a number or a tensor): ``(1 - alpha) ** KEEP_POWER``;
+        1 at alpha 0 (reconstruction, what the keep path is trained for), 0 at alpha 1."""
+        return (1 - alpha) ** KEEP_POWER
+
+    def input_spec(self) -> dict[str, str]:
+        """The input convention stored in weights files: :data:`DECODER_INPUT`, plus the keep path's."""
+        return DECODER_INPUT | ({"keep": DECODER_KEEP_INPUT} if self.keep else {})
+
     def config(self) -> dict[str, Any]:
         """The architecture config stored in weights files."""
-        return {"layout": _LAYOUT, "skips": list(self.skips)} if self.skips else {"layout": _LAYOUT}
+        config: dict[str, Any] = {"layout": _LAYOUT}
+        if self.skips:
+            config["skips"] = list(self.skips)
+        if self.keep:
+            config["keep"] = list(self.keep)
+        return config
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, *, device: torch.device | str | None = None) -> Decoder:
@@ -204,10 +261,11 @@ class Decoder(nn.Sequential):
             state = {k.removeprefix("module."): v for k, v in state.items()}
             # a skip decoder's training checkpoint names its skips in its keys ("skip_relu3_1.weight")
             skips = [t for t in SKIP_TAPS if f"skip_{t}.weight" in state]
-            check_state(state, meta_shapes(lambda: cls(skips=skips)), source, _DESCRIBE)
+            keep = [t for t in skips if f"keep_{t}.weight" in state]
+            check_state(state, meta_shapes(lambda: cls(skips=skips, keep=keep)), source, _DESCRIBE)
         else:
-            skips = meta.config.get("skips", [])
-        dec = cls(skips=skips)
+            skips, keep = meta.config.get("skips", []), meta.config.get("keep", [])
+        dec = cls(skips=skips, keep=keep)
         dec.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
         dec.eval()
         return dec.to(device) if device is not None else dec
@@ -216,7 +274,16 @@ class Decoder(nn.Sequential):
         """A copy of this decoder that also takes ``skips``: the same weights, new skips at zero
         (so it decodes exactly as this one until trained); for fine-tuning a plain decoder."""
         taps = _check_skips(list(dict.fromkeys([*self.skips, *_check_skips(skips)])))
-        dec = Decoder(skips=taps).to(next(self.parameters()).device)
+        return self._grown(taps, self.keep, "skip_")
+
+    def with_keep(self, keep: Sequence[str]) -> Decoder:
+        """A copy of this decoder with keep convolutions (at zero) at ``keep`` (some of its skips) too:
+        it decodes exactly as this one until trained; for training the keep path."""
+        return self._grown(self.skips, _check_skips(list(dict.fromkeys([*self.keep, *_check_skips(keep, "keep")])),
+                                                    "keep"), "keep_")
+
+    def _grown(self, skips: tuple[str, ...], keep: tuple[str, ...], new: str) -> Decoder:
+        dec = Decoder(skips=skips, keep=keep).to(next(self.parameters()).device)
         missing, unexpected = dec.load_state_dict(self.state_dict(), strict=False)
-        assert not unexpected and all(k.startswith("skip_") for k in missing), (missing, unexpected)
+        assert not unexpected and all(k.startswith(new) for k in missing), (missing, unexpected)
         return dec.train(self.training)

@@ -172,6 +172,8 @@ class Styler(nn.Module):
         target = {t: adaptive_instance_norm(f_content[t], f_style[t]) for t in self.taps}
         if isinstance(alpha, torch.Tensor) or alpha != 1:
             target = {t: alpha * target[t] + (1 - alpha) * f_content[t] for t in self.taps}
+            keep = self.decoder.keep_weight(alpha)
+            return self.decoder(target["relu4_1"], target, content=f_content, keep=keep).clamp(0, 1)
         return self.decoder(target["relu4_1"], target).clamp(0, 1)
 
     @property
@@ -201,15 +203,22 @@ class Styler(nn.Module):
         dec = copy.deepcopy(self.decoder).to(dtype=torch.bfloat16)
         return dec.to(memory_format=torch.channels_last)
 
-    def _decode(self, t: Feats, bf16: bool, decoder: nn.Module | None = None) -> torch.Tensor:
+    def _decode(self, t: Feats, bf16: bool, decoder: nn.Module | None = None,
+                kept: tuple[Feats, float] | None = None) -> torch.Tensor:
+        """Decode targets ``t``; ``kept``: the content's own features at the decoder's keep taps and
+        their weight (:meth:`Decoder.keep_weight` of alpha), or None."""
         decoder = self.decoder if decoder is None else decoder
         # A bf16-weight decoder needs no autocast, and CPU autocast would run its reflection
         # padding and upsampling in float32 (a cast and a copy around each; 60 ms a 512 px run).
         weights_bf16 = next(decoder.parameters()).dtype == torch.bfloat16
         dtype = torch.bfloat16 if bf16 or weights_bf16 else torch.float32
+        cast = lambda f: {k: v.to(dtype).contiguous(memory_format=torch.channels_last) for k, v in f.items()}  # noqa: E731
         with self._autocast(bf16 and not weights_bf16):
-            t = {k: v.to(dtype).contiguous(memory_format=torch.channels_last) for k, v in t.items()}
-            out = decoder(t["relu4_1"], t)
+            t = cast(t)
+            if kept is None:
+                out = decoder(t["relu4_1"], t)
+            else:
+                out = decoder(t["relu4_1"], t, content=cast(kept[0]), keep=kept[1])
         return out.float().clamp(0, 1).contiguous()
 
     def encode_styles(self, styles: Sequence[ImageLike], *, name: str = "styles") -> StyleBank:
@@ -441,6 +450,11 @@ class Styler(nn.Module):
                     f_in = self._encode(resize_exact(prev, hw), bf16)
                     for k, v in f_in.items():
                         v.lerp_(f_content[k], 0.5)
+            # A decoder's keep path takes the content's own features at alpha < 1 (Decoder's keep taps).
+            kept = None
+            if alpha < 1 and self.decoder.keep:
+                assert f_content is not None
+                kept = ({t: f_content[t] for t in self.decoder.keep}, float(self.decoder.keep_weight(alpha)))
             # Blending the content's own features in is part of the per-channel affine map when they are
             # the features being stylized and there are no masks (see _mix_tap).
             fold = alpha if (f_in is f_content and masks is None) else 1.0
@@ -453,7 +467,8 @@ class Styler(nn.Module):
                 for k, v in target.items():  # alpha * target + (1 - alpha) * content, in place
                     v.lerp_(f_content[k], 1.0 - alpha)
                 f_content = None
-            out_s = self._decode(target, bf16, decoder)
+            out_s = self._decode(target, bf16, decoder, kept)
+            kept = None
             prev = out_s
             done += ph * pw
             if progress is not None:

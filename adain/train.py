@@ -16,7 +16,7 @@ from .base.training import (
 from .base.vgg import VGGEncoder
 from .base.weights import save_weights
 from .config import StylerTrainConfig
-from .decoder import DECODER_INPUT, Decoder
+from .decoder import Decoder
 from .functional import adaptive_instance_norm
 from .losses import STYLE_TAPS, content_loss, identity_feature_loss, style_loss
 
@@ -28,7 +28,7 @@ CHECKPOINT_FORMAT = "adain.train"
 
 def styler_step_losses(
     encoder: VGGEncoder, decoder: torch.nn.Module, content: torch.Tensor, style: torch.Tensor, *,
-    identity: bool = False,
+    identity: bool = False, keep_only: bool = False,
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """One forward pass of the AdaIN objective, plus SANet's identity losses when ``identity``.
 
@@ -39,22 +39,42 @@ def styler_step_losses(
         content, style: ``(B, 3, H, W)`` batches in [0, 1].
         identity: also decode the content's and the style's own features and compare the results
             with the inputs, in pixels (``identity_pixel``, MSE) and in VGG features at
-            relu1_1..relu4_1 (``identity_feature``), as Park & Lee (CVPR 2019) do.
+            relu1_1..relu4_1 (``identity_feature``), as Park & Lee (CVPR 2019) do. A decoder with keep
+            taps decodes them as at alpha 0: its keep path gets the same features at weight 1.
+        keep_only: only the identity decodes need gradients (the keep path is what trains); the
+            stylized batch is decoded without them.
 
     Returns:
         ``({"content", "style"[, "identity_pixel", "identity_feature"]}, stylized output (B, 3, H, W))``.
     """
     b = content.shape[0]
-    skips: tuple[str, ...] = getattr(decoder, "module", decoder).skips  # through a DistributedDataParallel wrapper
+    bare = getattr(decoder, "module", decoder)  # through a DistributedDataParallel wrapper
+    skips: tuple[str, ...] = bare.skips
     taps = ("relu4_1", *skips)
     with torch.no_grad():
         fc = encoder(content, taps=STYLE_TAPS)
         fs = encoder(style, taps=STYLE_TAPS)
         target = {t: adaptive_instance_norm(fc[t], fs[t]).to(fc[t].dtype) for t in taps}
-        codes = {t: torch.cat([target[t], fc[t], fs[t]]) for t in taps} if identity else target
-    # one decoder pass over stylized and identity codes
-    decoded = decoder(codes["relu4_1"], codes)
-    fo = encoder(decoded, taps=STYLE_TAPS)
+        own = {t: torch.cat([fc[t], fs[t]]) for t in taps}
+    if keep_only:
+        if not identity:
+            raise ValueError("keep_only trains on the identity losses: pass identity=True")
+        with torch.no_grad():
+            out = decoder(target["relu4_1"], target)
+            fo_out = encoder(out, taps=STYLE_TAPS)
+        decoded = decoder(own["relu4_1"], own, content=own, keep=1.0)
+        fo_own = encoder(decoded, taps=STYLE_TAPS)
+        fo = {t: torch.cat([fo_out[t], fo_own[t]]) for t in STYLE_TAPS}
+        decoded = torch.cat([out, decoded])
+    else:
+        # one decoder pass over stylized and identity codes; the identity ones at alpha 0 (keep 1)
+        codes = {t: torch.cat([target[t], own[t]]) for t in taps} if identity else target
+        kw = {}
+        if identity and bare.keep:
+            keep = torch.cat([torch.zeros(b), torch.ones(2 * b)]).view(-1, 1, 1, 1).to(content)
+            kw = {"content": {t: torch.cat([fc[t], own[t]]) for t in bare.keep}, "keep": keep}
+        decoded = decoder(codes["relu4_1"], codes, **kw)
+        fo = encoder(decoded, taps=STYLE_TAPS)
     out = decoded[:b]
     losses = {
         "content": content_loss(fo["relu4_1"][:b], target["relu4_1"]),
@@ -85,6 +105,17 @@ class StylerTask:
                 raise ConfigError(None, f"init_decoder has skips {list(model.skips)}; decoder_skips must keep them "
                                   f"(got {list(skips)})")
             model = model.with_skips(skips)
+        keep = cfg.keep_taps() or model.keep
+        if keep != model.keep:
+            if set(model.keep) - set(keep) or set(keep) - set(model.skips):
+                raise ConfigError(None, f"decoder_keep must be some of the decoder's skips {list(model.skips)} and "
+                                  f"keep init_decoder's keep taps {list(model.keep)}; got {list(keep)}")
+            model = model.with_keep(keep)
+        if cfg.train_keep_only:
+            if not model.keep:
+                raise ConfigError(None, "train_keep_only needs keep taps: set decoder_keep (e.g. \"relu1_1\")")
+            for name, p in model.named_parameters():
+                p.requires_grad_(name.startswith("keep_"))
         self.model = model.train().to(device)
         if cfg.channels_last:
             self.encoder.to(memory_format=torch.channels_last)
@@ -94,11 +125,13 @@ class StylerTask:
             ("identity_pixel", "identity_feature") if self.identity else ())
 
     def param_groups(self) -> list[dict]:
-        """The skip convolutions learn at ``lr * skip_lr_scale``, the rest at ``lr``."""
-        named = list(self.model.named_parameters())
-        skip = [p for n, p in named if n.startswith("skip_")]
-        groups = [{"params": [p for n, p in named if not n.startswith("skip_")]}]
-        return groups + ([{"params": skip, "lr_scale": self.cfg.skip_lr_scale}] if skip else [])
+        """The skip and keep convolutions learn at ``lr * skip_lr_scale``, the rest at ``lr``; with
+        ``train_keep_only``, only the keep convolutions learn."""
+        named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        new = lambda n: n.startswith(("skip_", "keep_"))  # noqa: E731
+        skip = [p for n, p in named if new(n)]
+        rest = [p for n, p in named if not new(n)]
+        return ([{"params": rest}] if rest else []) + ([{"params": skip, "lr_scale": self.cfg.skip_lr_scale}] if skip else [])
 
     def start(self, iteration: int, ctx: DistributedContext) -> None:
         cfg = self.cfg
@@ -115,7 +148,8 @@ class StylerTask:
         content = to_float_batch(content, self.device, cfg.channels_last)
         style = to_float_batch(style, self.device, cfg.channels_last)
         with autocast_for(self.device, cfg.bf16):
-            parts, output = styler_step_losses(self.encoder, model, content, style, identity=self.identity)
+            parts, output = styler_step_losses(self.encoder, model, content, style, identity=self.identity,
+                                               keep_only=cfg.train_keep_only)
         loss = cfg.content_weight * parts["content"] + cfg.style_weight * parts["style"]
         if self.identity:
             loss = loss + cfg.identity_pixel_weight * parts["identity_pixel"] \
@@ -134,7 +168,7 @@ class StylerTask:
         provenance = (f"adain train-styler: content {cfg.content_dir}, styles {cfg.style_dir}, "
                       f"{cfg.iterations} iterations planned; the run's config.json and losses.csv say more")
         save_weights(path, "Decoder", {k: v.detach().cpu().half() for k, v in self.model.state_dict().items()},
-                     self.model.config(), DECODER_INPUT, provenance)
+                     self.model.config(), self.model.input_spec(), provenance)
 
 
 def train_styler(cfg: StylerTrainConfig, *, resume: str | Path | None = None, progress: bool = True) -> TrainResult:

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))  # run from anywhere against this checkout
 from adain.base.errors import CheckpointError  # noqa: E402
 from adain.base.vgg import CONV_NAMES, VGGEncoder, _config_shapes, _our_shapes, vgg_input_spec  # noqa: E402
 from adain.base.weights import check_state, load_weights, save_weights  # noqa: E402
-from adain.decoder import DECODER_INPUT, Decoder, _shapes as _decoder_shapes  # noqa: E402
+from adain.decoder import Decoder, _shapes as _decoder_shapes  # noqa: E402
 from warpstyle.warper import WARPER_INPUT, Warper, _regressor_shapes  # noqa: E402
 
 BUNDLED = {
@@ -39,7 +39,8 @@ BUNDLED = {
                 "adain train-styler, two stages on ../shared/data photos x paintings (holdout 0.1): "
                 "configs/train_styler_skip256.toml (relu3_1+relu2_1 skips, 310 iterations, its iteration-300 "
                 "snapshot) then configs/train_styler_skip3_256.toml (+relu1_1), snapshot at iteration 150; "
-                "docs/models/decoder.md"),
+                "then configs/train_styler_keep256.toml (keep path only, the rest frozen), snapshot at iteration "
+                "100; docs/models/decoder.md"),
     "warper": (ROOT / "warpstyle/weights/warper.pt", ROOT / "warpstyle/weights/warper.safetensors",
                "warpstyle train-warper, configs/train_warper_corpus.toml, synthetic pairs of research-corpus photos "
                "with texture augmentation; see docs/models/warper.md"),
@@ -63,7 +64,7 @@ def _vgg(src: Path) -> tuple[dict[str, torch.Tensor], dict, dict]:
 
 def _decoder(src: Path) -> tuple[dict[str, torch.Tensor], dict, dict]:
     dec = Decoder.from_pretrained(src)  # checks shapes; fp16 -> fp32 -> fp16 is exact
-    return {k: v.half() for k, v in dec.state_dict().items()}, dec.config(), DECODER_INPUT
+    return {k: v.half() for k, v in dec.state_dict().items()}, dec.config(), dec.input_spec()
 
 
 def _warper(src: Path) -> tuple[dict[str, torch.Tensor], dict, dict]:

@@ -94,8 +94,9 @@ def main() -> None:
         "## Training run",
         f"- **Command**: `{args.command}`",
         f"- **Iterations**: {s['iterations']} ({s['rows']} logged rows)"
-        + (f"; the shipped weights are the run's snapshot at iteration {args.iteration} (the run went on to "
-           f"{run_end}; the rows after it are in losses.csv but not summed here)"
+        + (f"; the shipped weights are the run's snapshot at iteration {args.iteration}" + (
+            f" (the run went on to {run_end}; the rows after it are in losses.csv but not summed here)"
+            if run_end > args.iteration else "")
            if args.iteration is not None else ""),
         f"- **Wall time**: {s['wall_s'] / 3600:.2f} h of training, summed over resumed segments",
         f"- **Final training losses** (mean of the rows at iterations {s['final_rows']}): "

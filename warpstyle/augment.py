@@ -17,11 +17,12 @@ def texture_augment(
 ) -> torch.Tensor:
     """Repaint ``images`` ``(B, 3, H, W)`` with ``styles`` by AdaIN at per-sample ``alpha`` ``(B,)``.
 
-    Every tap the decoder takes (relu4_1 and its skip taps, if any) is AdaIN'd and blended alike.
+    Every tap the decoder takes (relu4_1 and its skip taps, if any) is AdaIN'd and blended alike; a
+    decoder with keep taps also gets the images' own features there (:meth:`Decoder.keep_weight`).
     """
     taps = ("relu4_1", *decoder.skips)
     fc = encoder(images, taps=taps)
     fs = encoder(styles, taps=taps)
     a = alpha.view(-1, 1, 1, 1).to(images.device)
     t = {k: (a * adaptive_instance_norm(fc[k], fs[k]) + (1 - a) * fc[k].float()).to(fc[k].dtype) for k in taps}
-    return decoder(t["relu4_1"], t).float().clamp(0, 1)
+    return decoder(t["relu4_1"], t, content=fc, keep=decoder.keep_weight(a)).float().clamp(0, 1)

@@ -167,7 +167,10 @@ def _specs(warper: Warper | None, styler: Styler, names: Sequence[str]) -> list[
                    for t, (c, k) in shape.items()],
                 "outputs": [_tensor("image", ["batch", 3, "8*h", "8*w"],
                                     "RGB, approximately in [0, 1] and not clamped: clamp before display")],
-                "notes": "h and w are at least 2 (the reflection padding of the first layer needs 2 pixels).",
+                "notes": "h and w are at least 2 (the reflection padding of the first layer needs 2 pixels)."
+                         + (" The decoder's keep path (the content's own features at alpha < 1) is not part of "
+                            "this graph, which decodes as at alpha 1; the styler graph includes it."
+                            if styler.decoder.keep else ""),
             },
         ))
     if "styler" in names:

@@ -68,7 +68,8 @@ def test_from_pretrained_training_checkpoint(tmp_path):
 
 def test_bundled_decoder_loads():
     dec = Decoder.from_pretrained()
-    skip_keys = [f"skip_{t}.{p}" for t in ("relu3_1", "relu2_1", "relu1_1") for p in ("weight", "bias")]
+    skip_keys = [f"{kind}_{t}.{p}" for kind in ("skip", "keep") for t in ("relu3_1", "relu2_1", "relu1_1")
+                 for p in ("weight", "bias")]
     assert not dec.training and list(dec.state_dict()) == EXPECTED_KEYS + skip_keys  # docs/models/decoder.md
 
 
@@ -231,3 +232,106 @@ def test_skip_config_is_checked_before_loading(tmp_path):
     save_weights(plain, "Decoder", dec.state_dict(), {"layout": "adain-port"}, {}, "test")
     with pytest.raises(CheckpointError):  # a skip's tensors in a file that declares none
         Decoder.from_pretrained(plain)
+
+
+def _random_skip_decoder(keep=("relu1_1",), seed=5) -> Decoder:
+    dec = Decoder(skips=["relu3_1", "relu2_1", "relu1_1"], keep=keep).eval()
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in dec.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.05)
+    return dec
+
+
+def _skip_inputs(seed=6, h=4, w=3):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(1, 512, h, w, generator=g), {
+        "relu3_1": torch.rand(1, 256, 2 * h, 2 * w, generator=g), "relu2_1": torch.rand(1, 128, 4 * h, 4 * w, generator=g),
+        "relu1_1": torch.rand(1, 64, 8 * h, 8 * w, generator=g)}
+
+
+def test_keep_path_starts_at_zero_and_is_off_at_keep_zero():
+    plain = _random_skip_decoder(keep=())
+    grown = plain.with_keep(["relu1_1", "relu2_1"])
+    assert grown.keep == ("relu2_1", "relu1_1") and float(grown.keep_relu1_1.weight.detach().abs().sum()) == 0
+    x, sk = _skip_inputs()
+    content = {k: torch.rand_like(v) for k, v in sk.items()}
+    with torch.no_grad():
+        want = plain(x, sk)
+        torch.testing.assert_close(grown(x, sk, content=content, keep=0.7), want)  # zero convolutions
+        trained = _random_skip_decoder(keep=("relu1_1",))
+        base = trained(x, sk)
+        torch.testing.assert_close(trained(x, sk, content=content, keep=0.0), base)  # keep 0: content unused
+        assert not torch.allclose(trained(x, sk, content=content, keep=1.0), base, atol=1e-4)
+
+
+def test_keep_path_adds_its_weighted_convolution_where_the_skip_joins():
+    # At the join, the input gains keep * keep_conv(content): a known answer from the skip itself,
+    # since the same map through skip_ and keep_ convolutions with equal weights adds up.
+    dec = _random_skip_decoder(keep=("relu1_1",))
+    x, sk = _skip_inputs()
+    twin = Decoder(skips=["relu3_1", "relu2_1", "relu1_1"]).eval()
+    state = {k: v for k, v in dec.state_dict().items() if not k.startswith("keep_")}
+    with torch.no_grad():
+        dec.keep_relu1_1.weight.copy_(dec.skip_relu1_1.weight)
+        dec.keep_relu1_1.bias.copy_(dec.skip_relu1_1.bias)
+        # skip(s) + 0.5 * keep(s) with keep's weights equal to skip's is a skip of 1.5x the weights
+        for name in ("skip_relu1_1.weight", "skip_relu1_1.bias"):
+            state[name] = 1.5 * state[name]
+        twin.load_state_dict(state)
+        torch.testing.assert_close(dec(x, sk, content=sk, keep=0.5), twin(x, sk), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("band_pixels", [1, 24 * 9])
+def test_keep_path_in_bands_gives_the_whole_pass(monkeypatch, band_pixels):
+    import adain.decoder as decoder_module
+
+    dec = _random_skip_decoder(keep=("relu2_1", "relu1_1"))
+    x, sk = _skip_inputs(h=9, w=3)
+    content = {k: torch.rand_like(v) for k, v in sk.items()}
+    keep = torch.tensor([0.3]).view(1, 1, 1, 1)
+    with torch.enable_grad():
+        want = dec(x, sk, content=content, keep=keep).detach()
+    monkeypatch.setattr(decoder_module, "BAND_PIXELS", band_pixels)
+    with torch.no_grad():
+        got = dec(x, sk, content=content, keep=keep)
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
+def test_keep_needs_its_content_and_must_be_some_skips():
+    dec = _random_skip_decoder(keep=("relu1_1",))
+    x, sk = _skip_inputs()
+    with pytest.raises(ValueError, match="keeps content features"):
+        dec(x, sk, keep=0.5)
+    with pytest.raises(ValueError, match="keep must be some"):
+        Decoder(skips=["relu3_1"], keep=["relu1_1"])
+    with pytest.raises(ValueError, match="keep"):
+        Decoder(skips=["relu1_1"], keep="relu1_1")
+
+
+def test_keep_decoder_round_trips_through_weights_and_checkpoints(tmp_path):
+    from adain.base.weights import save_weights
+
+    dec = _random_skip_decoder(keep=("relu2_1", "relu1_1"))
+    path = tmp_path / "keep.safetensors"
+    save_weights(path, "Decoder", dec.state_dict(), dec.config(), {}, "test")
+    got = Decoder.from_pretrained(path)
+    assert got.keep == ("relu2_1", "relu1_1") and got.config() == dec.config()
+    assert all(torch.equal(got.state_dict()[k], v) for k, v in dec.state_dict().items())
+    ck = Decoder.from_pretrained(save_checkpoint({"format": "adain.train", "model": dec.state_dict(), "iteration": 1},
+                                                 tmp_path / "checkpoint.pt"))
+    assert ck.keep == ("relu2_1", "relu1_1")
+    bad = tmp_path / "bad.safetensors"
+    save_weights(bad, "Decoder", dec.state_dict(), {"layout": "adain-port", "skips": ["relu1_1"], "keep": ["relu9_9"]},
+                 {}, "test")
+    with pytest.raises(CheckpointError, match="keep"):
+        Decoder.from_pretrained(bad)
+
+
+def test_keep_weight_is_one_at_alpha_zero_and_fades_to_zero_at_one():
+    from adain.decoder import KEEP_POWER
+
+    assert Decoder.keep_weight(0.0) == 1.0 and Decoder.keep_weight(1.0) == 0.0
+    assert Decoder.keep_weight(0.8) == pytest.approx(0.2 ** KEEP_POWER)
+    w = Decoder.keep_weight(torch.linspace(0, 1, 11))
+    assert bool((w[1:] < w[:-1]).all())

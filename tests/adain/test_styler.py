@@ -231,7 +231,7 @@ def test_forward_is_one_stylize_pass(styler, images):
 def plain_styler(styler):
     """The bundled decoder without its skip convolutions: a plain decoder with its other weights."""
     dec = Decoder()
-    dec.load_state_dict({k: v for k, v in styler.decoder.state_dict().items() if not k.startswith("skip_")})
+    dec.load_state_dict({k: v for k, v in styler.decoder.state_dict().items() if not k.startswith(("skip_", "keep_"))})
     return Styler(styler.encoder, dec.eval()).eval().requires_grad_(False)
 
 
@@ -291,6 +291,41 @@ def test_skip_styler_forward_is_one_stylize_pass(skip_styler, images):
     with torch.no_grad():
         one_pass = skip_styler(c, s, alpha=0.7)
     torch.testing.assert_close(one_pass, skip_styler.stylize(c, [s], alpha=0.7, bf16=False), atol=1e-4, rtol=0)
+
+
+@pytest.fixture(scope="module")
+def keep_styler(skip_styler):
+    dec = skip_styler.decoder.with_keep(["relu2_1"]).eval()
+    g = torch.Generator().manual_seed(1)
+    for name, p in dec.named_parameters():
+        if name.startswith("keep_"):
+            p.data = 0.05 * torch.randn(p.shape, generator=g)
+    return Styler(skip_styler.encoder, dec).eval().requires_grad_(False)
+
+
+def test_keep_styler_alpha_one_is_the_skip_decoders_and_alpha_zero_uses_the_keep_path(keep_styler, skip_styler,
+                                                                                         images):
+    c, s1, _ = images
+    torch.testing.assert_close(keep_styler.stylize(c, [s1], size=96, scales=[96], bf16=False),
+                               skip_styler.stylize(c, [s1], size=96, scales=[96], bf16=False), atol=0, rtol=0)
+    got = keep_styler.stylize(c, [s1], alpha=0.0, size=96, scales=[96], bf16=False)
+    with torch.no_grad():
+        f = keep_styler.encoder(c, taps=("relu4_1", "relu3_1", "relu2_1"))
+        want = keep_styler.decoder(f["relu4_1"], f, content=f, keep=1.0).clamp(0, 1)
+        without = keep_styler.decoder(f["relu4_1"], f).clamp(0, 1)
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=0)
+    assert float((got - without).abs().mean()) > 1e-3
+
+
+@pytest.mark.parametrize("schedule", ["guided", "restylize"])
+def test_keep_styler_forward_and_schedules_at_partial_alpha(keep_styler, images, schedule):
+    c = images[0][..., :96, :80]
+    s = resize_exact(images[1], (64, 96))
+    with torch.no_grad():
+        one_pass = keep_styler(c, s, alpha=0.7)
+    torch.testing.assert_close(one_pass, keep_styler.stylize(c, [s], alpha=0.7, bf16=False), atol=1e-4, rtol=0)
+    two = keep_styler.stylize(c, [s], alpha=0.5, size=88, scales=[48, 88], schedule=schedule, bf16=False)
+    assert two.shape == (1, 3, 88, 73) and torch.isfinite(two).all()
 
 
 def test_mix_folds_weights_and_alpha_into_one_affine_map():

@@ -145,3 +145,41 @@ def test_bad_decoder_skips_are_refused(folders, tmp_path, skips):
 
     with pytest.raises(ConfigError, match="decoder_skips"):
         _cfg(folders, tmp_path / "run", decoder_skips=skips)
+
+
+def test_keep_only_run_trains_the_keep_path_and_nothing_else(folders, tmp_path):
+    from adain.base.weights import save_weights
+
+    torch.manual_seed(0)
+    init = Decoder(skips=["relu2_1", "relu1_1"])
+    for p in init.parameters():
+        torch.nn.init.normal_(p, std=0.02)
+    init_path = tmp_path / "init.safetensors"
+    save_weights(init_path, "Decoder", init.state_dict(), init.config(), {}, "test")
+    cfg = _cfg(folders, tmp_path / "run", init_decoder=str(init_path), decoder_skips="relu2_1,relu1_1",
+               decoder_keep="relu1_1", train_keep_only=True,
+               identity_pixel_weight=1.0, identity_feature_weight=0.1, lr_decay=0.0)
+    r = train_styler(cfg, progress=False)
+    dec = Decoder.from_pretrained(r.weights)
+    assert dec.skips == ("relu2_1", "relu1_1") and dec.keep == ("relu1_1",)
+    assert float(dec.keep_relu1_1.weight.detach().abs().max()) > 0  # learned from zero
+    # everything else is frozen (to the float16 the weights file stores)
+    for k, v in init.state_dict().items():
+        torch.testing.assert_close(dec.state_dict()[k], v.half().float())
+    with open(r.checkpoint.parent / "losses.csv") as f:
+        assert "identity_pixel" in f.readline()
+
+
+def test_keep_config_is_checked(folders, tmp_path):
+    from adain.base.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="decoder_keep"):
+        _cfg(folders, tmp_path / "run", decoder_keep="relu5_1")
+    with pytest.raises(ConfigError, match="identity"):
+        _cfg(folders, tmp_path / "run", decoder_keep="relu1_1", train_keep_only=True)
+    with pytest.raises(ConfigError, match="decoder_keep must be some"):  # not one of the decoder's skips
+        train_styler(_cfg(folders, tmp_path / "run", decoder_skips="relu3_1", decoder_keep="relu1_1",
+                          identity_pixel_weight=1.0), progress=False)
+    with pytest.raises(ConfigError, match="keep taps"):
+        train_styler(_cfg(folders, tmp_path / "run", decoder_skips="relu3_1", train_keep_only=True,
+                          identity_pixel_weight=1.0), progress=False)

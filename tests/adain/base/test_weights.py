@@ -148,10 +148,10 @@ def test_decoder_weights_file_and_legacy_channels_last_pt_load_the_same(tmp_path
     # The old bundled decoder.pt held channels_last fp16 convs: dense, just not contiguous. Legacy
     # files predate skip inputs, so the bundled decoder's plain layers stand in for one.
     new = Decoder.from_pretrained()
-    state, _ = load_weights(BUNDLED["Decoder"], "Decoder", lambda c: meta_shapes(lambda: Decoder(skips=new.skips)),
-                            describe="a decoder")
+    state, _ = load_weights(BUNDLED["Decoder"], "Decoder",
+                            lambda c: meta_shapes(lambda: Decoder(skips=new.skips, keep=new.keep)), describe="a decoder")
     legacy = {k: (v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v) for k, v in state.items()
-              if not k.startswith("skip_")}
+              if not k.startswith(("skip_", "keep_"))}
     assert not legacy["1.weight"].is_contiguous()
     old = Decoder.from_pretrained(save_checkpoint(legacy, tmp_path / "decoder.pt"))
     assert old.skips == () and old.state_dict().keys() == legacy.keys()
