@@ -97,7 +97,7 @@ def stylize_cmd(content: Path, styles: Sequence[Path], weights: Sequence[float],
 @click.option("--identity-pixel-weight", type=click.FloatRange(min=0), default=None, help="Weight of the pixel identity loss, MSE of decode(encode(x)) to x for content and style (0: off) [default: 0].")
 @click.option("--identity-feature-weight", type=click.FloatRange(min=0), default=None, help="Weight of the feature identity loss at relu1_1..relu4_1 (0: off) [default: 0].")
 @click.option("--decoder-skips", default=None, help="Skip inputs of the decoder, comma-separated from relu3_1, relu2_1, relu1_1; new 1x1 convolutions start at zero [default: none].")
-@click.option("--skip-lr-scale", type=click.FloatRange(min=0, min_open=True), default=None, help="The skip convolutions learn at lr times this [default: 1].")
+@click.option("--skip-lr-scale", type=click.FloatRange(min=0, min_open=True), default=None, help="The skip and keep convolutions learn at lr times this [default: 1].")
 @click.option("--decoder-keep", default=None, help="Keep path of the decoder: some of its skips, comma-separated; 1x1 convolutions for the content's own features at alpha < 1, starting at zero [default: none].")
 @click.option("--train-keep-only/--train-all", default=None, help="Train only the keep convolutions, on the identity losses; the rest stays frozen, so alpha-1 outputs do not change [default: --train-all].")
 @click.option("--load-size", type=click.IntRange(min=8), default=None, help="Shorter side before cropping, px [default: 512].")

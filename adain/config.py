@@ -30,9 +30,10 @@ class StylerTrainConfig:
     # skip inputs of the decoder (adain.decoder.SKIP_TAPS, comma-separated, e.g. "relu3_1"): new 1x1
     # convolutions from zero, the rest of the decoder from init_decoder; "" = the plain AdaIN decoder
     decoder_skips: str = ""
-    skip_lr_scale: float = 1.0  # the skip convolutions learn at lr * skip_lr_scale (they start from zero)
+    skip_lr_scale: float = 1.0  # the skip and keep convolutions learn at lr * skip_lr_scale (they start from zero)
     # keep path of the decoder (some of its skips, comma-separated): 1x1 convolutions from zero for the
-    # content's own features at alpha < 1 (adain.decoder.Decoder); "" = none (or init_decoder's)
+    # content's own features at alpha < 1 (adain.decoder.Decoder); "" = none (or init_decoder's). It
+    # learns from the identity losses, so a decoder with keep taps needs one of their weights above 0
     decoder_keep: str = ""
     # train only the keep convolutions, on the identity losses (the rest frozen: alpha-1 decoding unchanged)
     train_keep_only: bool = False

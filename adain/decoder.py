@@ -25,14 +25,15 @@ DECODER_INPUT: dict[str, Any] = {
              "(relu3_1: (B, 256, 2H, 2W), relu2_1: (B, 128, 4H, 4W), relu1_1: (B, 64, 8H, 8W))",
     "output": "RGB (B, 3, 8H, 8W), approximately in [0, 1], not clamped",
 }
-#: The keep path's weight at alpha is ``(1 - alpha) ** KEEP_POWER``. With weight ``1 - alpha`` the
-#: trained keep path outweighs the style up to alpha 0.8 (20 held-out pairs: style loss 3.3 at alpha
-#: 0.8, against 0.99 without it); the cube keeps alpha 0.8 as stylized as before (8 pairs: 1.01 against
+#: The keep path's weight at alpha is ``(1 - alpha) ** keep_power``; this is the default power, stored
+#: in each file with keep taps (``keep_power`` in its config). With weight ``1 - alpha`` the trained
+#: keep path outweighs the style up to alpha 0.8 (20 held-out pairs: style loss 3.3 at alpha 0.8,
+#: against 0.99 without it); the cube keeps alpha 0.8 as stylized as before (8 pairs: 1.01 against
 #: 0.99) and spreads the style over alpha 0..1 (docs/quality.md).
 KEEP_POWER = 3.0
-#: Added to :data:`DECODER_INPUT` in the files of decoders with keep taps.
+#: Added to :data:`DECODER_INPUT` in the files of decoders with keep taps (``{power}``: their keep_power).
 DECODER_KEEP_INPUT = ("for a decoder with keep taps, also the content's own (un-stylized) features at those taps, "
-                      "through the keep_<tap> convolutions, weighted by (1 - alpha) ** 3 (0 at alpha 1)")
+                      "through the keep_<tap> convolutions, weighted by (1 - alpha) ** {power} (0 at alpha 1)")
 #: Encoder taps a decoder may take as skip inputs: (channels, size over relu4_1's) of each.
 SKIP_SHAPES: dict[str, tuple[int, int]] = {"relu3_1": (256, 2), "relu2_1": (128, 4), "relu1_1": (64, 8)}
 SKIP_TAPS: tuple[str, ...] = tuple(SKIP_SHAPES)
@@ -59,12 +60,21 @@ def _check_skips(skips: object, name: str = "skips") -> tuple[str, ...]:
     return tuple(t for t in SKIP_TAPS if t in skips)  # canonical order: coarse to fine
 
 
+def _check_power(power: object) -> float:
+    if isinstance(power, bool) or not isinstance(power, (int, float)) or not 0 < power <= 16:
+        raise ValueError(f"keep_power must be a number in (0, 16]; got {power!r}")
+    return float(power)
+
+
 def _shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
-    if not isinstance(config, dict) or config.get("layout") != _LAYOUT or set(config) - {"layout", "skips", "keep"}:
-        raise ValueError(f"expected {{'layout': '{_LAYOUT}'[, 'skips': [...]][, 'keep': [...]]}}; got {config}")
+    if not isinstance(config, dict) or config.get("layout") != _LAYOUT or \
+            set(config) - {"layout", "skips", "keep", "keep_power"}:
+        raise ValueError(f"expected {{'layout': '{_LAYOUT}'[, 'skips': [...]][, 'keep': [...], 'keep_power': p]}}; "
+                         f"got {config}")
     skips = _check_skips(config.get("skips", []))
     keep = _check_skips(config.get("keep", []), "keep")
-    return meta_shapes(lambda: Decoder(skips=skips, keep=keep))
+    power = _check_power(config.get("keep_power", KEEP_POWER))
+    return meta_shapes(lambda: Decoder(skips=skips, keep=keep, keep_power=power))
 
 
 class Decoder(nn.Sequential):
@@ -99,7 +109,7 @@ class Decoder(nn.Sequential):
         torch.Size([1, 3, 32, 32])
     """
 
-    def __init__(self, skips: Sequence[str] = (), keep: Sequence[str] = ()) -> None:
+    def __init__(self, skips: Sequence[str] = (), keep: Sequence[str] = (), keep_power: float = KEEP_POWER) -> None:
         pad = lambda: nn.ReflectionPad2d(1)  # noqa: E731
         up = lambda: nn.Upsample(scale_factor=2, mode="nearest")  # noqa: E731
         super().__init__(
@@ -123,6 +133,7 @@ class Decoder(nn.Sequential):
             nn.init.zeros_(conv.bias)
             self.add_module(f"skip_{tap}", conv)  # after the 29 layers: the port's keys stay "1.weight" ...
         self.keep: tuple[str, ...] = _check_skips(keep, "keep")
+        self.keep_power = _check_power(keep_power)
         if set(self.keep) - set(self.skips):
             raise ValueError(f"keep must be some of the decoder's skips {list(self.skips)}; got {list(keep)}")
         for tap in self.keep:
@@ -227,15 +238,15 @@ class Decoder(nn.Sequential):
             x = x[..., r0 - top : r1 - top, :]
         return x
 
-    @staticmethod
-    def keep_weight(alpha: float | torch.Tensor) -> float | torch.Tensor:
-        """The keep path's weight at ``alpha`` (a number or a tensor): ``(1 - alpha) ** KEEP_POWER``;
+    def keep_weight(self, alpha: float | torch.Tensor) -> float | torch.Tensor:
+        """The keep path's weight at ``alpha`` (a number or a tensor): ``(1 - alpha) ** keep_power``;
         1 at alpha 0 (reconstruction, what the keep path is trained for), 0 at alpha 1."""
-        return (1 - alpha) ** KEEP_POWER
+        return (1 - alpha) ** self.keep_power
 
     def input_spec(self) -> dict[str, str]:
         """The input convention stored in weights files: :data:`DECODER_INPUT`, plus the keep path's."""
-        return DECODER_INPUT | ({"keep": DECODER_KEEP_INPUT} if self.keep else {})
+        power = f"{self.keep_power:g}"
+        return DECODER_INPUT | ({"keep": DECODER_KEEP_INPUT.format(power=power)} if self.keep else {})
 
     def config(self) -> dict[str, Any]:
         """The architecture config stored in weights files."""
@@ -244,6 +255,7 @@ class Decoder(nn.Sequential):
             config["skips"] = list(self.skips)
         if self.keep:
             config["keep"] = list(self.keep)
+            config["keep_power"] = self.keep_power
         return config
 
     @classmethod
@@ -263,9 +275,11 @@ class Decoder(nn.Sequential):
             skips = [t for t in SKIP_TAPS if f"skip_{t}.weight" in state]
             keep = [t for t in skips if f"keep_{t}.weight" in state]
             check_state(state, meta_shapes(lambda: cls(skips=skips, keep=keep)), source, _DESCRIBE)
+            power = KEEP_POWER
         else:
             skips, keep = meta.config.get("skips", []), meta.config.get("keep", [])
-        dec = cls(skips=skips, keep=keep)
+            power = meta.config.get("keep_power", KEEP_POWER)
+        dec = cls(skips=skips, keep=keep, keep_power=power)
         dec.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
         dec.eval()
         return dec.to(device) if device is not None else dec
@@ -283,7 +297,7 @@ class Decoder(nn.Sequential):
                                                     "keep"), "keep_")
 
     def _grown(self, skips: tuple[str, ...], keep: tuple[str, ...], new: str) -> Decoder:
-        dec = Decoder(skips=skips, keep=keep).to(next(self.parameters()).device)
+        dec = Decoder(skips=skips, keep=keep, keep_power=self.keep_power).to(next(self.parameters()).device)
         missing, unexpected = dec.load_state_dict(self.state_dict(), strict=False)
         assert not unexpected and all(k.startswith(new) for k in missing), (missing, unexpected)
         return dec.train(self.training)

@@ -205,8 +205,8 @@ class Styler(nn.Module):
 
     def _decode(self, t: Feats, bf16: bool, decoder: nn.Module | None = None,
                 kept: tuple[Feats, float] | None = None) -> torch.Tensor:
-        """Decode targets ``t``; ``kept``: the content's own features at the decoder's keep taps and
-        their weight (:meth:`Decoder.keep_weight` of alpha), or None."""
+        """Decode targets ``t``; ``kept``: the content's own features at the decoder's keep taps (a dict
+        this call converts in place) and their weight (:meth:`Decoder.keep_weight` of alpha), or None."""
         decoder = self.decoder if decoder is None else decoder
         # A bf16-weight decoder needs no autocast, and CPU autocast would run its reflection
         # padding and upsampling in float32 (a cast and a copy around each; 60 ms a 512 px run).
@@ -218,7 +218,9 @@ class Styler(nn.Module):
             if kept is None:
                 out = decoder(t["relu4_1"], t)
             else:
-                out = decoder(t["relu4_1"], t, content=cast(kept[0]), keep=kept[1])
+                feats = kept[0]
+                feats.update(cast(feats))  # in place: the caller's float32 copies go before the decode
+                out = decoder(t["relu4_1"], t, content=feats, keep=kept[1])
         return out.float().clamp(0, 1).contiguous()
 
     def encode_styles(self, styles: Sequence[ImageLike], *, name: str = "styles") -> StyleBank:

