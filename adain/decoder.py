@@ -60,6 +60,14 @@ def _check_skips(skips: object, name: str = "skips") -> tuple[str, ...]:
     return tuple(t for t in SKIP_TAPS if t in skips)  # canonical order: coarse to fine
 
 
+def _zero_conv(tap: str) -> nn.Conv2d:
+    """A 1x1 convolution at ``tap``'s channel count, starting at zero (the decoder's output unchanged)."""
+    conv = nn.Conv2d(SKIP_SHAPES[tap][0], SKIP_SHAPES[tap][0], 1)
+    nn.init.zeros_(conv.weight)
+    nn.init.zeros_(conv.bias)
+    return conv
+
+
 def _check_power(power: object) -> float:
     if isinstance(power, bool) or not isinstance(power, (int, float)) or not 0 < power <= 16:
         raise ValueError(f"keep_power must be a number in (0, 16]; got {power!r}")
@@ -128,19 +136,13 @@ class Decoder(nn.Sequential):
         )
         self.skips: tuple[str, ...] = _check_skips(skips)
         for tap in self.skips:
-            conv = nn.Conv2d(SKIP_SHAPES[tap][0], SKIP_SHAPES[tap][0], 1)
-            nn.init.zeros_(conv.weight)
-            nn.init.zeros_(conv.bias)
-            self.add_module(f"skip_{tap}", conv)  # after the 29 layers: the port's keys stay "1.weight" ...
+            self.add_module(f"skip_{tap}", _zero_conv(tap))  # after the 29 layers: the port's keys stay "1.weight" ...
         self.keep: tuple[str, ...] = _check_skips(keep, "keep")
         self.keep_power = _check_power(keep_power)
         if set(self.keep) - set(self.skips):
             raise ValueError(f"keep must be some of the decoder's skips {list(self.skips)}; got {list(keep)}")
         for tap in self.keep:
-            conv = nn.Conv2d(SKIP_SHAPES[tap][0], SKIP_SHAPES[tap][0], 1)
-            nn.init.zeros_(conv.weight)
-            nn.init.zeros_(conv.bias)
-            self.add_module(f"keep_{tap}", conv)
+            self.add_module(f"keep_{tap}", _zero_conv(tap))
 
     def forward(self, x: torch.Tensor, skips: Mapping[str, torch.Tensor] | None = None, *,
                 content: Mapping[str, torch.Tensor] | None = None, keep: float | torch.Tensor = 0.0) -> torch.Tensor:
