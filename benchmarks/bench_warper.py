@@ -1,4 +1,4 @@
-"""Time Warper.estimate (256 px features; plain and with --align) and Warper.apply (512 and 2048 px outputs) on CPU.
+"""Time Warper.estimate (256 px features; plain, with the alignment search and with the matcher) and Warper.apply on CPU.
 
     python benchmarks/bench_warper.py [--repeats 5]
 """
@@ -34,12 +34,14 @@ def main() -> None:
     for bf16 in (False, True):
         t = median_time(lambda: warper.estimate(c, g, bf16=bf16), args.repeats)
         print(f"| estimate (2 x 256 px VGG + regressor) | {'bf16' if bf16 else 'fp32'} | {t:.3f} |", flush=True)
+    t = median_time(lambda: warper.estimate(c, g, align=True), args.repeats)
+    print(f"| estimate with --align (the multi-scale search: about 18 VGG passes) | fp32 | {t:.3f} |", flush=True)
     fc, fg = warper.encode(c), warper.encode(g)
     hw_c, hw_g = tuple(c.shape[-2:]), tuple(g.shape[-2:])
-    for align in (False, True):
+    for align in (False, "matches"):
         t = median_time(lambda: warper.estimate(None, None, content_features=fc, geometry_features=fg, content_size=hw_c,
                                                 geometry_size=hw_g, align=align), args.repeats)
-        print(f"| estimate from features{', --align' if align else ''} | fp32 | {t:.4f} |", flush=True)
+        print(f"| estimate from features{', align=matches' if align else ''} | fp32 | {t:.4f} |", flush=True)
     field = warper.estimate(c, g)
     for size in (512, 2048):
         big = resize_longer(c, size)

@@ -3,7 +3,8 @@
     python scripts/compare_align.py                       # bundled samples -> docs/figures/align_samples.jpg
     python scripts/compare_align.py --pair photo.jpg caricature.jpg --pair ... -o sheet.jpg
 
-Each row: content, geometry, warped without alignment, warped with it (no texture, 384 px).
+Each row: content, geometry, warped without alignment, with the feature-match alignment
+(``align="matches"``, ``--align`` until 2026-12-02) and with the search (``--align``); no texture, 384 px.
 Deterministic on CPU.
 """
 
@@ -48,7 +49,7 @@ def main() -> None:
     rows = []
     for content, geometry in args.pair or default_pairs():
         tiles = [_tile(load_image(content)), _tile(load_image(geometry))]
-        for align in (False, True):
+        for align in (False, "matches", True):
             tiles.append(_tile(pipe.run(content, geometry, options=PipelineOptions(size=args.size, align=align)).image))
         rows.append(tiles)
         print(f"{content.name} -> {geometry.name}")

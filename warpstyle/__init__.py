@@ -30,12 +30,14 @@ _EXPORTS = {
     "feature_matching_objective": ".objective",
     "Similarity": ".align",
     "estimate_similarity": ".align",
+    "search_similarity": ".scale_search",
 }
 
 if TYPE_CHECKING:
     from adain import __version__, tune_cpu_allocator
     from adain.base.errors import FieldError
     from .align import Similarity, estimate_similarity
+    from .scale_search import search_similarity
     from .correlation import correlation_4d, l2_normalize_features, normalize_correlation
     from .export import export_models
     from .field import WarpField
@@ -54,6 +56,7 @@ __all__ = [
     "Warper",
     "Similarity",
     "estimate_similarity",
+    "search_similarity",
     "Pipeline",
     "PipelineOptions",
     "PipelineResult",

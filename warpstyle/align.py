@@ -32,7 +32,7 @@ from .correlation import l2_normalize_features
 from .warp import identity_grid
 
 __all__ = ["Similarity", "mutual_matches", "fit_similarity_ransac", "estimate_similarity", "align_features",
-           "compose_similarity", "MIN_INLIERS", "THRESHOLD", "ITERATIONS", "MAX_SCALE", "MAX_ANGLE_DEG",
+           "compose_similarity", "frame_overshoot", "MIN_INLIERS", "THRESHOLD", "ITERATIONS", "MAX_SCALE", "MAX_ANGLE_DEG",
            "MAX_OVERSHOOT", "MIN_GAIN"]
 
 #: Fewer inlier matches than this and no similarity is reported (the plain network field is used).
@@ -179,7 +179,7 @@ def fit_similarity_ransac(
     def plausible(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         s = a.abs()
         ok = (s >= 1 / max_scale) & (s <= max_scale) & (torch.angle(a).abs() <= math.radians(max_angle_deg))
-        return ok & (_overshoot(a, b, frames) <= max_overshoot) if frames is not None else ok
+        return ok & (frame_overshoot(a, b, frames) <= max_overshoot) if frames is not None else ok
 
     def support(resid: torch.Tensor, tol: torch.Tensor) -> torch.Tensor:
         return ((resid < tol).double() * w).sum(-1)
@@ -217,7 +217,7 @@ def fit_similarity_ransac(
                       int(inl.sum()), n)
 
 
-def _overshoot(a: torch.Tensor, b: torch.Tensor, frames: tuple[tuple[float, float], tuple[float, float]]) -> torch.Tensor:
+def frame_overshoot(a: torch.Tensor, b: torch.Tensor, frames: tuple[tuple[float, float], tuple[float, float]]) -> torch.Tensor:
     """How far the geometry frame's corners, mapped by ``z -> a z + b``, fall outside the content frame.
 
     ``frames = ((gx, gy), (cx, cy))``: half-widths and half-heights in aspect-corrected units.

@@ -38,7 +38,7 @@ def cli(verbose: int, quiet: bool) -> None:
 @click.option("--strength", default=1.0, show_default=True, type=click.FloatRange(0, 4), help="Warp strength: 0 = none, 1 = estimated warp, >1 exaggerates.")
 @click.option("--smoothness", default=None, type=click.FloatRange(0, 16), help="Gaussian smoothing of the warp field, in cells of its 16x16 grid [default: 0.75].")
 @click.option("--warp-refine", default=0, show_default=True, type=click.IntRange(0, 5000), help="Adam steps refining the warp for this pair on the feature-matching objective, features computed once (0: the network's field; 100 steps took 7-22 s on a busy 2-core CPU).")
-@click.option("--align/--no-align", default=None, help="First fit a global similarity (scale, rotation, shift) to the two images' feature matches, then the network's local warp: lines up objects of different size and place (a small face toward a face filling a caricature) [default: off].")
+@click.option("--align/--no-align", default=None, help="First search where, and how large, the geometry's object is in the content (a global zoom and shift, at 18 VGG passes: a few seconds on CPU), then the network's local warp: lines up objects of different size and place (a small face toward a face filling a caricature) [default: off].")
 @click.option("--alpha", default=0.8, show_default=True, type=click.FloatRange(0, 1), help="Texture strength: 0 = warped content only, 1 = full texture.")
 @click.option("--preserve-color", type=click.Choice(["match", "luminance"]), default=None, help="Keep the content's colours ('match' recolours the texture first; 'luminance' transfers luminance only).")
 @click.option("--size", type=click.IntRange(8, 16384), default=None, help="Longer side of the output in px; aspect of the geometry (or the content) [default: 512].")
@@ -269,7 +269,7 @@ def train_warper_cmd(config_path: Path | None, resume: str | None, progress: boo
 @click.option("--min-face", default=0.0, show_default=True, type=click.FloatRange(0, 1),
               help="Landmark mode: keep faces spanning at least this fraction of their image's longer side (0.2: portraits, headshots).")
 @click.option("--align/--no-align", default=False, show_default=True,
-              help="Score the warper with its global similarity alignment first (as warpstyle run --align).")
+              help="Score the warper with its global alignment search first (as warpstyle run --align).")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the figures as JSON.")
 def eval_warper_cmd(warper_path: Path | None, image_dir: str | None, holdout: float, split: str, pairs: int,
                     smoothness: float | None, pf_pascal_root: str | None, pf_pascal_csv: str | None, pck_alpha: float,

@@ -159,7 +159,7 @@ class DemoEngine:
             preserve_color: None (or ``"off"``), ``"match"`` or ``"luminance"``.
             size: output longer side (px); the aspect is the geometry's, else the content's.
             refinement_steps: per-pair warp refinement, passed on once PipelineOptions has it.
-            align: global similarity alignment before the network's warp (``warpstyle run --align``).
+            align: the global alignment search before the network's warp (``warpstyle run --align``).
             progress: called as ``progress(fraction, desc=...)`` between stages (e.g. gr.Progress).
 
         Raises:
@@ -309,8 +309,9 @@ def build_app(engine: DemoEngine | None = None, *, examples: list[list[str | Non
             refinement = gr.Slider(0, 200, value=0, step=10, label="Warp refinement steps", elem_id="refinement",
                                    visible=refine is not None)
             align = gr.Checkbox(value=False, label="Align first",
-                                info="a global similarity (scale, rotation, shift) before the warp: for one "
-                                     "object framed differently in the two images; can zoom", elem_id="align")
+                                info="search where, and how large, the geometry's object is in the content, then warp: "
+                                     "for one object framed differently in the two images; zooms; a few seconds",
+                                elem_id="align")
         run = gr.Button("Run", variant="primary", elem_id="run")
         if examples:
             gr.Examples(examples, inputs=[content, geometry, texture], label="Examples (bundled samples)")

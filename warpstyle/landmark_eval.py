@@ -119,7 +119,7 @@ def evaluate_landmarks(
     size: int = 512,
     thresholds: Sequence[float] = PCK_THRESHOLDS,
     progress: bool = False,
-    align: bool = False,
+    align: bool | str = False,
 ) -> dict[str, object]:
     """Landmark accuracy, feature-matching objective and folds of identity, a fitted similarity and the warper.
 
@@ -131,7 +131,8 @@ def evaluate_landmarks(
     then resized (bicubic) to the output size (geometry aspect, ``size`` px longer side). Landmarks,
     fold share and the objective (pool4 + relu4_1 at 256 px, default weights) are measured on that
     applied field. ``refined_smoothness`` smooths the refined fields instead (None: ``smoothness``).
-    ``align``: the warper's field (and the refinement's start) with its global similarity first.
+    ``align``: the warper's field (and the refinement's start) with its global similarity first
+    (``Warper.estimate``'s ``align``; its time is charged to the warper's row).
 
     Returns:
         ``{"pairs", "rows": {name: {"pck@T"..., "mean_error", "feature", "objective", "fold",
@@ -158,8 +159,11 @@ def evaluate_landmarks(
     for pair in tqdm(pairs, disable=not progress, desc="landmarks", unit="pair"):
         out_hw = Warper.output_size(pair.geometry_hw, size)  # what warpstyle run applies by default
         (cf, t_c), (gf, t_g) = encode(pair.content), encode(pair.geometry)
+        # The alignment search needs the images themselves (the matcher works from features).
+        images = (load_image(pair.content).to(device), load_image(pair.geometry).to(device)) \
+            if Warper.align_method(align) == "search" else (None, None)
         t0 = time.perf_counter()
-        grid = warper.estimate(None, None, content_features=cf["pool4"], geometry_features=gf["pool4"],
+        grid = warper.estimate(*images, content_features=cf["pool4"], geometry_features=gf["pool4"],
                                geometry_size=pair.geometry_hw, content_size=pair.content_hw, align=align).grid
         t_net = time.perf_counter() - t0 + t_c + t_g
 

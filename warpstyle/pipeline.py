@@ -41,7 +41,7 @@ class PipelineOptions:
     strength: float = 1.0  # warp strength: 0 = no warp, 1 = estimated warp
     smoothness: float = DEFAULT_SMOOTHNESS  # Gaussian sigma on the field, in 16x16-grid cells
     warp_refine: int = 0  # Adam steps refining the field per pair on the feature-matching objective
-    align: bool = DEFAULT_ALIGN  # global similarity (scale, rotation, shift) from feature matches first
+    align: bool | str = DEFAULT_ALIGN  # a global similarity first: True, the multi-scale search; "matches": the matcher
     alpha: float = 0.8  # texture strength (0.8 keeps faces legible on the samples; the styler alone defaults to 1)
     texture_weights: Sequence[float] | None = None
     preserve_color: ColorMode | None = None
@@ -253,15 +253,14 @@ class Pipeline:
             check_memory(out_hw, bf16=bf16, styles=None)  # no texture: the full-size field and output
         if warping:
             assert self.warper is not None and prep.geometry is not None and prep.geometry_features is not None
-            if opts.warp_refine:
-                # Refinement needs the geometry image itself (its relu4_1 features); the pool4 ones are reused.
+            if opts.warp_refine or opts.align:
+                # Refinement and the alignment search need the geometry image itself; its pool4 features are reused.
                 field = self.warper.estimate(c, prep.geometry, bf16=bf16, geometry_features=prep.geometry_features,
                                              geometry_size=tuple(prep.geometry.shape[-2:]),
                                              refine_steps=opts.warp_refine, align=opts.align)
             else:
                 field = self.warper._estimate_checked(self.warper._encode_checked(c, bf16), prep.geometry_features,
-                                                      tuple(prep.geometry.shape[-2:]), align=opts.align,
-                                                      content_size=tuple(c.shape[-2:]))
+                                                      tuple(prep.geometry.shape[-2:]))
             warped = Warper._apply_checked(c, field, opts.strength, opts.smoothness, out_hw, opts.padding)
             image = warped
         else:

@@ -65,16 +65,41 @@ def _from_displacement(disp: torch.Tensor) -> torch.Tensor:
     return disp.permute(0, 2, 3, 1) + identity_grid(b, h, w, device=disp.device, dtype=disp.dtype)
 
 
+def _affine_part(disp: torch.Tensor) -> torch.Tensor:
+    """Least-squares affine fit ``(B, 2, 3)`` of a displacement ``(B, 2, H, W)`` over its cell centres."""
+    b, _, h, w = disp.shape
+    xy = identity_grid(1, h, w, device=disp.device, dtype=disp.dtype).reshape(-1, 2)
+    design = torch.cat([xy, torch.ones_like(xy[:, :1])], dim=1)  # (HW, 3)
+    target = disp.flatten(2).transpose(1, 2)  # (B, HW, 2)
+    return torch.linalg.lstsq(design.expand(b, -1, -1), target).solution.transpose(1, 2)
+
+
 def resize_field(grid: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Resample a field to ``size = (H, W)`` smoothly (bicubic on the displacement).
 
     Interpolating the displacement, not the absolute grid, keeps the identity exact at any size.
+    The displacement's affine part (a zoom, a shift) is carried over exactly and only the rest is
+    interpolated: PyTorch's cubic (a = -0.75) does not reproduce a linear ramp, and under a strong
+    zoom its ripple would fold the image.
     """
     check_shape(grid, "field", ("B", "H", "W", 2))
     if tuple(grid.shape[1:3]) == tuple(size):
         return grid
-    disp = F.interpolate(_displacement(grid), size=size, mode="bicubic", align_corners=False)
-    return _from_displacement(disp)
+    b, h, w, _ = grid.shape
+    disp = _displacement(grid)
+    if h * w >= 3 and h > 1 and w > 1:
+        affine = _affine_part(disp.double()).to(disp.dtype)
+    else:
+        affine = disp.new_zeros(b, 2, 3)
+
+    def linear(hh: int, ww: int) -> torch.Tensor:  # the affine part at the cell centres of an (hh, ww) grid
+        x = identity_grid(1, 1, ww, device=disp.device, dtype=disp.dtype)[0, 0, :, 0]
+        y = identity_grid(1, hh, 1, device=disp.device, dtype=disp.dtype)[0, :, 0, 1]
+        a = affine[..., None, None]  # (B, 2, 3, 1, 1)
+        return a[:, :, 0] * x + a[:, :, 1] * y[:, None] + a[:, :, 2]
+
+    rest = F.interpolate(disp - linear(h, w), size=size, mode="bicubic", align_corners=False)
+    return _from_displacement(rest + linear(*size))
 
 
 def smooth_field(grid: torch.Tensor, sigma: float) -> torch.Tensor:

@@ -14,26 +14,30 @@ import torch.nn.functional as F
 
 from adain.base.checks import check_device, check_range, check_shape
 from adain.base.errors import CheckpointError
-from adain.base.image import ImageLike, as_image_batch, fit_longer, resize_exact
+from adain.base.image import ImageLike, as_image_batch, fit_longer, resize_exact, resize_longer
 from adain.base.vgg import VGGEncoder
 from adain.base.weights import bundled_weights, check_state, load_weights, meta_shapes
 
-from .align import align_features, check_hw, compose_similarity, estimate_similarity
+from .align import Similarity, align_features, check_hw, compose_similarity, estimate_similarity
 from .correlation import l2_normalize_features
 from .field import WarpField
 from .objective import objective_features
 from .refine import REFINE_SIZE, refine_field
 from .regressor import WarpRegressor
-from .warp import PaddingMode, apply_warp
+from .scale_search import search_similarity
+from .warp import PaddingMode, apply_warp, identity_grid
 
-__all__ = ["Warper", "BUNDLED_WARPER", "DEFAULT_ALIGN", "DEFAULT_SMOOTHNESS", "WARPER_INPUT"]
+__all__ = ["Warper", "BUNDLED_WARPER", "ALIGN_METHODS", "DEFAULT_ALIGN", "DEFAULT_SMOOTHNESS", "WARPER_INPUT"]
 
 BUNDLED_WARPER = "warper.safetensors"
 #: Default Gaussian smoothing of the field, in cells of the 16x16 feature grid.
 DEFAULT_SMOOTHNESS = 0.75
 FEATURE_SIZE = 256
-#: Global similarity alignment before the network's field (:mod:`warpstyle.align`).
+#: Global similarity alignment before the network's field (:mod:`warpstyle.scale_search`).
 DEFAULT_ALIGN = False
+#: ``align`` values: True is ``"search"`` (:mod:`warpstyle.scale_search`, needs the images);
+#: ``"matches"`` fits the similarity to feature matches (:mod:`warpstyle.align`; fast, features suffice).
+ALIGN_METHODS = ("search", "matches")
 #: The regressor's input convention, stored in every warper weights file.
 WARPER_INPUT: dict[str, Any] = {
     "features": "VGG-19 pool4 (bundled Oxford VGG, raw: pool taps carry no scale) of content and geometry, "
@@ -142,7 +146,7 @@ class Warper(nn.Module):
         content_size: tuple[int, int] | None = None,
         refine_steps: int = 0,
         refine_size: int = REFINE_SIZE,
-        align: bool = DEFAULT_ALIGN,
+        align: bool | str = DEFAULT_ALIGN,
     ) -> WarpField:
         """Estimate the field that gives ``content`` the shapes of ``geometry``.
 
@@ -161,11 +165,14 @@ class Warper(nn.Module):
                 objective (:mod:`warpstyle.refine`); 0 (default) returns the network's field.
                 Needs both images (features may still be given for the network's pass).
             refine_size: side of the refined field.
-            align: first fit a global similarity (scale, rotation, shift) to mutual feature matches
-                (:mod:`warpstyle.align`), estimate the network's field against the content seen
-                through it, and compose the two; where no reliable similarity is found, the plain
-                network field. Lines up objects of different size and place (a small face in a
-                photo, a face filling a caricature).
+            align: first find a global similarity (scale and shift) between the two objects,
+                estimate the network's field against the content seen through it, and compose
+                the two; where none is found, the plain network field. Lines up objects of
+                different size and place (a small face in a photo, a face filling a caricature).
+                True or ``"search"``: a multi-scale search of the geometry's features in the
+                content's (:mod:`warpstyle.scale_search`; needs both images, about 18 VGG passes);
+                ``"matches"``: a similarity (with rotation) fitted to mutual feature matches
+                (:mod:`warpstyle.align`; features suffice, about 0.01 s, less often right).
 
         Returns:
             WarpField with a ``(B, 16, 16, 2)`` grid (``refine_size`` square when refined) and
@@ -174,6 +181,10 @@ class Warper(nn.Module):
         for hw, label in ((content_size, "content_size"), (geometry_size, "geometry_size")):
             if hw is not None:
                 check_hw(hw, label)
+        method = self.align_method(align)
+        if method == "search" and (content is None or geometry is None):
+            raise ValueError("align='search' needs the content and geometry images, not only their features "
+                             "(align='matches' works from features)")
         c_obj = g_obj = None
         if refine_steps:
             if int(refine_steps) != refine_steps or refine_steps < 0:
@@ -212,25 +223,73 @@ class Warper(nn.Module):
             raise ValueError(f"geometry must have batch 1 or content's batch ({content_features.shape[0]}); "
                              f"got {geometry_features.shape[0]}")
         refine = None if c_obj is None or g_obj is None else (c_obj, g_obj, int(refine_steps), refine_size)
+        sims = None
+        if method == "search":
+            c = as_image_batch(content, "content").to(self.device)
+            g = as_image_batch(geometry, "geometry").to(self.device)
+            if g.shape[0] not in (1, c.shape[0]):
+                raise ValueError(f"geometry must have batch 1 or content's batch ({c.shape[0]}); got {g.shape[0]}")
+            content_size = content_size or (int(c.shape[-2]), int(c.shape[-1]))
+            geometry_size = geometry_size or (int(g.shape[-2]), int(g.shape[-1]))
+            # Search at the stated aspect ratios (images may come resized, e.g. squared for a batch).
+            cs, gs = (resize_exact(x, fit_longer(hw, max(x.shape[-2:]))) if fit_longer(hw, max(x.shape[-2:])) != x.shape[-2:]
+                      else x for x, hw in ((c, content_size), (g, geometry_size)))
+            with torch.no_grad(), _bf16(self.device, bf16):
+                sims = [search_similarity(self.encoder, cs[k:k + 1], gs[k:k + 1] if gs.shape[0] > 1 else gs)
+                        for k in range(c.shape[0])]
+            content_features = self._aligned_features(c, content_features, sims, content_size, geometry_size, bf16)
         return self._estimate_checked(content_features, geometry_features, geometry_size, refine,
-                                      align=bool(align), content_size=content_size)
+                                      align=method, content_size=content_size, sims=sims)
+
+    @staticmethod
+    def align_method(align: bool | str) -> str | None:
+        """``align`` as ``"search"``, ``"matches"`` or None (off); ValueError naming it otherwise."""
+        if align is True or align in ALIGN_METHODS:
+            return "search" if align is True else str(align)
+        if align is False or align is None:
+            return None
+        raise ValueError(f"align must be True, False or one of {list(ALIGN_METHODS)}; got {align!r}")
+
+    def _aligned_features(self, content: torch.Tensor, features: torch.Tensor, sims: list[Similarity | None],
+                          content_hw: tuple[int, int], geometry_hw: tuple[int, int], bf16: bool) -> torch.Tensor:
+        """pool4 features of each content seen through its similarity (re-encoded: a zoom needs detail
+        the 16x16 map does not hold); batch elements without one keep ``features``."""
+        if all(s is None for s in sims):
+            return features
+        n = FEATURE_SIZE
+        # Sample from a copy no finer than the 256 px view needs (antialiased, as encode resizes).
+        zoom = min(s.scale for s in sims if s is not None)
+        k = n / (zoom * max(content_hw))
+        src = resize_longer(content.float(), max(n, round(k * max(content_hw)))) if k < 1 else content.float()
+        grid = compose_similarity(sims, identity_grid(content.shape[0], n, n, device=content.device), content_hw, geometry_hw)
+        seen = F.grid_sample(src, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+        aligned = self._encode_checked(seen, bf16).to(features.device)
+        keep = torch.tensor([s is None for s in sims], device=features.device)[:, None, None, None]
+        return torch.where(keep, features, aligned)
 
     @torch.no_grad()
     def _estimate_checked(self, fc: torch.Tensor, fg: torch.Tensor, geometry_size: tuple[int, int] | None,
-                          refine: tuple[dict, dict, int, int] | None = None, *, align: bool = False,
-                          content_size: tuple[int, int] | None = None) -> WarpField:
+                          refine: tuple[dict, dict, int, int] | None = None, *, align: bool | str | None = None,
+                          content_size: tuple[int, int] | None = None,
+                          sims: list[Similarity | None] | None = None) -> WarpField:
         """:meth:`estimate` from checked :meth:`encode` features (``fg`` of batch 1 or ``fc``'s).
 
         ``refine``: ``(content taps, geometry taps, steps, size)`` for :func:`warpstyle.refine.refine_field`.
-        ``align``: compose with a global similarity (:mod:`warpstyle.align`); sizes default to square.
+        ``sims``: similarities already found (``fc`` then holds the content seen through them);
+        otherwise ``align="matches"`` fits them to ``fc`` and ``fg`` (:mod:`warpstyle.align`); sizes
+        default to square. The network's field is composed with them.
         """
         if fg.shape[0] == 1 and fc.shape[0] > 1:
             fg = fg.expand(fc.shape[0], -1, -1, -1)
         fc, fg = fc.to(self.device), fg.to(self.device)
-        if align:
-            c_hw, g_hw = content_size or (1, 1), geometry_size or (1, 1)
+        c_hw, g_hw = content_size or (1, 1), geometry_size or (1, 1)
+        if sims is not None:
+            grid = compose_similarity(sims, self.regressor(fc, fg), c_hw, g_hw)
+        elif self.align_method(align) == "matches":
             sims = estimate_similarity(fc, fg, c_hw, g_hw)
             grid = compose_similarity(sims, self.regressor(align_features(fc, sims, c_hw, g_hw), fg), c_hw, g_hw)
+        elif align:
+            raise ValueError("align='search' needs the images: use Warper.estimate")
         else:
             grid = self.regressor(fc, fg)
         if refine is not None:

@@ -158,14 +158,19 @@ def test_estimate_with_features_uses_the_content_image_aspect(samples):
     c = load_image(samples / "content" / "kodim23.jpg")[..., :, :400]  # not square
     g = load_image(samples / "geometry" / "munch_the-scream.jpg")
     fc = warper.encode(c)
-    a = warper.estimate(c, g, align=True).grid
-    b = warper.estimate(c, g, content_features=fc, align=True).grid
-    d = warper.estimate(None, g, content_features=fc, content_size=tuple(c.shape[-2:]), align=True).grid
+    a = warper.estimate(c, g, align="matches").grid
+    b = warper.estimate(c, g, content_features=fc, align="matches").grid
+    d = warper.estimate(None, g, content_features=fc, content_size=tuple(c.shape[-2:]), align="matches").grid
     assert torch.allclose(a, b) and torch.allclose(a, d)
-    two = warper.estimate(torch.cat([c, c]), g, align=True).grid  # batch 2 content, batch 1 geometry
+    two = warper.estimate(torch.cat([c, c]), g, align="matches").grid  # batch 2 content, batch 1 geometry
     assert two.shape == (2, 16, 16, 2) and torch.allclose(two[1], a[0], atol=1e-5)
     with pytest.raises(ValueError, match="content_size"):
-        warper.estimate(c, g, content_size=(0, 5), align=True)
+        warper.estimate(c, g, content_size=(0, 5), align="matches")
+    # the search (align=True) needs the images themselves
+    with pytest.raises(ValueError, match="needs the content and geometry images"):
+        warper.estimate(None, g, content_features=fc, content_size=tuple(c.shape[-2:]), align=True)
+    with pytest.raises(ValueError, match="align must be"):
+        warper.estimate(c, g, align="ransac")
 
 
 def test_weights_are_checked_and_no_evidence_never_moves(gen):

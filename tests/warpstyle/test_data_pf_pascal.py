@@ -84,10 +84,11 @@ def test_eval_cli_align_reaches_pf_pascal(pf_root, capsys, monkeypatch):
     from warpstyle.cli import main
 
     sizes = []
-    real = warper_module.estimate_similarity
-    monkeypatch.setattr(warper_module, "estimate_similarity",
-                        lambda fc, fg, c_hw, g_hw, **k: sizes.append((c_hw, g_hw)) or real(fc, fg, c_hw, g_hw, **k))
+    real = warper_module.search_similarity
+    monkeypatch.setattr(warper_module, "search_similarity",
+                        lambda enc, c, g, **k: sizes.append((tuple(c.shape[-2:]), tuple(g.shape[-2:]))) or real(enc, c, g, **k))
     with pytest.raises(SystemExit) as e:
         main(["eval-warper", "--pf-pascal-root", str(pf_root), "--pf-pascal-csv", "test_pairs_pf_pascal.csv", "--align"])
     assert e.value.code == 0 and "PCK@0.1" in capsys.readouterr().out
-    assert sizes and all(c != (256, 256) or g != (256, 256) for c, g in sizes)  # the original sizes, not the resized
+    # searched at the original aspect ratios, not on the squared 256 px images
+    assert sizes and all(c != (256, 256) or g != (256, 256) for c, g in sizes)

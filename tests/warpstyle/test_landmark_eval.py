@@ -72,12 +72,12 @@ def test_face_pairs_cache_and_evaluation_without_dlib(tmp_path, samples):
     from warpstyle.align import Similarity
 
     # a stand-in similarity (a 0.8 zoom) shows that the alignment reaches the scored field
-    orig = warper_module.estimate_similarity
-    warper_module.estimate_similarity = lambda fc, *a, **k: [Similarity(0.8, 0.0, (0.0, 0.0))] * fc.shape[0]
+    orig = warper_module.search_similarity
+    warper_module.search_similarity = lambda *a, **k: Similarity(0.8, 0.0, (0.0, 0.0))
     try:
         aligned = evaluate_landmarks(warper, pairs, size=64, align=True)
     finally:
-        warper_module.estimate_similarity = orig
+        warper_module.search_similarity = orig
     assert aligned["settings"]["align"] is True
     assert aligned["rows"]["warper"]["mean_error"] > rows["warper"]["mean_error"] + 0.01
 

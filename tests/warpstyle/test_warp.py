@@ -31,6 +31,22 @@ def test_resized_identity_is_identity_at_any_size(gen):
     assert torch.allclose(apply_warp(x, g), x, atol=1e-5)
 
 
+def test_resizing_keeps_an_affine_field_exact_and_unfolded():
+    # a strong zoom (content = 0.25 * geometry + shift): PyTorch's cubic alone would ripple and fold it
+    from warpstyle.metrics import fold_fraction
+
+    a = torch.tensor([[0.25, 0.02], [-0.03, 0.3]])
+    def zoom(h, w):
+        return identity_grid(2, h, w) @ a.T + torch.tensor([-0.4, 0.3])
+    out = resize_field(zoom(16, 12), (200, 150))
+    assert torch.allclose(out, zoom(200, 150), atol=1e-5)
+    assert float(fold_fraction(out).max()) == 0.0
+    # anything else is still interpolated smoothly through the cell centres
+    g = zoom(16, 12) + 0.02 * torch.sin(identity_grid(2, 16, 12) * 7)
+    up = resize_field(g, (32, 24))
+    assert torch.allclose(resize_field(up, (16, 12)), g, atol=0.01)
+
+
 def test_integer_shift_moves_pixels(gen):
     x = torch.rand(1, 1, 8, 8, generator=gen)
     g = identity_grid(1, 8, 8) + torch.tensor([2 / 8, 0.0])  # sample one pixel to the right

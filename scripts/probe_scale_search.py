@@ -1,0 +1,109 @@
+"""Probe behind warpstyle/scale_search.py: how to score the placements of a multi-scale template search.
+
+    python scripts/probe_scale_search.py            # 48 held-out face pairs
+    python scripts/probe_scale_search.py --headshots # 120 headshot pairs, all splits (evaluation only)
+
+For every pair, the geometry's pool4 map (longer side 384 * 2**(-k/4) px, k = 0..8) slides over the
+content's (384 px), and the content's map at those sizes over the geometry's (384 px); each window's
+best placement is kept under three scores: ``raw`` (mean of cos - mu_i), ``z`` (that mean's z-score
+over the placements) and ``S`` (summed per-cell z / sqrt n, what scale_search uses). Prints, per
+score, PCK@0.10 and mean landmark error of the similarity alone (no network field, no frame check),
+and the best any of the candidates reaches (chosen by the landmarks: the search space's ceiling).
+Needs the landmark cache of ``warpstyle eval-warper``'s face mode (``pip install -e '.[eval]'``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from adain.base.image import load_image
+from warpstyle.correlation import l2_normalize_features
+from warpstyle.face_landmarks import LandmarkCache, default_cache_path
+from warpstyle.landmark_eval import face_pairs
+from warpstyle.landmarks import landmark_errors
+from warpstyle.warper import Warper
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SIZE = 384
+SIZES = [round(SIZE * 2 ** (-k / 4)) for k in range(9)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--headshots", action="store_true")
+    args = ap.parse_args()
+    cache = LandmarkCache(default_cache_path(), None)
+    dirs = ([DATA / "photos"], [DATA / "geometry", DATA / "paintings"])
+    if args.headshots:
+        pairs, _ = face_pairs(*dirs, cache, split="all", min_face=0.2, max_pairs=120)
+    else:
+        pairs, _ = face_pairs(*dirs, cache)
+    encoder = Warper.from_pretrained().encoder
+    feats: dict = {}
+
+    def encode(path: Path, longer: int) -> tuple[torch.Tensor, tuple[int, int]]:
+        if (path, longer) not in feats:
+            x = load_image(path)
+            h, w = x.shape[-2:]
+            hw = (max(32, round(h * longer / max(h, w))), max(32, round(w * longer / max(h, w))))
+            with torch.no_grad():
+                f = encoder(F.interpolate(x, size=hw, mode="bilinear", antialias=True, align_corners=False), taps=("pool4",))
+            feats[(path, longer)] = (l2_normalize_features(f["pool4"])[0], hw)
+        return feats[(path, longer)]
+
+    def scores(big: torch.Tensor, small: torch.Tensor) -> dict[str, torch.Tensor]:
+        _, hb, wb = big.shape
+        _, h, w = small.shape
+        pad = (h - 1, w - 1)
+        cos_all = torch.einsum("chw,cij->hwij", big, small)
+        mu = cos_all.mean((0, 1))
+        sigma = (cos_all.pow(2).mean((0, 1)) - mu ** 2).clamp_min(1e-8).sqrt()
+        ones = torch.ones(1, 1, hb, wb)
+        cnt = F.conv2d(ones, torch.ones(1, 1, h, w), padding=pad)[0, 0]
+        valid = cnt >= 0.75 * h * w
+        raw = (F.conv2d(big[None], small[None], padding=pad) - F.conv2d(ones, mu[None, None], padding=pad))[0, 0] / (h * w)
+        z = (raw - raw[valid].mean()) / raw[valid].std().clamp_min(1e-6)
+        s = (F.conv2d(big[None], (small / sigma)[None], padding=pad)
+             - F.conv2d(ones, (mu / sigma)[None, None], padding=pad))[0, 0] / cnt.clamp_min(1).sqrt()
+        return {k: v.masked_fill(~valid, float("-inf")) for k, v in (("raw", raw), ("z", z), ("S", s))}
+
+    picks: dict[str, list[np.ndarray]] = {"raw": [], "z": [], "S": [], "best candidate": []}
+    for n, pair in enumerate(pairs):
+        cands = []  # (kind, scores, window size in cells, resized geometry hw, resized content hw)
+        fc, c_hw = encode(pair.content, SIZE)
+        for s in SIZES:
+            fg, g_hw = encode(pair.geometry, s)
+            cands.append(("g_in_c", scores(fc, fg), fg.shape[1:], g_hw, c_hw))
+        fg, g_hw = encode(pair.geometry, SIZE)
+        for s in SIZES[1:]:
+            fc2, c2_hw = encode(pair.content, s)
+            cands.append(("c_in_g", scores(fg, fc2), fc2.shape[1:], g_hw, c2_hw))
+        (gh, gw), (ch, cw) = pair.geometry_hw, pair.content_hw
+        per = {}
+        for crit in ("raw", "z", "S"):
+            rows = []
+            for kind, sc, (h, w), (rgh, rgw), (rch, rcw) in cands:
+                v, i = sc[crit].flatten().max(0)
+                oy, ox = divmod(int(i), sc[crit].shape[1])
+                off = 16 * np.array([ox - w + 1, oy - h + 1])
+                gp = pair.geometry_points * np.array([rgw / gw, rgh / gh])
+                cp = (gp + off if kind == "g_in_c" else gp - off) * np.array([cw / rcw, ch / rch])
+                rows.append((float(v), landmark_errors(cp, pair.content_points, pair.content_hw)))
+            per[crit] = rows
+            picks[crit].append(max(rows, key=lambda r: r[0])[1])
+        every = [e for rows in per.values() for _, e in rows]
+        picks["best candidate"].append(max(every, key=lambda e: (e <= 0.1).mean()))
+        print(f"{n + 1}/{len(pairs)}", end="\r", flush=True)
+    print(f"{len(pairs)} pairs; similarity alone (no frame check), 384 px, scales 1/4..4")
+    for name, errs in picks.items():
+        e = np.concatenate(errs)
+        print(f"{name:>15}: PCK@0.10 {(e <= 0.1).mean():.3f}  mean error {e.mean():.3f}")
+
+
+if __name__ == "__main__":
+    main()

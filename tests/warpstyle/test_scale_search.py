@@ -1,0 +1,89 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from adain.base.image import load_image
+from warpstyle.align import Similarity, compose_similarity
+from warpstyle.correlation import l2_normalize_features
+from warpstyle.scale_search import search_similarity, window_scores
+from warpstyle.warp import identity_grid
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    from warpstyle.warper import Warper
+
+    return Warper.from_pretrained().encoder
+
+
+def test_a_window_cut_from_the_map_is_found_where_it_was_cut(gen):
+    big = l2_normalize_features(torch.randn(1, 32, 7, 9, generator=gen))[0]
+    small = big[:, 2:5, 3:7].clone()
+    scores = window_scores(big, small)
+    assert scores.shape == (7 + 3 - 1, 9 + 4 - 1)
+    y, x = divmod(int(scores.flatten().argmax()), scores.shape[1])
+    assert (y - 2, x - 3) == (2, 3)  # entry (y, x) puts the window's top-left cell at (y - h + 1, x - w + 1)
+    # a window of n exact matches scores about sqrt(n) standard deviations
+    assert float(scores.max()) > 0.8 * math.sqrt(12) * 2
+    # placements with less than MIN_OVERLAP of the window on the map are ruled out
+    assert scores[0, 0] == float("-inf") and torch.isfinite(scores[2, 3])
+
+
+def test_scores_of_unrelated_windows_stay_near_chance(gen):
+    big = l2_normalize_features(torch.randn(1, 64, 10, 10, generator=gen))[0]
+    small = l2_normalize_features(torch.randn(1, 64, 4, 4, generator=gen))[0]
+    scores = window_scores(big, small)
+    finite = scores[torch.isfinite(scores)]
+    assert abs(float(finite.mean())) < 0.5 and float(finite.max()) < 4.0
+
+
+def _through(image: torch.Tensor, sim: Similarity, hw: tuple[int, int]) -> torch.Tensor:
+    """The geometry that ``sim`` maps into ``image`` (content = sim(geometry)), rendered at ``hw``."""
+    grid = compose_similarity([sim], identity_grid(1, *hw), tuple(image.shape[-2:]), hw)
+    return F.grid_sample(image, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+@pytest.mark.parametrize("sim", [Similarity(0.5, 0.0, (0.25, -0.2)), Similarity(0.71, 0.0, (-0.2, 0.1))])
+def test_search_recovers_a_zoomed_crop(samples, encoder, sim):
+    content = load_image(samples / "content" / "kodim23.jpg")
+    geometry = _through(content, sim, (192, 160))  # another aspect ratio than the content's
+    found = search_similarity(encoder, content, geometry, size=256)
+    assert found is not None and found.angle == 0.0
+    assert abs(math.log2(found.scale / sim.scale)) <= 0.25 + 1e-6  # within one step of the pyramid
+    assert max(abs(a - b) for a, b in zip(found.shift, sim.shift)) < 0.15
+
+
+def test_the_same_image_is_not_moved(samples, encoder):
+    content = load_image(samples / "content" / "kodim15.jpg")
+    assert search_similarity(encoder, content, content.clone(), size=192) is None
+
+
+def test_arguments_are_checked(encoder):
+    x = torch.rand(1, 3, 64, 64)
+    with pytest.raises(ValueError, match="content"):
+        search_similarity(encoder, torch.rand(2, 3, 64, 64), x)
+    with pytest.raises(ValueError, match="size"):
+        search_similarity(encoder, x, x, size=32)
+
+
+def test_warper_composes_the_found_similarity_with_its_field_on_the_aligned_content(samples, monkeypatch):
+    import warpstyle.warper as warper_module
+    from warpstyle.warper import Warper
+
+    warper = Warper.from_pretrained()
+    content = load_image(samples / "content" / "kodim23.jpg")
+    geometry = load_image(samples / "geometry" / "munch_the-scream.jpg")
+    sim = Similarity(0.6, 0.0, (0.1, -0.2))
+    monkeypatch.setattr(warper_module, "search_similarity", lambda *a, **k: sim)
+    got = warper.estimate(content, geometry, align=True).grid
+    c_hw, g_hw = tuple(content.shape[-2:]), tuple(geometry.shape[-2:])
+    # what the network sees: the content through the similarity, on a 256 x 256 grid of the geometry's frame
+    grid = compose_similarity([sim], identity_grid(1, 256, 256), c_hw, g_hw)
+    seen = F.grid_sample(content, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    want = compose_similarity([sim], warper(seen, geometry), c_hw, g_hw)
+    assert torch.allclose(got, want, atol=2e-3)
+    # no similarity found (not moving scored as well): the plain network field
+    monkeypatch.setattr(warper_module, "search_similarity", lambda enc, c, g, **k: None)
+    assert torch.allclose(warper.estimate(content, geometry, align=True).grid, warper.estimate(content, geometry).grid)
