@@ -6,7 +6,9 @@ photo, a face filling a caricature). Here the two images' L2-normalised pool4 fe
 (mutual nearest neighbours under the cosine), a similarity is fitted to the matches by RANSAC with
 a weighted least-squares refit on the inliers, and the network's local field is then estimated
 against the aligned content and composed with it (:meth:`warpstyle.warper.Warper.estimate`,
-``align=True``). Deterministic: a fixed seed for the hypotheses.
+``align="matches"``; ``align=True`` is the multi-scale search of :mod:`warpstyle.scale_search`,
+which finds the right one more often). Deterministic: a fixed seed for the hypotheses. The
+:class:`Similarity` and its composition with a field serve both.
 
 Convention:
     A :class:`Similarity` maps a geometry point to a content point in *aspect-corrected*

@@ -270,12 +270,16 @@ def train_warper_cmd(config_path: Path | None, resume: str | None, progress: boo
               help="Landmark mode: keep faces spanning at least this fraction of their image's longer side (0.2: portraits, headshots).")
 @click.option("--align/--no-align", default=False, show_default=True,
               help="Score the warper with its global alignment search first (as warpstyle run --align).")
+@click.option("--align-method", type=click.Choice(["search", "matches"]), default="search", show_default=True,
+              help="With --align: the multi-scale search (warpstyle run --align) or the older feature-match "
+                   "similarity (Warper.estimate(align='matches')).")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the figures as JSON.")
 def eval_warper_cmd(warper_path: Path | None, image_dir: str | None, holdout: float, split: str, pairs: int,
                     smoothness: float | None, pf_pascal_root: str | None, pf_pascal_csv: str | None, pck_alpha: float,
                     device: str, seed: int, faces_content: Sequence[Path], faces_geometry: Sequence[Path],
                     refine_steps: str, refine_size: int, max_pairs: int | None, out_size: int,
-                    landmark_cache: Path | None, min_face: float, align: bool, json_out: Path | None) -> None:
+                    landmark_cache: Path | None, min_face: float, align: bool, align_method: str,
+                    json_out: Path | None) -> None:
     """Score a warper: end-point error and folds on synthetic pairs, PCK on PF-PASCAL, landmark PCK on face pairs.
 
     Landmark mode (--faces-content with --faces-geometry) pairs every held-out content face with every
@@ -320,11 +324,12 @@ def eval_warper_cmd(warper_path: Path | None, image_dir: str | None, holdout: fl
 
         landmarker = FaceLandmarker()  # before loading the warper: a missing extra fails fast
     warper = Warper.from_pretrained(warper_path, device=resolve_device(device))
+    aligned: bool | str = (True if align_method == "search" else align_method) if align else False
     report: dict[str, dict] = {}
     lines = []
     if image_dir:
         s = evaluate_synthetic(warper, image_dir, pairs=pairs, holdout=holdout, split=split, seed=seed,
-                               smoothness=0.0 if smoothness is None else smoothness, align=align)
+                               smoothness=0.0 if smoothness is None else smoothness, align=aligned)
         report["synthetic"] = s
         lines += [f"synthetic pairs ({int(s['pairs'])}, {split} split of {image_dir}, 256 px):",
                   f"  {'field':<10} {'EPE px':>8} {'folds %':>8}",
@@ -332,7 +337,7 @@ def eval_warper_cmd(warper_path: Path | None, image_dir: str | None, holdout: fl
                   f"  {'warper':<10} {s['epe']:>8.2f} {100 * s['fold']:>8.2f}",
                   f"  EPE ratio warper/identity: {s['epe_ratio']:.3f}"]
     if pf_pascal_root and pf_pascal_csv:
-        p = evaluate_pf_pascal(warper, pf_pascal_root, pf_pascal_csv, alpha=pck_alpha, align=align)
+        p = evaluate_pf_pascal(warper, pf_pascal_root, pf_pascal_csv, alpha=pck_alpha, align=aligned)
         report["pf_pascal"] = p
         lines += [f"PF-PASCAL ({int(p['pairs'])} pairs) PCK@{pck_alpha}: identity {p['pck_identity']:.3f}, warper {p['pck']:.3f}"]
     if landmark_mode:
@@ -346,7 +351,7 @@ def eval_warper_cmd(warper_path: Path | None, image_dir: str | None, holdout: fl
             raise StyleTransferError(f"no face pairs in the {split} split of the given folders: {counts}")
         lm = evaluate_landmarks(warper, fpairs, refine_steps=steps, refine_size=refine_size,
                                 smoothness=DEFAULT_SMOOTHNESS if smoothness is None else smoothness,
-                                size=out_size, progress=True, align=align)
+                                size=out_size, progress=True, align=aligned)
         lm["counts"] = counts
         report["landmarks"] = lm
         lines += [f"face landmarks ({split} split; {counts['content_faces']} of {counts['content_images']} content "

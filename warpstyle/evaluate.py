@@ -35,11 +35,11 @@ def evaluate_synthetic(
     batch_size: int = 16,
     load_size: int = 288,
     progress: bool = False,
-    align: bool = False,
+    align: bool | str = False,
 ) -> dict[str, float]:
     """Mean end-point error (px at 256) and fold share on seeded synthetic pairs of held-out images.
 
-    ``align``: estimate with the global similarity first (``Warper.estimate(..., align=True)``).
+    ``align``: estimate with the global similarity first (``Warper.estimate``'s ``align``).
 
     Returns:
         ``{"pairs", "epe", "epe_identity", "epe_ratio", "fold", "fold_identity", "fold_ground_truth"}``.
@@ -56,7 +56,7 @@ def evaluate_synthetic(
         params = random_warp_params(content.shape[0], spec, gen)
         params.affine, params.tps_offsets = params.affine.to(device), params.tps_offsets.to(device)
         geometry, gt = make_synthetic_pair(content, params)
-        grid = warper.estimate(content, geometry, align=True).grid if align else warper(content, geometry)
+        grid = warper.estimate(content, geometry, align=align).grid if align else warper(content, geometry)
         pred = resize_field(smooth_field(grid, smoothness), (CROP, CROP))
         ident = identity_grid(content.shape[0], CROP, CROP, device=device)
         epe += float(end_point_error(pred, gt).sum())
@@ -73,7 +73,7 @@ def evaluate_synthetic(
 
 @torch.no_grad()
 def evaluate_pf_pascal(warper: Warper, root: str | Path, csv_path: str | Path, *, alpha: float = 0.1,
-                       batch_size: int = 8, align: bool = False) -> dict[str, float]:
+                       batch_size: int = 8, align: bool | str = False) -> dict[str, float]:
     """PCK@alpha of keypoint transfer on PF-PASCAL pairs, with the identity field as baseline.
 
     ``align``: each pair's field with its global similarity first (at the images' original aspect ratios).
@@ -87,7 +87,7 @@ def evaluate_pf_pascal(warper: Warper, root: str | Path, csv_path: str | Path, *
     for b in loader:
         src, tgt = b["source"].to(warper.device), b["target"].to(warper.device)
         if align:
-            grid = torch.cat([warper.estimate(src[k:k + 1], tgt[k:k + 1], align=True,
+            grid = torch.cat([warper.estimate(src[k:k + 1], tgt[k:k + 1], align=align,
                                               content_size=tuple(b["source_size"][k].tolist()),
                                               geometry_size=tuple(b["target_size"][k].tolist())).grid
                               for k in range(src.shape[0])]).cpu()

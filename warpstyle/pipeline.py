@@ -225,6 +225,7 @@ class Pipeline:
         if opts.max_size < 8:
             raise ValueError(f"max_size must be at least 8 px; got {opts.max_size}")
         Warper.check_options(strength=opts.strength, smoothness=opts.smoothness, padding=opts.padding)
+        Warper.align_method(opts.align)  # a bad value fails here, before any image is read
         bf16 = default_bf16(self.device) if opts.bf16 is None else bool(opts.bf16)
         if prepared is None and texture is not None:
             texture = _texture_items(texture)  # once: an iterator would be empty when prepare() reads it

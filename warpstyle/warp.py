@@ -87,19 +87,24 @@ def resize_field(grid: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         return grid
     b, h, w, _ = grid.shape
     disp = _displacement(grid)
-    if h * w >= 3 and h > 1 and w > 1:
+    if h > 1 and w > 1:
         affine = _affine_part(disp.double()).to(disp.dtype)
     else:
         affine = disp.new_zeros(b, 2, 3)
 
-    def linear(hh: int, ww: int) -> torch.Tensor:  # the affine part at the cell centres of an (hh, ww) grid
+    def add_linear(target: torch.Tensor, sign: float) -> torch.Tensor:
+        """``target += sign * (the affine part at its cell centres)``, in place (no full-size temporary)."""
+        hh, ww = target.shape[-2:]
         x = identity_grid(1, 1, ww, device=disp.device, dtype=disp.dtype)[0, 0, :, 0]
         y = identity_grid(1, hh, 1, device=disp.device, dtype=disp.dtype)[0, :, 0, 1]
-        a = affine[..., None, None]  # (B, 2, 3, 1, 1)
-        return a[:, :, 0] * x + a[:, :, 1] * y[:, None] + a[:, :, 2]
+        a = sign * affine[..., None, None]  # (B, 2, 3, 1, 1)
+        target += a[:, :, 0] * x
+        target += a[:, :, 1] * y[:, None]
+        target += a[:, :, 2]
+        return target
 
-    rest = F.interpolate(disp - linear(h, w), size=size, mode="bicubic", align_corners=False)
-    return _from_displacement(rest + linear(*size))
+    out = F.interpolate(add_linear(disp.clone(), -1.0), size=size, mode="bicubic", align_corners=False)
+    return _from_displacement(add_linear(out, 1.0))
 
 
 def smooth_field(grid: torch.Tensor, sigma: float) -> torch.Tensor:

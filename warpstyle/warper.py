@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import operator
 from collections.abc import Mapping
 from pathlib import Path
@@ -229,6 +230,9 @@ class Warper(nn.Module):
             g = as_image_batch(geometry, "geometry").to(self.device)
             if g.shape[0] not in (1, c.shape[0]):
                 raise ValueError(f"geometry must have batch 1 or content's batch ({c.shape[0]}); got {g.shape[0]}")
+            if c.shape[0] != content_features.shape[0]:
+                raise ValueError(f"content_features must have the content's batch ({c.shape[0]}); "
+                                 f"got {content_features.shape[0]}")
             content_size = content_size or (int(c.shape[-2]), int(c.shape[-1]))
             geometry_size = geometry_size or (int(g.shape[-2]), int(g.shape[-1]))
             # Search at the stated aspect ratios (images may come resized, e.g. squared for a batch).
@@ -254,18 +258,23 @@ class Warper(nn.Module):
                           content_hw: tuple[int, int], geometry_hw: tuple[int, int], bf16: bool) -> torch.Tensor:
         """pool4 features of each content seen through its similarity (re-encoded: a zoom needs detail
         the 16x16 map does not hold); batch elements without one keep ``features``."""
-        if all(s is None for s in sims):
-            return features
         n = FEATURE_SIZE
-        # Sample from a copy no finer than the 256 px view needs (antialiased, as encode resizes).
-        zoom = min(s.scale for s in sims if s is not None)
-        k = n / (zoom * max(content_hw))
-        src = resize_longer(content.float(), max(n, round(k * max(content_hw)))) if k < 1 else content.float()
-        grid = compose_similarity(sims, identity_grid(content.shape[0], n, n, device=content.device), content_hw, geometry_hw)
-        seen = F.grid_sample(src, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
-        aligned = self._encode_checked(seen, bf16).to(features.device)
-        keep = torch.tensor([s is None for s in sims], device=features.device)[:, None, None, None]
-        return torch.where(keep, features, aligned)
+        gx, gy = geometry_hw[1] / max(geometry_hw), geometry_hw[0] / max(geometry_hw)
+        out = features.clone()
+        for k, sim in enumerate(sims):
+            if sim is None:
+                continue
+            # Sample from a copy no finer than the 256 px view needs (antialiased, as encode resizes): the
+            # view spans scale * (gx, gy) of the content's longer side, the finer axis decides.
+            x = content[k:k + 1].float()
+            longer = max(x.shape[-2:])
+            need = math.ceil(n / (sim.scale * min(gx, gy)))
+            if need < longer:
+                x = resize_longer(x, need)
+            grid = compose_similarity([sim], identity_grid(1, n, n, device=x.device), content_hw, geometry_hw)
+            seen = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+            out[k] = self._encode_checked(seen, bf16)[0].to(out.device)
+        return out
 
     @torch.no_grad()
     def _estimate_checked(self, fc: torch.Tensor, fg: torch.Tensor, geometry_size: tuple[int, int] | None,

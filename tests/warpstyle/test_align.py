@@ -88,7 +88,8 @@ def test_align_features_is_identity_without_a_similarity(gen):
     assert torch.allclose(align_features(f, [None], (6, 6), (6, 6)), f, atol=1e-6)
 
 
-def test_warper_aligns_a_zoomed_photo(samples):
+@pytest.mark.parametrize("align", [True, "matches"])  # the search, and the matcher
+def test_warper_aligns_a_zoomed_photo(samples, align):
     from warpstyle.warper import Warper
 
     warper = Warper.from_pretrained()
@@ -99,7 +100,7 @@ def test_warper_aligns_a_zoomed_photo(samples):
     g = apply_warp(c, zoom)
     truth = compose_similarity([Similarity(0.6, 0.0, (0.0, 0.0))], identity_grid(1, 16, 16), (h, w), (h, w))
     err_plain = (warper.estimate(c, g).grid - truth).norm(dim=-1).mean()
-    field = warper.estimate(c, g, align=True)
+    field = warper.estimate(c, g, align=align)
     err_align = (field.grid - truth).norm(dim=-1).mean()
     assert field.grid.shape == (1, 16, 16, 2) and field.output_size == (h, w)
     assert err_align < 0.06 < err_plain  # the network alone does not find the zoom

@@ -273,7 +273,12 @@ def test_single_run_progress_per_pass(tmp_path, samples, capsys):
     assert code == 0 and "warpstyle run" in err and "100%" in err and "2 passes done" in err
 
 
-def test_align_flag_reaches_the_warper(tmp_path, samples, pipeline):
+def test_align_flag_reaches_the_warper(tmp_path, samples, pipeline, monkeypatch):
+    import warpstyle.warper as warper_module
+    from warpstyle.align import Similarity
+
+    # a stand-in for the search's answer (a zoom), so that the test shows the wiring, not the search
+    monkeypatch.setattr(warper_module, "search_similarity", lambda *a, **k: Similarity(0.7, 0.0, (0.1, 0.0)))
     c, g = samples / "content" / "kodim23.jpg", samples / "geometry" / "munch_the-scream.jpg"
     out = tmp_path / "aligned.png"
     assert _run(["run", "-c", str(c), "-g", str(g), "--size", "64", "--align", "-o", str(out)]) == 0
@@ -302,3 +307,10 @@ def test_eval_warper_with_align(tmp_path, samples, capsys, monkeypatch):
 
     r = json.loads((tmp_path / "r.json").read_text())["synthetic"]
     assert r["pairs"] == 2 and np.isfinite(r["epe"])
+    # the older matcher on request, from the features alone
+    matched = []
+    real_match = warper_module.estimate_similarity
+    monkeypatch.setattr(warper_module, "estimate_similarity", lambda fc, *a, **k: matched.append(fc.shape[0]) or real_match(fc, *a, **k))
+    code = _run(["eval-warper", "--image-dir", str(samples / "content"), "--split", "all", "--pairs", "2",
+                 "--align", "--align-method", "matches"])
+    assert code == 0 and matched == [2] and calls == [1, 1]  # one batch of two, features only

@@ -45,7 +45,9 @@ def _through(image: torch.Tensor, sim: Similarity, hw: tuple[int, int]) -> torch
     return F.grid_sample(image, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
-@pytest.mark.parametrize("sim", [Similarity(0.5, 0.0, (0.25, -0.2)), Similarity(0.71, 0.0, (-0.2, 0.1))])
+# the geometry's object smaller (a crop of the content), and larger (the content shrunk inside it)
+@pytest.mark.parametrize("sim", [Similarity(0.5, 0.0, (0.25, -0.2)), Similarity(0.71, 0.0, (-0.2, 0.1)),
+                                 Similarity(1.19, 0.0, (0.0, 0.05))])
 def test_search_recovers_a_zoomed_crop(samples, encoder, sim):
     content = load_image(samples / "content" / "kodim23.jpg")
     geometry = _through(content, sim, (192, 160))  # another aspect ratio than the content's
@@ -60,12 +62,20 @@ def test_the_same_image_is_not_moved(samples, encoder):
     assert search_similarity(encoder, content, content.clone(), size=192) is None
 
 
+def test_weak_evidence_never_moves(samples, encoder):
+    content = load_image(samples / "content" / "kodim23.jpg")
+    geometry = _through(content, Similarity(0.5, 0.0, (0.25, -0.2)), (192, 160))
+    assert search_similarity(encoder, content, geometry, size=256, min_evidence=1e6) is None
+
+
 def test_arguments_are_checked(encoder):
     x = torch.rand(1, 3, 64, 64)
     with pytest.raises(ValueError, match="content"):
         search_similarity(encoder, torch.rand(2, 3, 64, 64), x)
     with pytest.raises(ValueError, match="size"):
         search_similarity(encoder, x, x, size=32)
+    with pytest.raises(ValueError, match="steps"):
+        search_similarity(encoder, x, x, steps=0)
 
 
 def test_warper_composes_the_found_similarity_with_its_field_on_the_aligned_content(samples, monkeypatch):

@@ -35,9 +35,11 @@ def test_resizing_keeps_an_affine_field_exact_and_unfolded():
     # a strong zoom (content = 0.25 * geometry + shift): PyTorch's cubic alone would ripple and fold it
     from warpstyle.metrics import fold_fraction
 
-    a = torch.tensor([[0.25, 0.02], [-0.03, 0.3]])
+    a = torch.tensor([[[0.25, 0.02], [-0.03, 0.3]], [[1.4, -0.1], [0.05, 0.9]]])  # one per batch element
+    t = torch.tensor([[-0.4, 0.3], [0.1, 0.0]])
+
     def zoom(h, w):
-        return identity_grid(2, h, w) @ a.T + torch.tensor([-0.4, 0.3])
+        return torch.einsum("bij,bhwj->bhwi", a, identity_grid(2, h, w)) + t[:, None, None]
     out = resize_field(zoom(16, 12), (200, 150))
     assert torch.allclose(out, zoom(200, 150), atol=1e-5)
     assert float(fold_fraction(out).max()) == 0.0
