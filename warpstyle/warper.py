@@ -247,12 +247,12 @@ class Warper(nn.Module):
 
     @staticmethod
     def align_method(align: bool | str) -> str | None:
-        """``align`` as ``"search"``, ``"matches"`` or None (off); ValueError naming it otherwise."""
-        if align is True or align in ALIGN_METHODS:
-            return "search" if align is True else str(align)
-        if align is False or align is None:
-            return None
-        raise ValueError(f"align must be True, False or one of {list(ALIGN_METHODS)}; got {align!r}")
+        """``align`` as ``"search"``, ``"matches"`` or None (off); ValueError naming it for an unknown string."""
+        if isinstance(align, str):
+            if align not in ALIGN_METHODS:
+                raise ValueError(f"align must be True, False or one of {list(ALIGN_METHODS)}; got {align!r}")
+            return align
+        return "search" if align else None
 
     def _aligned_features(self, content: torch.Tensor, features: torch.Tensor, sims: list[Similarity | None],
                           content_hw: tuple[int, int], geometry_hw: tuple[int, int], bf16: bool) -> torch.Tensor:
