@@ -147,6 +147,13 @@ def evaluate_landmarks(
                                              "seconds": 0.0} for k in names}
     device = warper.device
     encoded: dict[Path, tuple[dict[str, torch.Tensor], float]] = {}
+    loaded: dict[Path, torch.Tensor] = {}
+
+    def image(path: Path) -> torch.Tensor:
+        # Each image is read once for all its pairs (the alignment search needs the pixels).
+        if path not in loaded:
+            loaded[path] = load_image(path).to(device)
+        return loaded[path]
 
     def encode(path: Path) -> tuple[dict[str, torch.Tensor], float]:
         # Each image is encoded once for all its pairs; its encoding time is still charged to each pair.
@@ -160,8 +167,7 @@ def evaluate_landmarks(
         out_hw = Warper.output_size(pair.geometry_hw, size)  # what warpstyle run applies by default
         (cf, t_c), (gf, t_g) = encode(pair.content), encode(pair.geometry)
         # The alignment search needs the images themselves (the matcher works from features).
-        images = (load_image(pair.content).to(device), load_image(pair.geometry).to(device)) \
-            if Warper.align_method(align) == "search" else (None, None)
+        images = (image(pair.content), image(pair.geometry)) if Warper.align_method(align) == "search" else (None, None)
         t0 = time.perf_counter()
         grid = warper.estimate(*images, content_features=cf["pool4"], geometry_features=gf["pool4"],
                                geometry_size=pair.geometry_hw, content_size=pair.content_hw, align=align).grid

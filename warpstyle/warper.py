@@ -236,8 +236,8 @@ class Warper(nn.Module):
             content_size = content_size or (int(c.shape[-2]), int(c.shape[-1]))
             geometry_size = geometry_size or (int(g.shape[-2]), int(g.shape[-1]))
             # Search at the stated aspect ratios (images may come resized, e.g. squared for a batch).
-            cs, gs = (resize_exact(x, fit_longer(hw, max(x.shape[-2:]))) if fit_longer(hw, max(x.shape[-2:])) != x.shape[-2:]
-                      else x for x, hw in ((c, content_size), (g, geometry_size)))
+            cs, gs = (x if (want := fit_longer(hw, max(x.shape[-2:]))) == tuple(x.shape[-2:]) else resize_exact(x, want)
+                      for x, hw in ((c, content_size), (g, geometry_size)))
             with torch.no_grad(), _bf16(self.device, bf16):
                 sims = [search_similarity(self.encoder, cs[k:k + 1], gs[k:k + 1] if gs.shape[0] > 1 else gs)
                         for k in range(c.shape[0])]
