@@ -4,8 +4,9 @@
     python scripts/compare_align.py --pair photo.jpg caricature.jpg --pair ... -o sheet.jpg
 
 Each row: content, geometry, warped without alignment, with the feature-match alignment
-(``align="matches"``, ``--align`` until 2026-12-02) and with the search (``--align``); no texture, 384 px.
-Deterministic on CPU.
+(``align="matches"``, ``--align`` until 2026-12-02), with the search (``--align``) and with the search
+and per-pair refinement on the aligned view (``--align --warp-refine 100``; ``--refine 0`` drops that
+column); no texture, 384 px. Deterministic on CPU.
 """
 
 from __future__ import annotations
@@ -44,13 +45,16 @@ def main() -> None:
     ap.add_argument("--pair", nargs=2, action="append", type=Path, metavar=("CONTENT", "GEOMETRY"))
     ap.add_argument("-o", "--output", type=Path, default=ROOT / "docs" / "figures" / "align_samples.jpg")
     ap.add_argument("--size", type=int, default=384, help="output longer side of each warp (px)")
+    ap.add_argument("--refine", type=int, default=100, help="refinement steps of the last column (0: no column)")
     args = ap.parse_args()
     pipe = Pipeline.from_pretrained()
     rows = []
     for content, geometry in args.pair or default_pairs():
         tiles = [_tile(load_image(content)), _tile(load_image(geometry))]
-        for align in (False, "matches", True):
-            tiles.append(_tile(pipe.run(content, geometry, options=PipelineOptions(size=args.size, align=align)).image))
+        settings = [(False, 0), ("matches", 0), (True, 0)] + ([(True, args.refine)] if args.refine else [])
+        for align, refine in settings:
+            options = PipelineOptions(size=args.size, align=align, warp_refine=refine)
+            tiles.append(_tile(pipe.run(content, geometry, options=options).image))
         rows.append(tiles)
         print(f"{content.name} -> {geometry.name}")
     gap = 8

@@ -31,7 +31,7 @@ from .face_landmarks import LandmarkCache
 from .metrics import fold_fraction
 from .landmarks import PCK_THRESHOLDS, apply_similarity, fit_similarity, landmark_errors, map_landmarks, pck_summary
 from .objective import feature_matching_objective, objective_features
-from .refine import REFINE_SIZE, refine_field
+from .refine import REFINE_SIZE
 from .warp import identity_grid, resize_field, smooth_field
 from .warper import DEFAULT_SMOOTHNESS, Warper
 
@@ -132,7 +132,11 @@ def evaluate_landmarks(
     fold share and the objective (pool4 + relu4_1 at 256 px, default weights) are measured on that
     applied field. ``refined_smoothness`` smooths the refined fields instead (None: ``smoothness``).
     ``align``: the warper's field (and the refinement's start) with its global similarity first
-    (``Warper.estimate``'s ``align``; its time is charged to the warper's row).
+    (``Warper.estimate``'s ``align``; its time is charged to the warper's row). With the search, the
+    refinement runs on the content seen through the similarity and is composed with it, as
+    ``warpstyle run --align --warp-refine`` does (``settings["refine_view"]``: ``"aligned"``; else
+    ``"content"``). Refined rows come from one :meth:`Warper.estimate` per pair (the network's field
+    is its step 0), which encodes both images itself; their seconds count everything from the start.
 
     Returns:
         ``{"pairs", "rows": {name: {"pck@T"..., "mean_error", "feature", "objective", "fold",
@@ -167,11 +171,26 @@ def evaluate_landmarks(
         out_hw = Warper.output_size(pair.geometry_hw, size)  # what warpstyle run applies by default
         (cf, t_c), (gf, t_g) = encode(pair.content), encode(pair.geometry)
         # The alignment search needs the images themselves (the matcher works from features).
-        images = (image(pair.content), image(pair.geometry)) if Warper.align_method(align) == "search" else (None, None)
+        # The alignment search and the refinement need the images themselves (read before the clock starts).
+        need_images = bool(steps) or Warper.align_method(align) == "search"
+        images = (image(pair.content), image(pair.geometry)) if need_images else (None, None)
+        snapshots: dict[int, tuple[torch.Tensor, float]] = {}
         t0 = time.perf_counter()
-        grid = warper.estimate(*images, content_features=cf["pool4"], geometry_features=gf["pool4"],
-                               geometry_size=pair.geometry_hw, content_size=pair.content_hw, align=align).grid
-        t_net = time.perf_counter() - t0 + t_c + t_g
+
+        def keep(step: int, field: torch.Tensor) -> None:
+            if step == 0 or step in steps:
+                snapshots[step] = (field, time.perf_counter() - t0)
+
+        if steps:
+            # One estimate gives the network's field (step 0) and every refined snapshot; with the
+            # search, refinement runs on the aligned view, as warpstyle run --align --warp-refine does.
+            warper.estimate(*images, content_size=pair.content_hw, geometry_size=pair.geometry_hw, align=align,
+                            refine_steps=steps[-1], refine_size=refine_size, on_refine_step=keep)
+            grid, t_net = snapshots[0]  # the encoding is inside this estimate
+        else:
+            grid = warper.estimate(*images, content_features=cf["pool4"], geometry_features=gf["pool4"],
+                                   geometry_size=pair.geometry_hw, content_size=pair.content_hw, align=align).grid
+            t_net = time.perf_counter() - t0 + t_c + t_g
 
         def score(name: str, raw: torch.Tensor, seconds: float, sigma: float = smoothness) -> None:
             applied = resize_field(smooth_field(raw, sigma), out_hw)
@@ -190,19 +209,10 @@ def evaluate_landmarks(
         errors["similarity"].append(landmark_errors(apply_similarity(pair.geometry_points, s, r, t),
                                                     pair.content_points, pair.content_hw))
         score("warper", grid, t_net)
-        if steps:
-            t1 = time.perf_counter()
-            snapshots: dict[int, tuple[torch.Tensor, float]] = {}
-
-            def keep(step: int, field: torch.Tensor) -> None:
-                if step in steps:
-                    snapshots[step] = (field, time.perf_counter() - t1)
-
-            refine_field(cf, gf, grid, steps=steps[-1], size=refine_size, on_step=keep)
-            for n in steps:
-                field, dt = snapshots[n]
-                score(f"refine {n}", field, t_net + dt,
-                      smoothness if refined_smoothness is None else refined_smoothness)
+        for n in steps:
+            field, dt = snapshots[n]
+            score(f"refine {n}", field, dt,  # from the clock's start: encoding, search, network, n steps
+                  smoothness if refined_smoothness is None else refined_smoothness)
     n = max(len(pairs), 1)
     rows: dict[str, dict[str, float]] = {}
     for name in names:
@@ -211,7 +221,8 @@ def evaluate_landmarks(
             row.update({k: v / n for k, v in sums[name].items()})
         rows[name] = row
     return {"pairs": len(pairs), "rows": rows,
-            "settings": {"align": align, "smoothness": smoothness, "refined_smoothness": refined_smoothness, "size": size, "refine_size": refine_size,
+            "settings": {"align": align, "refine_view": "aligned" if Warper.align_method(align) == "search" else "content",
+                         "smoothness": smoothness, "refined_smoothness": refined_smoothness, "size": size, "refine_size": refine_size,
                          "thresholds": list(thresholds)}}
 
 

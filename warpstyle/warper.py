@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import operator
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +148,7 @@ class Warper(nn.Module):
         refine_steps: int = 0,
         refine_size: int = REFINE_SIZE,
         align: bool | str = DEFAULT_ALIGN,
+        on_refine_step: Callable[[int, torch.Tensor], None] | None = None,
     ) -> WarpField:
         """Estimate the field that gives ``content`` the shapes of ``geometry``.
 
@@ -174,6 +175,11 @@ class Warper(nn.Module):
                 content's (:mod:`warpstyle.scale_search`; needs both images, about 18 VGG passes);
                 ``"matches"``: a similarity (with rotation) fitted to mutual feature matches
                 (:mod:`warpstyle.align`; features suffice, about 0.01 s, less often right).
+                With the search, the network's field is estimated, and refined, on the content
+                seen through the similarity (re-encoded at 256 px), then composed with it.
+            on_refine_step: with ``refine_steps``, called as ``on_refine_step(step, grid)`` with
+                the network's field (step 0) and after each step, each as this method would
+                return it (composed with the alignment), e.g. to score several step counts in one run.
 
         Returns:
             WarpField with a ``(B, 16, 16, 2)`` grid (``refine_size`` square when refined) and
@@ -223,7 +229,6 @@ class Warper(nn.Module):
         if geometry_features.shape[0] not in (1, content_features.shape[0]):
             raise ValueError(f"geometry must have batch 1 or content's batch ({content_features.shape[0]}); "
                              f"got {geometry_features.shape[0]}")
-        refine = None if c_obj is None or g_obj is None else (c_obj, g_obj, int(refine_steps), refine_size)
         sims = None
         if method == "search":
             c = as_image_batch(content, "content").to(self.device)
@@ -241,9 +246,14 @@ class Warper(nn.Module):
             with torch.no_grad(), _bf16(self.device, bf16):
                 sims = [search_similarity(self.encoder, cs[k:k + 1], gs[k:k + 1] if gs.shape[0] > 1 else gs)
                         for k in range(c.shape[0])]
-            content_features = self._aligned_features(c, content_features, sims, content_size, geometry_size, bf16)
+            # The network, and the refinement, work on the content as seen through the similarity: a
+            # zoomed face fills their 16x16 (relu4_1: 32x32) maps instead of a few cells of them.
+            content_features, c_obj = self._aligned_features(c, content_features, sims, content_size, geometry_size,
+                                                             bf16, c_obj)
+        refine = None if c_obj is None or g_obj is None else (c_obj, g_obj, int(refine_steps), refine_size)
         return self._estimate_checked(content_features, geometry_features, geometry_size, refine,
-                                      align=method, content_size=content_size, sims=sims)
+                                      align=method, content_size=content_size, sims=sims,
+                                      on_refine_step=on_refine_step)
 
     @staticmethod
     def align_method(align: bool | str) -> str | None:
@@ -255,12 +265,18 @@ class Warper(nn.Module):
         return "search" if align else None
 
     def _aligned_features(self, content: torch.Tensor, features: torch.Tensor, sims: list[Similarity | None],
-                          content_hw: tuple[int, int], geometry_hw: tuple[int, int], bf16: bool) -> torch.Tensor:
+                          content_hw: tuple[int, int], geometry_hw: tuple[int, int], bf16: bool,
+                          taps: dict[str, torch.Tensor] | None = None
+                          ) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
         """pool4 features of each content seen through its similarity (re-encoded: a zoom needs detail
-        the 16x16 map does not hold); batch elements without one keep ``features``."""
+        the 16x16 map does not hold), and the refinement's ``taps`` of that view when given; batch
+        elements without a similarity keep ``features`` and their ``taps``. The view is padded by
+        reflection where the similarity maps beyond the content (at most the search's frame overshoot),
+        as :meth:`apply` pads the image."""
         n = FEATURE_SIZE
         gx, gy = geometry_hw[1] / max(geometry_hw), geometry_hw[0] / max(geometry_hw)
         out = features.clone()
+        taps = None if taps is None else {k: v.clone() for k, v in taps.items()}
         for k, sim in enumerate(sims):
             if sim is None:
                 continue
@@ -273,18 +289,27 @@ class Warper(nn.Module):
                 x = resize_longer(x, need)
             grid = compose_similarity([sim], identity_grid(1, n, n, device=x.device), content_hw, geometry_hw)
             seen = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
-            out[k] = self._encode_checked(seen, bf16)[0].to(out.device)
-        return out
+            if taps is None:
+                out[k] = self._encode_checked(seen, bf16)[0].to(out.device)
+                continue
+            with torch.no_grad(), _bf16(self.device, bf16):
+                view = objective_features(self.encoder, seen.to(self.device), tuple(taps))
+            for name, v in view.items():
+                taps[name][k] = v[0].to(taps[name].device)
+            out[k] = view["pool4"][0].to(out.device)  # the refinement's taps include the network's pool4
+        return out, taps
 
     @torch.no_grad()
     def _estimate_checked(self, fc: torch.Tensor, fg: torch.Tensor, geometry_size: tuple[int, int] | None,
                           refine: tuple[dict, dict, int, int] | None = None, *, align: bool | str | None = None,
                           content_size: tuple[int, int] | None = None,
-                          sims: list[Similarity | None] | None = None) -> WarpField:
+                          sims: list[Similarity | None] | None = None,
+                          on_refine_step: Callable[[int, torch.Tensor], None] | None = None) -> WarpField:
         """:meth:`estimate` from checked :meth:`encode` features (``fg`` of batch 1 or ``fc``'s).
 
         ``refine``: ``(content taps, geometry taps, steps, size)`` for :func:`warpstyle.refine.refine_field`.
-        ``sims``: similarities already found (``fc`` then holds the content seen through them);
+        ``sims``: similarities already found (``fc``, and the content taps, then hold the content seen
+        through them: the field is estimated and refined in that view, then composed with them);
         otherwise ``align="matches"`` fits them to ``fc`` and ``fg`` (:mod:`warpstyle.align`); sizes
         default to square. The network's field is composed with them.
         """
@@ -292,19 +317,28 @@ class Warper(nn.Module):
             fg = fg.expand(fc.shape[0], -1, -1, -1)
         fc, fg = fc.to(self.device), fg.to(self.device)
         c_hw, g_hw = content_size or (1, 1), geometry_size or (1, 1)
+
+        def composed(field: torch.Tensor) -> torch.Tensor:
+            return field if sims is None else compose_similarity(sims, field, c_hw, g_hw)
+
         if sims is not None:
-            grid = compose_similarity(sims, self.regressor(fc, fg), c_hw, g_hw)
+            grid = self.regressor(fc, fg)  # in the aligned view; refined there too
         elif self.align_method(align) == "matches":
             sims = estimate_similarity(fc, fg, c_hw, g_hw)
             grid = compose_similarity(sims, self.regressor(align_features(fc, sims, c_hw, g_hw), fg), c_hw, g_hw)
+            sims = None  # composed already; the matcher's refinement stays in the content's frame
         elif align:
             raise ValueError("align='search' needs the images: use Warper.estimate")
         else:
             grid = self.regressor(fc, fg)
         if refine is not None:
             c_obj, g_obj, steps, size = refine
-            grid = refine_field(c_obj, g_obj, grid, steps=steps, size=size)
-        return WarpField(grid, geometry_size)
+            report = None
+            if on_refine_step is not None:
+                on_refine_step(0, composed(grid))
+                report = lambda k, f: on_refine_step(k, composed(f))  # noqa: E731
+            grid = refine_field(c_obj, g_obj, grid, steps=steps, size=size, on_step=report)
+        return WarpField(composed(grid), geometry_size)
 
     @staticmethod
     def output_size(geometry_hw: tuple[int, int], longer: int) -> tuple[int, int]:

@@ -75,11 +75,16 @@ def test_face_pairs_cache_and_evaluation_without_dlib(tmp_path, samples):
     orig = warper_module.search_similarity
     warper_module.search_similarity = lambda *a, **k: Similarity(0.8, 0.0, (0.0, 0.0))
     try:
-        aligned = evaluate_landmarks(warper, pairs, size=64, align=True)
+        aligned = evaluate_landmarks(warper, pairs, size=64, align=True, refine_steps=[1])
     finally:
         warper_module.search_similarity = orig
     assert aligned["settings"]["align"] is True
-    assert aligned["rows"]["warper"]["mean_error"] > rows["warper"]["mean_error"] + 0.01
+    assert (report["settings"]["refine_view"], aligned["settings"]["refine_view"]) == ("content", "aligned")
+    arows = aligned["rows"]
+    assert arows["warper"]["mean_error"] > rows["warper"]["mean_error"] + 0.01
+    # the refinement starts from the aligned field (one small step), not from the plain one
+    assert arows["refine 1"]["mean_error"] == pytest.approx(arows["warper"]["mean_error"], abs=0.01)
+    assert arows["refine 1"]["seconds"] >= arows["warper"]["seconds"] > 0
 
 
 def test_landmark_mode_without_the_extra_is_a_one_line_error(tmp_path, samples, monkeypatch, capsys):

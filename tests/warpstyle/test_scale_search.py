@@ -8,7 +8,7 @@ from adain.base.image import load_image
 from warpstyle.align import Similarity, compose_similarity
 from warpstyle.correlation import l2_normalize_features
 from warpstyle.scale_search import search_similarity, window_scores
-from warpstyle.warp import identity_grid
+from warpstyle.warp import identity_grid, resize_field
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +97,69 @@ def test_warper_composes_the_found_similarity_with_its_field_on_the_aligned_cont
     # no similarity found (not moving scored as well): the plain network field
     monkeypatch.setattr(warper_module, "search_similarity", lambda enc, c, g, **k: None)
     assert torch.allclose(warper.estimate(content, geometry, align=True).grid, warper.estimate(content, geometry).grid)
+
+
+def test_refinement_after_the_search_runs_on_the_aligned_view_and_is_composed(samples, monkeypatch):
+    import warpstyle.warper as warper_module
+    from warpstyle.objective import objective_features
+    from warpstyle.refine import refine_field
+    from warpstyle.warper import Warper
+
+    warper = Warper.from_pretrained()
+    content = load_image(samples / "content" / "kodim23.jpg")
+    geometry = load_image(samples / "geometry" / "munch_the-scream.jpg")
+    sim = Similarity(0.6, 0.0, (0.1, -0.2))
+    monkeypatch.setattr(warper_module, "search_similarity", lambda *a, **k: sim)
+    seen_steps = []
+    got = warper.estimate(content, geometry, align=True, refine_steps=3, refine_size=8,
+                          on_refine_step=lambda k, f: seen_steps.append((k, f))).grid
+    c_hw, g_hw = tuple(content.shape[-2:]), tuple(geometry.shape[-2:])
+    grid = compose_similarity([sim], identity_grid(1, 256, 256), c_hw, g_hw)
+    seen = F.grid_sample(content, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    with torch.no_grad():
+        c_obj, g_obj = objective_features(warper.encoder, seen), objective_features(warper.encoder, geometry)
+        start = warper(seen, geometry)
+    want = compose_similarity([sim], refine_field(c_obj, g_obj, start, steps=3, size=8), c_hw, g_hw)
+    assert got.shape == (1, 8, 8, 2)
+    assert torch.allclose(got, want, atol=2e-3)
+    # the callback sees the network's field (step 0) and each step, composed as returned
+    assert [k for k, _ in seen_steps] == [0, 1, 2, 3]
+    assert torch.allclose(seen_steps[0][1], compose_similarity([sim], start, c_hw, g_hw), atol=2e-3)
+    assert torch.equal(seen_steps[-1][1], got)
+    # the steps moved the field off the network's start (resized to the refined size)
+    assert not torch.allclose(got, compose_similarity([sim], resize_field(start, (8, 8)), c_hw, g_hw), atol=1e-4)
+
+
+def _small(path, hw: tuple[int, int]) -> torch.Tensor:
+    return F.interpolate(load_image(path), size=hw, mode="bilinear", antialias=True, align_corners=False)
+
+
+def test_refined_batches_mix_aligned_and_plain_elements_as_each_alone(samples, monkeypatch):
+    import warpstyle.warper as warper_module
+    from warpstyle.warper import Warper
+
+    warper = Warper.from_pretrained()
+    contents = torch.cat([_small(samples / "content" / "kodim23.jpg", (96, 96))] * 2)
+    contents[1] = contents[1].flip(-1)
+    geometry = _small(samples / "geometry" / "munch_the-scream.jpg", (96, 96))
+    sim = Similarity(0.7, 0.0, (0.1, 0.0))
+    answers = iter([sim, None, sim, None])
+    monkeypatch.setattr(warper_module, "search_similarity", lambda *a, **k: next(answers))
+    both = warper.estimate(contents, geometry, align=True, refine_steps=2).grid
+    alone = [warper.estimate(contents[k:k + 1], geometry, align=True, refine_steps=2).grid for k in range(2)]
+    assert torch.allclose(both, torch.cat(alone), atol=1e-4)
+    assert not torch.allclose(alone[0], warper.estimate(contents[:1], geometry, refine_steps=2).grid, atol=1e-3)
+
+
+def test_the_matcher_still_refines_in_the_content_frame(samples):
+    from warpstyle.warper import Warper
+
+    warper = Warper.from_pretrained()
+    content = _small(samples / "content" / "kodim23.jpg", (64, 96))
+    geometry = _small(samples / "geometry" / "munch_the-scream.jpg", (96, 80))
+    steps = []
+    got = warper.estimate(content, geometry, align="matches", refine_steps=2,
+                          on_refine_step=lambda k, f: steps.append((k, f))).grid
+    assert [k for k, _ in steps] == [0, 1, 2] and torch.equal(steps[-1][1], got)
+    # step 0 is the matcher's composed network field, as estimated without refinement
+    assert torch.allclose(steps[0][1], warper.estimate(content, geometry, align="matches").grid, atol=1e-5)
