@@ -170,8 +170,8 @@ def evaluate_landmarks(
     for pair in tqdm(pairs, disable=not progress, desc="landmarks", unit="pair"):
         out_hw = Warper.output_size(pair.geometry_hw, size)  # what warpstyle run applies by default
         (cf, t_c), (gf, t_g) = encode(pair.content), encode(pair.geometry)
-        # The alignment search needs the images themselves (the matcher works from features).
-        # The alignment search and the refinement need the images themselves (read before the clock starts).
+        # The alignment search and the refinement need the images themselves (the matcher works from
+        # features); they are read before the clock starts.
         need_images = bool(steps) or Warper.align_method(align) == "search"
         images = (image(pair.content), image(pair.geometry)) if need_images else (None, None)
         snapshots: dict[int, tuple[torch.Tensor, float]] = {}

@@ -272,7 +272,7 @@ class Warper(nn.Module):
         the 16x16 map does not hold), and the refinement's ``taps`` of that view when given; batch
         elements without a similarity keep ``features`` and their ``taps``. The view is padded by
         reflection where the similarity maps beyond the content (at most the search's frame overshoot),
-        as :meth:`apply` pads the image."""
+        as :meth:`apply` pads the image by default."""
         n = FEATURE_SIZE
         gx, gy = geometry_hw[1] / max(geometry_hw), geometry_hw[0] / max(geometry_hw)
         out = features.clone()
