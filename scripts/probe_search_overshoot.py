@@ -1,0 +1,35 @@
+"""Probe: the alignment search with a looser frame check (how far the geometry's frame may map beyond the content).
+
+    python scripts/probe_search_overshoot.py ho 0.5 out.json     # 48 held-out face pairs
+    python scripts/probe_search_overshoot.py head 0.5 out.json   # 120 headshot pairs, all splits
+
+Scores ``warpstyle eval-warper --align`` (no refinement) with ``search_similarity(max_overshoot=...)``
+instead of the default (warpstyle.align.MAX_OVERSHOOT, 0.25). Beyond the content the warped image is
+filled by the padding (reflection by default), so a looser check trades mirrored borders for placements.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+
+import warpstyle.warper as wm
+from warpstyle.face_landmarks import LandmarkCache, default_cache_path
+from warpstyle.landmark_eval import evaluate_landmarks, face_pairs, format_landmark_table
+from warpstyle.scale_search import search_similarity
+
+D = Path(__file__).resolve().parents[2] / "shared" / "data"
+mode, overshoot, out = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+wm.search_similarity = functools.partial(search_similarity, max_overshoot=overshoot)
+dirs = ([D / "photos"], [D / "geometry", D / "paintings"])
+cache = LandmarkCache(default_cache_path(), None)
+if mode == "head":
+    pairs = face_pairs(*dirs, cache, split="all", min_face=0.2, max_pairs=120)[0]
+else:
+    pairs = face_pairs(*dirs, cache)[0]
+rep = evaluate_landmarks(wm.Warper.from_pretrained(), pairs, align=True)
+rep["probe"] = {"mode": mode, "max_overshoot": overshoot}
+print(format_landmark_table(rep))
+Path(out).write_text(json.dumps(rep, indent=1, default=float))
