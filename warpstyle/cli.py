@@ -268,6 +268,10 @@ def train_warper_cmd(config_path: Path | None, resume: str | None, progress: boo
               help="JSON cache of detected landmarks, keyed by file hash [default: ~/.cache/warpstyle/face_landmarks.json].")
 @click.option("--min-face", default=0.0, show_default=True, type=click.FloatRange(0, 1),
               help="Landmark mode: keep faces spanning at least this fraction of their image's longer side (0.2: portraits, headshots).")
+@click.option("--max-overshoot", default=None, type=click.FloatRange(min=0),
+              help="Landmark mode: keep pairs whose landmark-fitted similarity maps the geometry's frame at most this far "
+                   "beyond the content (content half-extents; 0.25 is what --align's search allows): pairs a global "
+                   "alignment can line up without filling the output with padding [default: all pairs].")
 @click.option("--align/--no-align", default=False, show_default=True,
               help="Score the warper with its global alignment search first (as warpstyle run --align).")
 @click.option("--align-method", type=click.Choice(["search", "matches"]), default="search", show_default=True,
@@ -278,8 +282,8 @@ def eval_warper_cmd(warper_path: Path | None, image_dir: str | None, holdout: fl
                     smoothness: float | None, pf_pascal_root: str | None, pf_pascal_csv: str | None, pck_alpha: float,
                     device: str, seed: int, faces_content: Sequence[Path], faces_geometry: Sequence[Path],
                     refine_steps: str, refine_size: int, max_pairs: int | None, out_size: int,
-                    landmark_cache: Path | None, min_face: float, align: bool, align_method: str,
-                    json_out: Path | None) -> None:
+                    landmark_cache: Path | None, min_face: float, max_overshoot: float | None, align: bool,
+                    align_method: str, json_out: Path | None) -> None:
     """Score a warper: end-point error and folds on synthetic pairs, PCK on PF-PASCAL, landmark PCK on face pairs.
 
     Landmark mode (--faces-content with --faces-geometry) pairs every held-out content face with every
@@ -346,9 +350,10 @@ def eval_warper_cmd(warper_path: Path | None, image_dir: str | None, holdout: fl
 
         cache = LandmarkCache(landmark_cache or default_cache_path(), landmarker)
         fpairs, counts = face_pairs(faces_content, faces_geometry, cache, holdout=holdout, split=split,
-                                    max_pairs=max_pairs, min_face=min_face)
+                                    max_pairs=max_pairs, min_face=min_face, max_overshoot=max_overshoot)
         if not fpairs:
-            raise StyleTransferError(f"no face pairs in the {split} split of the given folders: {counts}")
+            within = "" if max_overshoot is None or not counts["all_pairs"] else f" within --max-overshoot {max_overshoot:g}"
+            raise StyleTransferError(f"no face pairs{within} in the {split} split of the given folders: {counts}")
         lm = evaluate_landmarks(warper, fpairs, refine_steps=steps, refine_size=refine_size,
                                 smoothness=DEFAULT_SMOOTHNESS if smoothness is None else smoothness,
                                 size=out_size, progress=True, align=aligned)
@@ -356,7 +361,11 @@ def eval_warper_cmd(warper_path: Path | None, image_dir: str | None, holdout: fl
         report["landmarks"] = lm
         lines += [f"face landmarks ({split} split; {counts['content_faces']} of {counts['content_images']} content "
                   f"images and {counts['geometry_faces']} of {counts['geometry_images']} geometry images have a "
-                  f"face; {counts['pairs']} of {counts['all_pairs']} pairs scored; errors in units of the content's "
+                  f"face; "
+                  + (f"{counts['pairs']} of {counts['all_pairs']} pairs scored" if max_overshoot is None else
+                     f"{counts['all_pairs']} pairs, {counts['in_frame_pairs']} whose fitted similarity maps the geometry's "
+                     f"frame at most {max_overshoot:g} content half-extents beyond the content, {counts['pairs']} scored")
+                  + "; errors in units of the content's "
                   f"longer side; fields applied at {out_size} px):", format_landmark_table(lm),
                   "(landmarks: dlib 68-point model, iBUG 300-W, non-commercial research licence; evaluation only)"]
     click.echo("\n".join(lines))

@@ -29,7 +29,8 @@ from adain.base.image import load_image
 
 from .face_landmarks import LandmarkCache
 from .metrics import fold_fraction
-from .landmarks import PCK_THRESHOLDS, apply_similarity, fit_similarity, landmark_errors, map_landmarks, pck_summary
+from .landmarks import (PCK_THRESHOLDS, apply_similarity, fit_similarity, landmark_errors, map_landmarks, pck_summary,
+                        similarity_overshoot)
 from .objective import feature_matching_objective, objective_features
 from .refine import REFINE_SIZE
 from .warp import identity_grid, resize_field, smooth_field
@@ -72,19 +73,28 @@ def face_pairs(
     split: str = "heldout",
     max_pairs: int | None = None,
     min_face: float = 0.0,
+    max_overshoot: float | None = None,
 ) -> tuple[list[FacePair], dict[str, int]]:
-    """Every (content face) x (geometry face) pair of the chosen split, in sorted path order.
+    """The (content face) x (geometry face) pairs of the chosen split, in sorted path order.
+
+    Faces are kept by ``min_face``, then pairs by ``max_overshoot``, then ``max_pairs`` of those.
 
     Args:
         content_dirs, geometry_dirs: folders searched recursively; each is its own split root.
         cache: landmark cache (detects and stores on a miss).
         holdout, split: the hash split (``"heldout"``, ``"train"`` or ``"all"``).
-        max_pairs: keep this many pairs, spread evenly over the full list (None: all).
+        max_pairs: keep this many pairs, spread evenly over the list (None: all).
         min_face: keep only faces whose landmarks span at least this fraction of their image's
             longer side (e.g. 0.2: portraits and headshots, not a face in a crowd).
+        max_overshoot: keep only pairs whose landmark-fitted similarity maps the geometry's frame at
+            most this far beyond the content (:func:`warpstyle.landmarks.similarity_overshoot`, in
+            content half-extents): pairs that a global alignment can line up while the output still
+            shows the content, not padding (None: all pairs).
 
     Returns:
-        ``(pairs, counts)`` with counts of images searched, faces found and pairs.
+        ``(pairs, counts)`` with counts of images searched, faces found (after ``min_face``), pairs
+        of those (``all_pairs``), pairs within ``max_overshoot`` (``in_frame_pairs``, only when it
+        is given) and pairs kept (``pairs``).
     """
     contents, n_c = _faces(content_dirs, cache, split, holdout)
     geometries, n_g = _faces(geometry_dirs, cache, split, holdout)
@@ -95,6 +105,10 @@ def face_pairs(
     pairs = [FacePair(c, g, cp, gp, chw, ghw) for c, cp, chw in contents for g, gp, ghw in geometries if c != g]
     counts = {"content_images": n_c, "content_faces": len(contents), "geometry_images": n_g,
               "geometry_faces": len(geometries), "all_pairs": len(pairs)}
+    if max_overshoot is not None:
+        pairs = [p for p in pairs if similarity_overshoot(p.geometry_points, p.content_points, p.geometry_hw,
+                                                          p.content_hw) <= max_overshoot]
+        counts["in_frame_pairs"] = len(pairs)
     if max_pairs is not None and len(pairs) > max_pairs:
         idx = np.linspace(0, len(pairs) - 1, max_pairs).round().astype(int)
         pairs = [pairs[i] for i in sorted(set(idx.tolist()))]
@@ -140,7 +154,10 @@ def evaluate_landmarks(
 
     Returns:
         ``{"pairs", "rows": {name: {"pck@T"..., "mean_error", "feature", "objective", "fold",
-        "fold_grid", "seconds"}}, "settings"}``; errors in units of the content's longer side,
+        "fold_grid", "seconds"}}, "per_pair": [{"content", "geometry", "overshoot",
+        "rows": {name: {"pck@T"..., "mean_error"}}}], "settings"}``; errors in units of the content's longer side,
+        ``content``, ``geometry`` the image paths, ``overshoot`` that of the landmark-fitted
+        similarity (:func:`warpstyle.landmarks.similarity_overshoot`),
         ``fold`` at the applied resolution, ``fold_grid`` on the unsmoothed estimated grid,
         ``seconds`` per pair for the field (refinement included).
     """
@@ -214,13 +231,18 @@ def evaluate_landmarks(
             score(f"refine {n}", field, dt,  # from the clock's start: encoding, search, network, n steps
                   smoothness if refined_smoothness is None else refined_smoothness)
     n = max(len(pairs), 1)
+    # Per pair, so that figures can be split afterwards (e.g. by how far the fitted similarity overshoots).
+    per_pair = [{"content": str(p.content), "geometry": str(p.geometry),
+                 "overshoot": similarity_overshoot(p.geometry_points, p.content_points, p.geometry_hw, p.content_hw),
+                 "rows": {k: pck_summary(errors[k][i], thresholds) for k in names}}
+                for i, p in enumerate(pairs)]
     rows: dict[str, dict[str, float]] = {}
     for name in names:
         row = pck_summary(np.concatenate(errors[name]) if errors[name] else np.zeros(0), thresholds)
         if name != "similarity":
             row.update({k: v / n for k, v in sums[name].items()})
         rows[name] = row
-    return {"pairs": len(pairs), "rows": rows,
+    return {"pairs": len(pairs), "rows": rows, "per_pair": per_pair,
             "settings": {"align": align, "refine_view": "aligned" if Warper.align_method(align) == "search" else "content",
                          "smoothness": smoothness, "refined_smoothness": refined_smoothness, "size": size, "refine_size": refine_size,
                          "thresholds": list(thresholds)}}

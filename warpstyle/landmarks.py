@@ -26,6 +26,7 @@ __all__ = [
     "pck_summary",
     "fit_similarity",
     "apply_similarity",
+    "similarity_overshoot",
 ]
 
 #: PCK thresholds reported, as fractions of the content's longer side.
@@ -119,3 +120,34 @@ def fit_similarity(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray,
 def apply_similarity(points: np.ndarray, s: float, r: np.ndarray, t: np.ndarray) -> np.ndarray:
     """``s * R @ p + t`` for each row ``p`` of ``(N, 2)`` points."""
     return s * np.asarray(points, np.float64) @ r.T + t
+
+
+def similarity_overshoot(geometry_points: np.ndarray, content_points: np.ndarray, geometry_hw: tuple[int, int],
+                         content_hw: tuple[int, int]) -> float:
+    """How far the geometry's frame falls beyond the content under the similarity fitted on the landmarks.
+
+    The geometry frame's corners are mapped by :func:`fit_similarity` (geometry -> content pixels);
+    the result is how far the farthest lands outside the content, in units of the content's half
+    width or height (0: the whole frame maps inside), as :func:`warpstyle.align.frame_overshoot`
+    measures a found similarity. Above 0, a field that lines the faces up globally must sample
+    beyond the content for part of the output (padding there, not content).
+
+    Args:
+        geometry_points, content_points: ``(N, 2)`` corresponding landmarks, ``(x, y)`` pixels.
+        geometry_hw, content_hw: the images' ``(H, W)``.
+
+    Example:
+        >>> pts = np.array([[10.0, 10.0], [30.0, 10.0], [20.0, 30.0]])
+        >>> round(similarity_overshoot(pts, pts, (40, 40), (40, 40)), 6)
+        0.0
+        >>> round(similarity_overshoot(pts, (pts - 19.5) * 2 + 19.5, (40, 40), (40, 40)), 6)  # doubled about the centre
+        1.0
+    """
+    s, r, t = fit_similarity(geometry_points, content_points)
+    (hg, wg), (hc, wc) = geometry_hw, content_hw
+    # pixel centres at integers: the frame's edges lie half a pixel outside the outer centres
+    corners = np.array([[-0.5, -0.5], [wg - 0.5, -0.5], [-0.5, hg - 0.5], [wg - 0.5, hg - 0.5]])
+    m = apply_similarity(corners, s, r, t)
+    half = np.array([wc / 2, hc / 2])
+    over = (np.abs(m - (half - 0.5)) - half) / half
+    return float(max(over.max(), 0.0))

@@ -1,5 +1,6 @@
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -54,6 +55,11 @@ def test_face_pairs_cache_and_evaluation_without_dlib(tmp_path, samples):
     # the fake faces span 0.6-0.7 of each image: kept at min_face 0.5, all dropped at 0.8
     assert face_pairs([c], [g], cache, split="all", min_face=0.5)[1]["pairs"] == 2
     assert face_pairs([c], [g], cache, split="all", min_face=0.8)[1]["content_faces"] == 0
+    # face_b's landmarks sit where the content's do (overshoot 0); squeezed face_c's frame, scaled to
+    # the content's face, is wider than the content: only face_b lines up inside the frame
+    kept, in_frame = face_pairs([c], [g], cache, split="all", max_overshoot=0.01)
+    assert [p.geometry.name for p in kept] == ["face_b.jpg"] and in_frame["in_frame_pairs"] == 1
+    assert in_frame["all_pairs"] == 2 and "in_frame_pairs" not in counts
 
     torch.manual_seed(0)
     warper = Warper(VGGEncoder(), WarpRegressor()).eval().requires_grad_(False)  # untrained: identity
@@ -66,6 +72,15 @@ def test_face_pairs_cache_and_evaluation_without_dlib(tmp_path, samples):
     assert 0 < rows["similarity"]["mean_error"] < 0.05 and "fold" not in rows["similarity"]
     assert rows["warper"]["mean_error"] == pytest.approx(rows["identity"]["mean_error"], abs=1e-6)
     assert rows["identity"]["fold"] == 0.0 and rows["refine 2"]["seconds"] > 0
+    per_pair = report["per_pair"]
+    assert [(Path(p["content"]).name, Path(p["geometry"]).name) for p in per_pair] == [("face_a.jpg", "face_b.jpg"),
+                                                                                     ("face_a.jpg", "face_c.jpg")]
+    assert per_pair[0]["overshoot"] < 1e-6 < 0.05 < per_pair[1]["overshoot"]
+    # each pair's own figures: face_b's landmarks are fitted exactly, squeezed face_c's are not
+    assert per_pair[0]["rows"]["similarity"]["mean_error"] < 1e-6 < per_pair[1]["rows"]["similarity"]["mean_error"]
+    for name in rows:  # the pairs' errors average to the row's (68 landmarks each)
+        for key in ("mean_error", "pck@0.05"):
+            assert np.mean([p["rows"][name][key] for p in per_pair]) == pytest.approx(rows[name][key])
     table = format_landmark_table(report)
     assert "similarity" in table and "refine 2" in table
     import warpstyle.warper as warper_module
@@ -105,7 +120,7 @@ def test_landmark_mode_cli_with_dlib(tmp_path, samples, capsys):
     c, g = _folders(tmp_path, samples)
     cache = tmp_path / "cache.json"
     args = ["eval-warper", "--faces-content", str(c), "--faces-geometry", str(g), "--split", "all",
-            "--refine", "2", "--max-pairs", "1", "--size", "96", "--landmark-cache", str(cache),
+            "--refine", "2", "--max-pairs", "1", "--max-overshoot", "100", "--size", "96", "--landmark-cache", str(cache),
             "--json", str(tmp_path / "r.json")]
     with pytest.raises(SystemExit) as e:
         main(args)
@@ -114,5 +129,8 @@ def test_landmark_mode_cli_with_dlib(tmp_path, samples, capsys):
     assert "similarity" in out and "refine 2" in out and "non-commercial" in out
     lm = json.loads((tmp_path / "r.json").read_text())["landmarks"]
     assert lm["pairs"] == 1 and lm["counts"]["content_faces"] == 1
+    n = lm["counts"]["all_pairs"]  # every pair lies within a 100-half-extent overshoot
+    assert lm["counts"]["in_frame_pairs"] == n and f"{n} pairs, {n} whose fitted similarity maps" in out
+    assert len(lm["per_pair"]) == 1 and set(lm["per_pair"][0]["rows"]) == set(lm["rows"])
     assert lm["rows"]["similarity"]["mean_error"] < lm["rows"]["identity"]["mean_error"]
     assert len(json.loads(cache.read_text())["entries"]) == 3

@@ -10,6 +10,7 @@ from warpstyle.landmarks import (
     normalized_to_pixels,
     pck_summary,
     pixels_to_normalized,
+    similarity_overshoot,
 )
 from warpstyle.warp import identity_grid
 
@@ -76,3 +77,24 @@ def test_map_landmarks_follows_a_translation():
     geo = np.array([[40.0, 40.0]])
     out = map_landmarks(grid, geo, (100, 100), (100, 100))
     assert np.allclose(out, [[65.0, 40.0]], atol=1e-4)
+
+
+def test_similarity_overshoot_known_answers():
+    pts = _points()
+    hw = (200, 200)
+    assert similarity_overshoot(pts, pts, hw, hw) == pytest.approx(0.0, abs=1e-9)
+    centre = np.array([99.5, 99.5])  # pixel centres at integers: the frame's centre
+    # content face twice the geometry's: the geometry's frame maps to twice the content's
+    assert similarity_overshoot(pts, (pts - centre) * 2 + centre, hw, hw) == pytest.approx(1.0)
+    # content face half the geometry's: inside
+    assert similarity_overshoot(pts, (pts - centre) * 0.5 + centre, hw, hw) == 0.0
+    # shifted by a quarter of the width: the right edge lands half a half-width beyond
+    assert similarity_overshoot(pts, pts + [50.0, 0.0], hw, hw) == pytest.approx(0.5)
+    # a geometry frame 100 px wider, same points: its right edge lands a whole half-width beyond
+    assert similarity_overshoot(pts, pts, (200, 300), (200, 200)) == pytest.approx(1.0)
+    # non-square frames, sizes (H, W): a landscape geometry 40 x 120 on a portrait content 100 x 60, same
+    # points: the geometry's right edge (119.5) lies 60 px beyond the content's (59.5), two half-widths
+    # of 30 px; had either size been read as (W, H), the answer would be 0.4
+    p2 = np.array([[10.0, 10.0], [40.0, 12.0], [20.0, 30.0]])
+    assert similarity_overshoot(p2, p2, (40, 120), (100, 60)) == pytest.approx(2.0)
+    assert similarity_overshoot(p2, p2, (120, 40), (100, 60)) == pytest.approx(0.4)
