@@ -78,20 +78,28 @@ def test_arguments_are_checked(encoder):
         search_similarity(encoder, x, x, steps=0)
 
 
-def test_warper_composes_the_found_similarity_with_its_field_on_the_aligned_content(samples, monkeypatch):
+def _search_found(samples, monkeypatch, sim):
+    """The warper, a content and a geometry with the search stubbed to find ``sim``, and what the
+    network then sees: the content through ``sim`` on a 256 x 256 grid of the geometry's frame."""
     import warpstyle.warper as warper_module
     from warpstyle.warper import Warper
 
     warper = Warper.from_pretrained()
     content = load_image(samples / "content" / "kodim23.jpg")
     geometry = load_image(samples / "geometry" / "munch_the-scream.jpg")
-    sim = Similarity(0.6, 0.0, (0.1, -0.2))
     monkeypatch.setattr(warper_module, "search_similarity", lambda *a, **k: sim)
-    got = warper.estimate(content, geometry, align=True).grid
     c_hw, g_hw = tuple(content.shape[-2:]), tuple(geometry.shape[-2:])
-    # what the network sees: the content through the similarity, on a 256 x 256 grid of the geometry's frame
     grid = compose_similarity([sim], identity_grid(1, 256, 256), c_hw, g_hw)
     seen = F.grid_sample(content, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    return warper, content, geometry, seen, c_hw, g_hw
+
+
+def test_warper_composes_the_found_similarity_with_its_field_on_the_aligned_content(samples, monkeypatch):
+    import warpstyle.warper as warper_module
+
+    sim = Similarity(0.6, 0.0, (0.1, -0.2))
+    warper, content, geometry, seen, c_hw, g_hw = _search_found(samples, monkeypatch, sim)
+    got = warper.estimate(content, geometry, align=True).grid
     want = compose_similarity([sim], warper(seen, geometry), c_hw, g_hw)
     assert torch.allclose(got, want, atol=2e-3)
     # no similarity found (not moving scored as well): the plain network field
@@ -100,22 +108,14 @@ def test_warper_composes_the_found_similarity_with_its_field_on_the_aligned_cont
 
 
 def test_refinement_after_the_search_runs_on_the_aligned_view_and_is_composed(samples, monkeypatch):
-    import warpstyle.warper as warper_module
     from warpstyle.objective import objective_features
     from warpstyle.refine import refine_field
-    from warpstyle.warper import Warper
 
-    warper = Warper.from_pretrained()
-    content = load_image(samples / "content" / "kodim23.jpg")
-    geometry = load_image(samples / "geometry" / "munch_the-scream.jpg")
     sim = Similarity(0.6, 0.0, (0.1, -0.2))
-    monkeypatch.setattr(warper_module, "search_similarity", lambda *a, **k: sim)
+    warper, content, geometry, seen, c_hw, g_hw = _search_found(samples, monkeypatch, sim)
     seen_steps = []
     got = warper.estimate(content, geometry, align=True, refine_steps=3, refine_size=8,
                           on_refine_step=lambda k, f: seen_steps.append((k, f))).grid
-    c_hw, g_hw = tuple(content.shape[-2:]), tuple(geometry.shape[-2:])
-    grid = compose_similarity([sim], identity_grid(1, 256, 256), c_hw, g_hw)
-    seen = F.grid_sample(content, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
     with torch.no_grad():
         c_obj, g_obj = objective_features(warper.encoder, seen), objective_features(warper.encoder, geometry)
         start = warper(seen, geometry)
