@@ -6,8 +6,9 @@ each candidate the content is seen as Warper.estimate(align=True) sees it (re-en
 network's field is estimated there and refined ``--steps`` Adam steps on the feature-matching
 objective; the candidate's verification score is the refined field's feature agreement (pool4 +
 relu4_1 cosine, higher is better). Prints PCK and mean landmark error of the composed refined field
-chosen by S (the search's own choice, gated at S >= 8 as the search is), by the agreement, by S plus a
-multiple of what refinement gained, and by the best candidate (chosen by the landmarks: the ceiling).
+chosen by S (the search's own choice: the best S, not moving unless it reaches S >= 8), by the agreement,
+by S plus a multiple of the agreement or of what refinement gained (the same floor on the chosen one's
+own S), and by the best candidate (chosen by the landmarks: the ceiling).
 
     python scripts/probe_refine_verify.py [--headshots] [--max-overshoot 0.25] [--max-pairs 40] --out rows.json
 
@@ -57,6 +58,8 @@ def choosers_table(rows: list[dict]) -> dict[str, dict[str, float]]:
         "S, gated (the search)": lambda recs: _gated(recs, lambda r: r["S"]),
         "refined agreement": lambda recs: max(recs, key=lambda r: r["agree"]),
         "network agreement": lambda recs: max(recs, key=lambda r: r["agree_net"]),
+        **{f"S + {w} x refined agreement, gated": (lambda recs, w=w: _gated(recs, lambda r: r["S"] + w * r["agree"]))
+           for w in (5, 20, 50)},
         **{f"S + {w} x refinement's gain, gated": (lambda recs, w=w: _gated(recs, lambda r: r["S"] + w * gain(r)))
            for w in (10, 20, 80)},
         "best candidate (landmarks)": lambda recs: min(recs, key=lambda r: float(np.mean(r["err"]))),
@@ -109,15 +112,15 @@ def main() -> None:
                          "agree_net": before, "agree": after, "err": err.tolist()})
         rows.append({"content": str(pair.content), "geometry": str(pair.geometry), "candidates": recs})
         print(f"{n + 1}/{len(pairs)} {time.time() - t0:.0f}s", end="\r", flush=True)
-    print()
-
+    seconds = (time.time() - t0) / max(1, len(rows))
+    print(f"\n{seconds:.2f} s a pair (every candidate's view, network field and refinement)")
     table = choosers_table(rows)
     for r in rows:  # each candidate's summary, not its 68 errors
         for c in r["candidates"]:
             e = np.asarray(c.pop("err"))
             c.update({"pck@0.05": float((e <= 0.05).mean()), "pck@0.1": float((e <= 0.1).mean()),
                       "mean_error": float(e.mean())})
-    json.dump({"probe": vars(a), "pairs": len(rows), "table": table, "rows": rows}, open(a.out, "w"), indent=1)
+    json.dump({"probe": vars(a), "pairs": len(rows), "seconds_per_pair": seconds, "table": table, "rows": rows}, open(a.out, "w"), indent=1)
 
 
 if __name__ == "__main__":
