@@ -1,7 +1,8 @@
 """Global alignment: a similarity (scale, rotation, shift) between two images from mutual feature matches.
 
-The warper's network learned on synthetic warps of one photo, so it tracks small and medium
-displacements but not the large offset and scale between two *different* objects (a small face in a
+The warper's network learned mostly on synthetic warps of one photo (then a little on mined pairs of
+different images), so it tracks small and medium displacements but not the large offset and scale
+between two *different* objects (a small face in a
 photo, a face filling a caricature). Here the two images' L2-normalised pool4 features are matched
 (mutual nearest neighbours under the cosine), a similarity is fitted to the matches by RANSAC with
 a weighted least-squares refit on the inliers, and the network's local field is then estimated
@@ -157,7 +158,8 @@ def fit_similarity_ransac(
     Returns:
         The :class:`Similarity`, or None when the refit keeps fewer than ``min_inliers`` inliers,
         gains too little over not moving, or is not plausible (scale within ``[1/max_scale,
-        max_scale]``, angle within ``max_angle_deg``, overshoot within ``max_overshoot``; the raw
+        max_scale]``, bounds included up to a relative 1e-9, angle within ``max_angle_deg``, overshoot
+        within ``max_overshoot``; the raw
         hypotheses are filtered by the same checks before they are scored).
 
     Example:
@@ -180,7 +182,9 @@ def fit_similarity_ransac(
 
     def plausible(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         s = a.abs()
-        ok = (s >= 1 / max_scale) & (s <= max_scale) & (torch.angle(a).abs() <= math.radians(max_angle_deg))
+        # A relative slack of 1e-9 at the scale bounds: an exact 1/2 or 2 must not flip with rounding.
+        ok = ((s >= (1 - 1e-9) / max_scale) & (s <= max_scale * (1 + 1e-9))
+              & (torch.angle(a).abs() <= math.radians(max_angle_deg)))
         return ok & (frame_overshoot(a, b, frames) <= max_overshoot) if frames is not None else ok
 
     def support(resid: torch.Tensor, tol: torch.Tensor) -> torch.Tensor:

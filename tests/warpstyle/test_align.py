@@ -76,6 +76,16 @@ def test_estimate_similarity_finds_a_zoomed_crop(gen):
     assert abs(sim.angle) < 0.05 and max(map(abs, sim.shift)) < 0.05
 
 
+@pytest.mark.parametrize("scale", [0.5, 2.0])  # exactly 1 / MAX_SCALE and MAX_SCALE
+def test_ransac_keeps_a_similarity_at_the_scale_bounds_only(gen, scale):
+    # a fit at the bound must not flip with the last bit of rounding (the refit lands within 1e-16 of it)
+    g = torch.rand(30, 2, dtype=torch.float64, generator=gen) * 0.8 - 0.4
+    sim = fit_similarity_ransac(g, scale * g + 0.01, torch.ones(30))
+    assert sim is not None and sim.scale == pytest.approx(scale, abs=1e-9)
+    beyond = scale * 1.01 if scale > 1 else scale / 1.01
+    assert fit_similarity_ransac(g, beyond * g + 0.01, torch.ones(30)) is None
+
+
 def test_mutual_matches_of_a_map_with_itself_are_every_cell(gen):
     f = l2_normalize_features(torch.randn(1, 16, 5, 5, generator=gen))[0]
     ci, gi, score = mutual_matches(f, f)
