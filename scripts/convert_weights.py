@@ -42,8 +42,9 @@ BUNDLED = {
                 "configs/train_styler_keep256.toml (keep path only, the rest frozen), snapshot at iteration 100; "
                 "docs/models/decoder.md"),
     "warper": (ROOT / "warpstyle/weights/warper.pt", ROOT / "warpstyle/weights/warper.safetensors",
-               "warpstyle train-warper, configs/train_warper_corpus.toml, synthetic pairs of research-corpus photos "
-               "with texture augmentation; see docs/models/warper.md"),
+               "warpstyle train-warper, configs/train_warper_corpus.toml (synthetic pairs of research-corpus photos "
+               "with texture augmentation), then configs/train_warper_pairs_fs.toml (mined pairs, feature-space "
+               "objective, warm-started from it), snapshot at iteration 2000; see docs/models/warper.md"),
 }
 
 
