@@ -31,7 +31,7 @@ from adain.base.image import load_image
 from warpstyle.align import compose_similarity
 from warpstyle.face_landmarks import LandmarkCache, default_cache_path
 from warpstyle.landmark_eval import face_pairs
-from warpstyle.landmarks import landmark_errors, map_landmarks
+from warpstyle.landmarks import landmark_errors, map_landmarks, pck_summary
 from warpstyle.objective import feature_agreement, objective_features
 from warpstyle.refine import refine_field
 from warpstyle.scale_search import MIN_EVIDENCE
@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from probe_search_verify import candidates  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+THRESHOLDS = (0.05, 0.1)
 
 
 def _gated(recs: list[dict], key) -> dict:
@@ -66,9 +67,7 @@ def choosers_table(rows: list[dict]) -> dict[str, dict[str, float]]:
     }
     table = {}
     for name, choose in choosers.items():
-        e = np.concatenate([np.asarray(choose(r["candidates"])["err"]) for r in rows])
-        table[name] = {"pck@0.05": float((e <= 0.05).mean()), "pck@0.1": float((e <= 0.1).mean()),
-                       "mean_error": float(e.mean())}
+        table[name] = pck_summary(np.concatenate([choose(r["candidates"])["err"] for r in rows]), THRESHOLDS)
         print(f"{name:>36}: PCK@0.05 {table[name]['pck@0.05']:.3f}  PCK@0.10 {table[name]['pck@0.1']:.3f}  "
               f"mean error {table[name]['mean_error']:.3f}")
     return table
@@ -117,10 +116,9 @@ def main() -> None:
     table = choosers_table(rows)
     for r in rows:  # each candidate's summary, not its 68 errors
         for c in r["candidates"]:
-            e = np.asarray(c.pop("err"))
-            c.update({"pck@0.05": float((e <= 0.05).mean()), "pck@0.1": float((e <= 0.1).mean()),
-                      "mean_error": float(e.mean())})
-    json.dump({"probe": vars(a), "pairs": len(rows), "seconds_per_pair": seconds, "table": table, "rows": rows}, open(a.out, "w"), indent=1)
+            c.update(pck_summary(c.pop("err"), THRESHOLDS))
+    report = {"probe": vars(a), "pairs": len(rows), "seconds_per_pair": seconds, "table": table, "rows": rows}
+    json.dump(report, open(a.out, "w"), indent=1)
 
 
 if __name__ == "__main__":
