@@ -208,12 +208,18 @@ class Warper(nn.Module):
             if geometry_features is None:
                 geometry_features = g_obj["pool4"]
                 geometry_size = geometry_size or (int(g.shape[-2]), int(g.shape[-1]))
+        # The search encodes the content seen through each similarity it finds; the plain 256 px
+        # features are only needed where it finds none, so they wait for its answer.
+        deferred = False
         if content_features is None:
             if content is None:
                 raise ValueError("content must be given (or content_features)")
             c = as_image_batch(content, "content")
             content_size = content_size or (int(c.shape[-2]), int(c.shape[-1]))
-            content_features = self._encode_checked(c, bf16)
+            if method == "search":
+                deferred = True
+            else:
+                content_features = self._encode_checked(c, bf16)
         elif content_size is None and content is not None and align:
             c = as_image_batch(content, "content")  # features given: the image still gives the aspect ratio
             content_size = (int(c.shape[-2]), int(c.shape[-1]))
@@ -224,20 +230,24 @@ class Warper(nn.Module):
             geometry_size = geometry_size or (int(g.shape[-2]), int(g.shape[-1]))
             geometry_features = self._encode_checked(g, bf16)
         n = self.regressor.grid_size
-        check_shape(content_features, "content_features", ("B", "C", n, n))
         check_shape(geometry_features, "geometry_features", ("B", "C", n, n))
-        if geometry_features.shape[0] not in (1, content_features.shape[0]):
-            raise ValueError(f"geometry must have batch 1 or content's batch ({content_features.shape[0]}); "
-                             f"got {geometry_features.shape[0]}")
+        if not deferred:
+            check_shape(content_features, "content_features", ("B", "C", n, n))
+            if geometry_features.shape[0] not in (1, content_features.shape[0]):
+                raise ValueError(f"geometry must have batch 1 or content's batch ({content_features.shape[0]}); "
+                                 f"got {geometry_features.shape[0]}")
         sims = None
         if method == "search":
             c = as_image_batch(content, "content").to(self.device)
             g = as_image_batch(geometry, "geometry").to(self.device)
             if g.shape[0] not in (1, c.shape[0]):
                 raise ValueError(f"geometry must have batch 1 or content's batch ({c.shape[0]}); got {g.shape[0]}")
-            if c.shape[0] != content_features.shape[0]:
+            if not deferred and c.shape[0] != content_features.shape[0]:
                 raise ValueError(f"content_features must have the content's batch ({c.shape[0]}); "
                                  f"got {content_features.shape[0]}")
+            if geometry_features.shape[0] not in (1, c.shape[0]):
+                raise ValueError(f"geometry must have batch 1 or content's batch ({c.shape[0]}); "
+                                 f"got {geometry_features.shape[0]}")
             content_size = content_size or (int(c.shape[-2]), int(c.shape[-1]))
             geometry_size = geometry_size or (int(g.shape[-2]), int(g.shape[-1]))
             # Search at the stated aspect ratios (images may come resized, e.g. squared for a batch).
@@ -246,6 +256,9 @@ class Warper(nn.Module):
             with torch.no_grad(), _bf16(self.device, bf16):
                 sims = [search_similarity(self.encoder, cs[k:k + 1], gs[k:k + 1] if gs.shape[0] > 1 else gs)
                         for k in range(c.shape[0])]
+            if deferred:
+                content_features = (self._encode_checked(c, bf16) if any(sim is None for sim in sims) else
+                                    geometry_features.new_zeros(c.shape[0], *geometry_features.shape[1:]))
             # The network, and the refinement, work on the content as seen through the similarity: a
             # zoomed face fills their 16x16 (relu4_1: 32x32) maps instead of a few cells of them.
             content_features, c_obj = self._aligned_features(c, content_features, sims, content_size, geometry_size,

@@ -107,6 +107,27 @@ def test_warper_composes_the_found_similarity_with_its_field_on_the_aligned_cont
     assert torch.allclose(warper.estimate(content, geometry, align=True).grid, warper.estimate(content, geometry).grid)
 
 
+def test_the_search_encodes_the_plain_content_only_where_it_finds_no_similarity(samples, monkeypatch):
+    import warpstyle.warper as warper_module
+
+    sim = Similarity(0.6, 0.0, (0.1, -0.2))
+    warper, content, geometry, _, _, _ = _search_found(samples, monkeypatch, sim)
+    calls = []
+    encode = warper._encode_checked
+    monkeypatch.setattr(warper, "_encode_checked", lambda x, bf16: calls.append(tuple(x.shape)) or encode(x, bf16))
+    warper.estimate(content, geometry, align=True)
+    assert len(calls) == 2  # the geometry, and the content seen through the similarity
+    # a batch with one element unaligned encodes the plain content too, and matches each element alone
+    answers = iter([sim, None, sim, None])
+    monkeypatch.setattr(warper_module, "search_similarity", lambda *a, **k: next(answers))
+    contents = torch.cat([content, content.flip(-1)])
+    calls.clear()
+    both = warper.estimate(contents, geometry, align=True).grid
+    assert len(calls) == 3
+    alone = [warper.estimate(contents[k:k + 1], geometry, align=True).grid for k in range(2)]
+    assert torch.allclose(both, torch.cat(alone), atol=1e-4)
+
+
 def test_refinement_after_the_search_runs_on_the_aligned_view_and_is_composed(samples, monkeypatch):
     from warpstyle.objective import objective_features
     from warpstyle.refine import refine_field
