@@ -156,7 +156,10 @@ def main() -> None:
                                 "S": framed[top][0] if framed else None,
                                 "zoom": None if k is None else (kinds[k][0], kinds[k][1], kinds[k][2]),
                                 "pick_pck10": float((picks_framed[crit][-1] <= 0.1).mean()),
-                                "still_pck10": float((landmark_errors(still, pair.content_points, pair.content_hw) <= 0.1).mean())})
+                                "still_pck10": float((landmark_errors(still, pair.content_points, pair.content_hw) <= 0.1).mean()),
+                                # the unconstrained winner: its overshoot and PCK@0.10
+                                "free_over": max(rows, key=lambda r: r[0])[2],
+                                "free_pck10": float((max(rows, key=lambda r: r[0])[1] <= 0.1).mean())})
         every = [e for rows in per.values() for _, e, _ in rows]
         every_framed = [e for rows in per.values() for _, e, o in rows if o <= 0.25 + 1e-6]
         still = pair.geometry_points * np.array([cw / gw, ch / gh])
