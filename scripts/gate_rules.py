@@ -2,9 +2,10 @@
 
     python scripts/gate_rules.py docs/runs/search_mutual/S_framed_ho48.json docs/runs/search_mutual/S_framed_head120.json
 
-For each file prints PCK@0.10 (similarity alone) of the search's pick with the shipped gate (``S >= 8``, else not
-moving), of the same with "decline" (also not moving where the overall winner lies beyond the frame check), and of
-an oracle gate (pick or not moving, whichever the landmarks prefer), ungated figures beside.
+For each file prints PCK@0.10 (similarity alone) of the search's pick with the gate's floor (``S >= 8``, else not
+moving; the shipped gate also asks the pick to beat not moving's ``S``, which the dumps do not hold), of the same
+with "decline" (also not moving where the overall winner lies beyond the frame check), and of an oracle gate (pick
+or not moving, whichever the landmarks prefer), ungated figures beside.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import sys
 
 import numpy as np
 
-MIN_EVIDENCE = 8.0
-MAX_OVERSHOOT = 0.25
+from warpstyle.align import MAX_OVERSHOOT
+from warpstyle.scale_search import MIN_EVIDENCE
 
 
 def main() -> None:

@@ -209,7 +209,8 @@ class Warper(nn.Module):
                 geometry_features = g_obj["pool4"]
                 geometry_size = geometry_size or (int(g.shape[-2]), int(g.shape[-1]))
         # The search encodes the content seen through each similarity it finds; the plain 256 px
-        # features are only needed where it finds none, so they wait for its answer.
+        # features are only needed where it finds none, so they wait for its answer (and are then
+        # computed for the whole batch, the found elements' rows overwritten).
         deferred = False
         if content_features is None:
             if content is None:
@@ -258,7 +259,7 @@ class Warper(nn.Module):
                         for k in range(c.shape[0])]
             if deferred:
                 content_features = (self._encode_checked(c, bf16) if any(sim is None for sim in sims) else
-                                    geometry_features.new_zeros(c.shape[0], *geometry_features.shape[1:]))
+                                    torch.zeros(c.shape[0], *geometry_features.shape[1:], device=self.device))
             # The network, and the refinement, work on the content as seen through the similarity: a
             # zoomed face fills their 16x16 (relu4_1: 32x32) maps instead of a few cells of them.
             content_features, c_obj = self._aligned_features(c, content_features, sims, content_size, geometry_size,
