@@ -48,6 +48,9 @@ class WarperTrainConfig:
     pair_texture_prob: float = 0.0  # share of each side of a mined pair repainted by the styler
     reencode: bool = True  # warp the content image and re-encode it (else sample its features)
     match_weight: float = 1.0
+    # the alignment search as a teacher of the global part (warpstyle/data/teacher.py)
+    teacher_weight: float = 0.0  # L1 toward the search's similarity field on mined pairs (0: off)
+    teacher_pairs: int = 0  # mined pairs given a teacher (a seeded sample; the loader serves only them); 0: all
     init_warper: str = ""  # warm start from these warper weights
     # losses
     field_weight: float = 1.0
@@ -77,7 +80,8 @@ class WarperTrainConfig:
         "shear_deg": Range(0, 80), "translation": Range(0), "tps_jitter": Range(0), "texture_prob": Range(0, 1),
         "texture_alpha_min": Range(0, 1), "field_weight": Range(0), "match_weight": Range(0),
         "smooth_weight": Range(0), "fold_weight": Range(0), "keypoint_weight": Range(0), "pair_k": Range(1),
-        "pair_batch_size": Range(0), "pair_max_similarity": Range(0, 1.01), "pair_texture_prob": Range(0, 1),
+        "pair_batch_size": Range(0),
+        "teacher_weight": Range(0), "teacher_pairs": Range(0), "pair_max_similarity": Range(0, 1.01), "pair_texture_prob": Range(0, 1),
         "sample_every": Range(0), "workers": Range(0), "seed": Range(0, SEED_MAX),
         "log_every": Range(1), "checkpoint_every": Range(1), "time_limit_s": Range(0),
     }
@@ -86,6 +90,13 @@ class WarperTrainConfig:
         validate_config(self)
         if self.scale_max < self.scale_min:
             raise ConfigError(None, f"scale_max must be >= scale_min ({self.scale_min}); got {self.scale_max}")
+        if self.teacher_weight > 0 and not (self.pair_dirs and self.pair_batch_size > 0):
+            raise ConfigError(None, "teacher_weight > 0 teaches mined pairs: set pair_dirs and pair_batch_size > 0")
+        if self.teacher_pairs and not self.teacher_weight > 0:
+            raise ConfigError(None, f"teacher_pairs ({self.teacher_pairs}) needs teacher_weight > 0")
+        if 0 < self.teacher_pairs < self.pair_batch_size:
+            raise ConfigError(None, f"teacher_pairs must be at least pair_batch_size ({self.pair_batch_size}); "
+                                    f"got {self.teacher_pairs}")
 
     def warp_spec(self) -> SyntheticWarpSpec:
         return SyntheticWarpSpec(

@@ -7,7 +7,9 @@ Two kinds of pairs, mixed in every step:
 * mined: two *different* images that look alike (:mod:`warpstyle.data.pairs`), with no field to copy:
   the content is warped by the predicted field, re-encoded, and its VGG features (pool4, relu4_1)
   are pulled toward the geometry's (:mod:`warpstyle.objective`, shared with per-pair refinement),
-  the objective of Liu et al. 2021 and of DST (Kim et al. 2020), with smoothness and fold penalties.
+  the objective of Liu et al. 2021 and of DST (Kim et al. 2020), with smoothness and fold penalties;
+  optionally (``teacher_weight``) also an L1 target toward the similarity the alignment search finds
+  for the pair (:mod:`warpstyle.data.teacher`), where it finds one.
 
 Either side may be repainted with the AdaIN styler (art augmentation).
 """
@@ -19,6 +21,7 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -34,6 +37,7 @@ from adain.decoder import Decoder
 from .augment import texture_augment
 from .config import WarperTrainConfig
 from .data.pairs import MinedPairs
+from .data.teacher import TeacherPairs, teacher_similarities
 from .data.pf_pascal import PFPascalPairs, transfer_keypoints
 from .data.synthetic import make_synthetic_pair, random_warp_params, synthetic_field
 from .losses import field_l1_loss, keypoint_loss
@@ -60,10 +64,12 @@ class WarperTask:
     name = CHECKPOINT_FORMAT
     weights_name = "warper.safetensors"
     resume_hint = "hidden and refine_steps must match the run that wrote it"
-    columns = ("loss", "field_l1", "match", "smooth", "fold", "keypoint")
+    columns: tuple[str, ...] = ("loss", "field_l1", "match", "smooth", "fold", "keypoint")
 
     def __init__(self, cfg: WarperTrainConfig, device: torch.device, generator: torch.Generator) -> None:
         self.cfg, self.device, self.generator = cfg, device, generator
+        # only runs with a teacher log its column: a resumed log must keep its header's width
+        self.columns = WarperTask.columns + (("teacher",) if cfg.teacher_weight > 0 else ())
         self.encoder = VGGEncoder.from_pretrained(cfg.vgg or None, device=device).requires_grad_(False)
         if cfg.init_warper:
             self.model = Warper.from_pretrained(cfg.init_warper, encoder=self.encoder).regressor
@@ -102,7 +108,19 @@ class WarperTask:
                 raise ConfigError(None, f"pair_dirs gave {len(mined)} mined pairs, fewer than pair_batch_size "
                                         f"({cfg.pair_batch_size}); add images or lower pair_max_similarity")
             log.info("mined %d training pairs from %s", len(mined), cfg.pair_dirs)
-            self.pairs = _index_loader(mined, cfg.pair_batch_size, cfg.seed + 2, iteration * cfg.pair_batch_size,
+            served: torch.utils.data.Dataset = mined
+            if cfg.teacher_weight > 0:
+                order = torch.randperm(len(mined), generator=torch.Generator().manual_seed(cfg.seed + 3)).tolist()
+                indices = sorted(order[: cfg.teacher_pairs or len(mined)])
+                if len(indices) < cfg.pair_batch_size:
+                    raise ConfigError(None, f"pair_dirs gave {len(indices)} pairs for the teacher, fewer than "
+                                            f"pair_batch_size ({cfg.pair_batch_size})")
+                sims = teacher_similarities(mined, self.encoder, indices, bf16=cfg.bf16,
+                                            cache_dir=cfg.pair_cache_dir or Path(cfg.output_dir) / "pair_cache")
+                log.info("teacher: %d of %d pairs have a similarity", int(np.isfinite(sims[:, 0]).sum()),
+                         len(indices))
+                served = TeacherPairs(mined, indices, sims, self.model.grid_size)
+            self.pairs = _index_loader(served, cfg.pair_batch_size, cfg.seed + 2, iteration * cfg.pair_batch_size,
                                        cfg.workers, rank=ctx.rank, world=ctx.world)
         self.pf = None
         if cfg.pf_pascal_root and cfg.pf_pascal_csv:
@@ -150,7 +168,8 @@ class WarperTask:
         sample = None
 
         if self.pairs is not None:
-            pc, pg = (to_float_batch(t, dev) for t in next(self.pairs))
+            served = next(self.pairs)
+            pc, pg = (to_float_batch(t, dev) for t in served[:2])
             pc, pg = (self._repaint(x, cfg.pair_texture_prob, styles) for x in (pc, pg))
             with torch.no_grad(), autocast_for(dev, cfg.bf16):
                 oc, og = objective_features(self.encoder, pc), objective_features(self.encoder, pg)
@@ -162,6 +181,12 @@ class WarperTask:
                                        align_corners=False)
                 with autocast_for(dev, cfg.bf16):
                     oc = objective_features(self.encoder, warped)
+            if cfg.teacher_weight > 0:
+                # L1 toward the search's similarity field, on the pairs where the search found one
+                teacher, has = served[2].to(dev), served[3].to(dev).float()
+                per_pair = (grid - teacher).abs().mean((1, 2, 3))
+                parts["teacher"] = (per_pair * has).sum() / has.sum().clamp_min(1.0)
+                loss = loss + cfg.teacher_weight * parts["teacher"]
             obj = feature_matching_objective(oc, og, grid, content_warped=cfg.reencode)
             parts["match"] = obj["feature"]
             loss = loss + cfg.match_weight * obj["feature"]
@@ -196,7 +221,7 @@ class WarperTask:
 
 
 def _index_loader(data: torch.utils.data.Dataset, batch_size: int, seed: int, start: int, workers: int, *,
-                  rank: int = 0, world: int = 1) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+                  rank: int = 0, world: int = 1) -> Iterator[tuple[torch.Tensor, ...]]:
     """Endless seeded batches of ``data`` for this rank, resuming at its sample ``start``.
 
     One stream of epoch permutations (seeded per epoch) is dealt round-robin to the ``world`` ranks.

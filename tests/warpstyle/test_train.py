@@ -69,3 +69,36 @@ def test_resume_matches_a_straight_run(folders, tmp_path):
     sb = load_checkpoint(resumed.checkpoint, expected_format="warpstyle.train")["model"]
     assert sa.keys() == sb.keys()
     assert all(torch.allclose(sa[k], sb[k], rtol=1e-4, atol=1e-6) for k in sa)
+
+
+def test_the_search_teaches_mined_pairs(folders, tmp_path, monkeypatch):
+    import numpy as np
+
+    import warpstyle.train as train_module
+    from adain.base.errors import ConfigError
+    from warpstyle.align import Similarity, compose_similarity
+    from warpstyle.warp import identity_grid
+
+    # one pair with a target and one without; the untrained regressor starts at the identity field, so the
+    # first step's teacher loss is the target's mean distance from it, over the one pair that has a target
+    monkeypatch.setattr(train_module, "teacher_similarities",
+                        lambda pairs, enc, indices, **k: np.array([[0.5, 0.2, -0.1], [np.nan] * 3]))
+    train_warper(_cfg(folders, tmp_path / "t", iterations=2, teacher_weight=1.0, teacher_pairs=2), progress=False)
+    rows = _loss_rows(tmp_path / "t" / "losses.csv")
+    ident = identity_grid(1, 16, 16)
+    want = (compose_similarity([Similarity(0.5, 0.0, (0.2, -0.1))], ident, (256, 256), (256, 256)) - ident).abs().mean()
+    assert len(rows) == 2 and rows[0]["teacher"] == pytest.approx(float(want), rel=1e-4)
+    assert rows[1]["teacher"] != rows[0]["teacher"]  # the step moved the field
+    with pytest.raises(ConfigError, match="teacher_pairs"):
+        _cfg(folders, tmp_path / "u", teacher_weight=1.0, teacher_pairs=1)
+    with pytest.raises(ConfigError, match="teacher_weight"):
+        _cfg(folders, tmp_path / "u", teacher_weight=1.0, pair_batch_size=0)
+
+
+def test_a_run_without_a_teacher_keeps_the_older_log_columns(folders, tmp_path):
+    # logs written before the teacher existed have no teacher column: resuming them must keep their rows
+    train_warper(_cfg(folders, tmp_path / "o", iterations=1), progress=False)
+    with open(tmp_path / "o" / "losses.csv") as f:
+        assert "teacher" not in f.readline()
+    train_warper(_cfg(folders, tmp_path / "o", iterations=2), resume="auto", progress=False)
+    assert [r["iteration"] for r in _loss_rows(tmp_path / "o" / "losses.csv")] == [1, 2]
