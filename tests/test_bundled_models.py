@@ -5,7 +5,7 @@ Figures (docs/models/decoder.md, docs/models/warper.md), measured with fp32 on C
 * decoder (skip inputs relu3_1, relu2_1, relu1_1), kodim04 x Starry Night at 256 px, single pass:
   style loss 1.51 (the content itself: 12.8), content loss 3.53 (the plain decoder before it: 1.23, 3.83);
   at alpha 0 (the keep path) SSIM 0.96 to the content;
-* warper, kodim04 -> Gris portrait: mean displacement 14.2 px at 256 px, no folds.
+* warper, kodim04 -> Gris portrait: mean displacement 18.1 px at 256 px, no folds.
 
 The bounds leave room for other CPUs and BLAS builds, but a missing, untrained or mismatched file
 fails them.
@@ -58,5 +58,5 @@ def test_bundled_warper_statistics():
     field = warper.estimate(load_image(SAMPLES / "content" / "kodim04.jpg"),
                             load_image(SAMPLES / "geometry" / "juan-gris_portrait-of-pablo-picasso.jpg"))
     disp = ((field.grid - identity_grid(1, 16, 16)) * 128).norm(dim=-1).mean()
-    assert float(disp) == pytest.approx(14.2, rel=0.2)
+    assert float(disp) == pytest.approx(18.1, rel=0.2)
     assert float(field.fold_fraction()[0]) < 0.01
