@@ -80,8 +80,8 @@ class WarperTrainConfig:
         "shear_deg": Range(0, 80), "translation": Range(0), "tps_jitter": Range(0), "texture_prob": Range(0, 1),
         "texture_alpha_min": Range(0, 1), "field_weight": Range(0), "match_weight": Range(0),
         "smooth_weight": Range(0), "fold_weight": Range(0), "keypoint_weight": Range(0), "pair_k": Range(1),
-        "pair_batch_size": Range(0),
-        "teacher_weight": Range(0), "teacher_pairs": Range(0), "pair_max_similarity": Range(0, 1.01), "pair_texture_prob": Range(0, 1),
+        "pair_batch_size": Range(0), "pair_max_similarity": Range(0, 1.01), "pair_texture_prob": Range(0, 1),
+        "teacher_weight": Range(0), "teacher_pairs": Range(0),
         "sample_every": Range(0), "workers": Range(0), "seed": Range(0, SEED_MAX),
         "log_every": Range(1), "checkpoint_every": Range(1), "time_limit_s": Range(0),
     }
