@@ -44,7 +44,9 @@ BUNDLED = {
     "warper": (ROOT / "warpstyle/weights/warper.pt", ROOT / "warpstyle/weights/warper.safetensors",
                "warpstyle train-warper, configs/train_warper_corpus.toml (synthetic pairs of research-corpus photos "
                "with texture augmentation), then configs/train_warper_pairs_fs.toml (mined pairs, feature-space "
-               "objective, warm-started from it), snapshot at iteration 2000; see docs/models/warper.md"),
+               "objective, warm-started from it, its iteration-2000 snapshot), then configs/train_warper_teacher.toml "
+               "(the alignment search as a teacher on 1,000 mined pairs), snapshot at iteration 1000; "
+               "see docs/models/warper.md"),
 }
 
 
