@@ -100,8 +100,9 @@ class WarperTask:
             self.textures = infinite_loader(textures, seed=cfg.seed + 1, **args)
         self.pairs = None
         if cfg.pair_dirs and cfg.pair_batch_size > 0:
+            cache_dir = cfg.pair_cache_dir or Path(cfg.output_dir) / "pair_cache"
             mined = MinedPairs([d for d in cfg.pair_dirs.split(",") if d], self.encoder, k=cfg.pair_k,
-                               cache_dir=cfg.pair_cache_dir or Path(cfg.output_dir) / "pair_cache",
+                               cache_dir=cache_dir,
                                split="train", holdout=cfg.holdout, size=CROP,
                                max_similarity=cfg.pair_max_similarity)
             if len(mined) < cfg.pair_batch_size:
@@ -115,8 +116,7 @@ class WarperTask:
                 if len(indices) < cfg.pair_batch_size:
                     raise ConfigError(None, f"pair_dirs gave {len(indices)} pairs for the teacher, fewer than "
                                             f"pair_batch_size ({cfg.pair_batch_size})")
-                sims = teacher_similarities(mined, self.encoder, indices, bf16=cfg.bf16,
-                                            cache_dir=cfg.pair_cache_dir or Path(cfg.output_dir) / "pair_cache")
+                sims = teacher_similarities(mined, self.encoder, indices, bf16=cfg.bf16, cache_dir=cache_dir)
                 log.info("teacher: %d of %d pairs have a similarity", int(np.isfinite(sims[:, 0]).sum()),
                          len(indices))
                 served = TeacherPairs(mined, indices, sims, self.model.grid_size)

@@ -234,9 +234,10 @@ class Warper(nn.Module):
         check_shape(geometry_features, "geometry_features", ("B", "C", n, n))
         if not deferred:
             check_shape(content_features, "content_features", ("B", "C", n, n))
-            if geometry_features.shape[0] not in (1, content_features.shape[0]):
-                raise ValueError(f"geometry must have batch 1 or content's batch ({content_features.shape[0]}); "
-                                 f"got {geometry_features.shape[0]}")
+        batch = c.shape[0] if deferred else content_features.shape[0]
+        if geometry_features.shape[0] not in (1, batch):
+            raise ValueError(f"geometry must have batch 1 or content's batch ({batch}); "
+                             f"got {geometry_features.shape[0]}")
         sims = None
         if method == "search":
             c = as_image_batch(content, "content").to(self.device)
@@ -246,9 +247,6 @@ class Warper(nn.Module):
             if not deferred and c.shape[0] != content_features.shape[0]:
                 raise ValueError(f"content_features must have the content's batch ({c.shape[0]}); "
                                  f"got {content_features.shape[0]}")
-            if geometry_features.shape[0] not in (1, c.shape[0]):
-                raise ValueError(f"geometry must have batch 1 or content's batch ({c.shape[0]}); "
-                                 f"got {geometry_features.shape[0]}")
             content_size = content_size or (int(c.shape[-2]), int(c.shape[-1]))
             geometry_size = geometry_size or (int(g.shape[-2]), int(g.shape[-1]))
             # Search at the stated aspect ratios (images may come resized, e.g. squared for a batch).
