@@ -45,7 +45,7 @@ def main() -> None:
 
     from adain import Styler
     from adain.base.image import load_image, resize_exact
-    from warpstyle.warper import Warper
+    from warpstyle.geometry.warper import Warper
 
     torch.manual_seed(0)
     styler = Styler.from_pretrained()

@@ -23,7 +23,7 @@ def main() -> None:
     import torch
 
     from adain.base.image import load_image, resize_longer
-    from warpstyle.warper import Warper
+    from warpstyle.geometry.warper import Warper
 
     warper = Warper.from_pretrained()
     c = load_image(os.path.join(SAMPLES, "content", "kodim04.jpg"))

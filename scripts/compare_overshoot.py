@@ -7,7 +7,7 @@ frame 0.4-1.7 content half-extents beyond the content), then ``warpstyle run --a
 320 px) with the search's frame check at 0.25 (the default), 1.0 and 2.0 content half-extents,
 padded by reflection (the default) or by the border pixels (``PipelineOptions(padding="border")``).
 Each warp is labelled with its setting. A probe, not a feature: it rebinds
-``warpstyle.warper.search_similarity``.
+``warpstyle.geometry.warper.search_similarity``.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw
 
-import warpstyle.warper as warper_module
+import warpstyle.geometry.warper as warper_module
 from adain.base.image import load_image, to_pil
 from warpstyle.pipeline import Pipeline, PipelineOptions
-from warpstyle.scale_search import search_similarity
+from warpstyle.geometry.scale_search import search_similarity
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data"
 PAIRS = [("photos/bsds500_test_14092.jpg", "paintings/vermeer_girl-with-a-pearl-earring.jpg"),

@@ -28,7 +28,7 @@ from adain.base.errors import CheckpointError  # noqa: E402
 from adain.base.vgg import CONV_NAMES, VGGEncoder, _config_shapes, _our_shapes, vgg_input_spec  # noqa: E402
 from adain.base.weights import check_state, load_weights, save_weights  # noqa: E402
 from adain.decoder import Decoder, _shapes as _decoder_shapes  # noqa: E402
-from warpstyle.warper import WARPER_INPUT, Warper, _regressor_shapes  # noqa: E402
+from warpstyle.geometry.warper import WARPER_INPUT, Warper, _regressor_shapes  # noqa: E402
 
 BUNDLED = {
     "vgg": (ROOT / "adain/weights/vgg19_pool4_oxford_q8.pt", ROOT / "adain/weights/vgg19_pool4_oxford_q8.safetensors",

@@ -147,7 +147,7 @@ class Checker:
         from adain.base.checkpoint import load_checkpoint
         from adain.decoder import Decoder
         from adain.base.image import load_image
-        from warpstyle.warper import Warper
+        from warpstyle.geometry.warper import Warper
 
         ck_path = out / "checkpoint.pt"
         if not ck_path.exists():
@@ -170,7 +170,7 @@ class Checker:
     def run_outputs(self, out: Path) -> int:
         """Load every finished output of ``warpstyle run``; return how many there were."""
         from adain.base.image import load_image
-        from warpstyle.field import WarpField
+        from warpstyle.fields.field import WarpField
 
         n = 0
         for p in sorted(out.iterdir()):

@@ -15,8 +15,8 @@ import sys
 
 import numpy as np
 
-from warpstyle.align import MAX_OVERSHOOT
-from warpstyle.scale_search import MIN_EVIDENCE
+from warpstyle.geometry.align import MAX_OVERSHOOT
+from warpstyle.geometry.scale_search import MIN_EVIDENCE
 
 
 def main() -> None:

@@ -15,11 +15,11 @@ import functools
 import json
 from pathlib import Path
 
-import warpstyle.warper as wm
-from warpstyle.face_landmarks import LandmarkCache, default_cache_path
-from warpstyle.landmark_eval import evaluate_landmarks, face_pairs, format_landmark_table
-from warpstyle.objective import objective_features
-from warpstyle.refine import refine_field
+import warpstyle.geometry.warper as wm
+from warpstyle.evaluation.face_landmarks import LandmarkCache, default_cache_path
+from warpstyle.evaluation.landmark_eval import evaluate_landmarks, face_pairs, format_landmark_table
+from warpstyle.geometry.objective import objective_features
+from warpstyle.geometry.refine import refine_field
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--lr", type=float, default=0.01)

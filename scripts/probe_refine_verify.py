@@ -1,6 +1,6 @@
 """Probe: choose the search's placement by how well the warper, refined, can match the pair through it.
 
-For every face pair, each scale's best placement of warpstyle.scale_search (both branches, within the
+For every face pair, each scale's best placement of warpstyle.geometry.scale_search (both branches, within the
 frame check) and "not moving" are candidates (scripts/probe_search_verify.py's candidate list). Through
 each candidate the content is seen as Warper.estimate(align=True) sees it (re-encoded at 256 px), the
 network's field is estimated there and refined ``--steps`` Adam steps on the feature-matching
@@ -28,14 +28,14 @@ import numpy as np
 import torch
 
 from adain.base.image import load_image
-from warpstyle.align import compose_similarity
-from warpstyle.face_landmarks import LandmarkCache, default_cache_path
-from warpstyle.landmark_eval import face_pairs
-from warpstyle.landmarks import landmark_errors, map_landmarks, pck_summary
-from warpstyle.objective import feature_agreement, objective_features
-from warpstyle.refine import refine_field
-from warpstyle.scale_search import MIN_EVIDENCE
-from warpstyle.warper import Warper
+from warpstyle.geometry.align import compose_similarity
+from warpstyle.evaluation.face_landmarks import LandmarkCache, default_cache_path
+from warpstyle.evaluation.landmark_eval import face_pairs
+from warpstyle.evaluation.landmarks import landmark_errors, map_landmarks, pck_summary
+from warpstyle.geometry.objective import feature_agreement, objective_features
+from warpstyle.geometry.refine import refine_field
+from warpstyle.geometry.scale_search import MIN_EVIDENCE
+from warpstyle.geometry.warper import Warper
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from probe_search_verify import candidates  # noqa: E402

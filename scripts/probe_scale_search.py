@@ -1,4 +1,4 @@
-"""Probe behind warpstyle/scale_search.py: how to score the placements of a multi-scale template search.
+"""Probe behind warpstyle/geometry/scale_search.py: how to score the placements of a multi-scale template search.
 
     python scripts/probe_scale_search.py            # 48 held-out face pairs
     python scripts/probe_scale_search.py --headshots # 120 headshot pairs, all splits (evaluation only)
@@ -28,11 +28,11 @@ import torch
 import torch.nn.functional as F
 
 from adain.base.image import load_image
-from warpstyle.correlation import l2_normalize_features
-from warpstyle.face_landmarks import LandmarkCache, default_cache_path
-from warpstyle.landmark_eval import face_pairs
-from warpstyle.landmarks import landmark_errors
-from warpstyle.warper import Warper
+from warpstyle.geometry.correlation import l2_normalize_features
+from warpstyle.evaluation.face_landmarks import LandmarkCache, default_cache_path
+from warpstyle.evaluation.landmark_eval import face_pairs
+from warpstyle.evaluation.landmarks import landmark_errors
+from warpstyle.geometry.warper import Warper
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SIZE = 384

@@ -11,12 +11,12 @@ import sys
 from pathlib import Path
 import numpy as np, torch, torch.nn.functional as F
 from adain.base.image import load_image
-from warpstyle.correlation import l2_normalize_features
-from warpstyle.face_landmarks import LandmarkCache, default_cache_path
-from warpstyle.landmark_eval import face_pairs
-from warpstyle.landmarks import landmark_errors
-from warpstyle.scale_search import window_scores
-from warpstyle.warper import Warper
+from warpstyle.geometry.correlation import l2_normalize_features
+from warpstyle.evaluation.face_landmarks import LandmarkCache, default_cache_path
+from warpstyle.evaluation.landmark_eval import face_pairs
+from warpstyle.evaluation.landmarks import landmark_errors
+from warpstyle.geometry.scale_search import window_scores
+from warpstyle.geometry.warper import Warper
 torch.set_grad_enabled(False)
 D = Path(__file__).resolve().parents[2] / "shared" / "data"; SIZE = 384; SIZES = [round(SIZE * 2 ** (-k / 4)) for k in range(9)]
 CROPS = [float(c) for c in sys.argv[2].split(",")]

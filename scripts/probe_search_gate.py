@@ -4,7 +4,7 @@
     python scripts/probe_search_gate.py ho          # 48 held-out face pairs: S, that z, PCK@0.10 of the pick
     python scripts/probe_search_gate.py head        # 40 headshot pairs, all splits
 
-Reimplements warpstyle.scale_search.search_similarity's choice (same defaults) and prints, for the pick,
+Reimplements warpstyle.geometry.scale_search.search_similarity's choice (same defaults) and prints, for the pick,
 ``pz`` = (S - mean S) / std S over the valid placements of its scale. Measured 2026-12-02: noise
 geometries 2.4-4.3, unrelated paintings 2.3-4.2; face pairs picked right (80 % of landmarks within
 0.10) 2.6-7.6, picked wrong 2.3-5.6. It does not separate them, so the search keeps its S >= 8 gate.
@@ -16,13 +16,13 @@ import torch.nn.functional as F
 from adain.base.image import load_image
 from adain.base.data import list_images, split_paths
 from warpstyle import scale_search as ss
-from warpstyle.align import frame_overshoot, compose_similarity
-from warpstyle.correlation import l2_normalize_features
-from warpstyle.face_landmarks import LandmarkCache, default_cache_path
-from warpstyle.landmark_eval import face_pairs
-from warpstyle.landmarks import landmark_errors, map_landmarks
-from warpstyle.warp import identity_grid
-from warpstyle.warper import Warper
+from warpstyle.geometry.align import frame_overshoot, compose_similarity
+from warpstyle.geometry.correlation import l2_normalize_features
+from warpstyle.evaluation.face_landmarks import LandmarkCache, default_cache_path
+from warpstyle.evaluation.landmark_eval import face_pairs
+from warpstyle.evaluation.landmarks import landmark_errors, map_landmarks
+from warpstyle.fields.warp import identity_grid
+from warpstyle.geometry.warper import Warper
 torch.set_grad_enabled(False)
 D = Path(__file__).resolve().parents[2] / "shared" / "data"
 enc = Warper.from_pretrained().encoder

@@ -5,7 +5,7 @@
     python scripts/probe_search_overshoot.py ho 8 out.json 3     # and scales 1/8..8 (three octaves)
 
 Scores ``warpstyle eval-warper --align`` (no refinement) with ``search_similarity(max_overshoot=...)``
-instead of the default (warpstyle.align.MAX_OVERSHOOT, 0.25). Beyond the content the warped image is
+instead of the default (warpstyle.geometry.align.MAX_OVERSHOOT, 0.25). Beyond the content the warped image is
 filled by the padding (reflection by default), so a looser check trades mirrored borders for placements.
 """
 
@@ -16,10 +16,10 @@ import json
 import sys
 from pathlib import Path
 
-import warpstyle.warper as wm
-from warpstyle.face_landmarks import LandmarkCache, default_cache_path
-from warpstyle.landmark_eval import evaluate_landmarks, face_pairs, format_landmark_table
-from warpstyle.scale_search import SEARCH_OCTAVES, search_similarity
+import warpstyle.geometry.warper as wm
+from warpstyle.evaluation.face_landmarks import LandmarkCache, default_cache_path
+from warpstyle.evaluation.landmark_eval import evaluate_landmarks, face_pairs, format_landmark_table
+from warpstyle.geometry.scale_search import SEARCH_OCTAVES, search_similarity
 
 D = Path(__file__).resolve().parents[2] / "shared" / "data"
 mode, overshoot, out = sys.argv[1], float(sys.argv[2]), sys.argv[3]

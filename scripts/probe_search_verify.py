@@ -1,6 +1,6 @@
 """Probe: re-rank the alignment search's candidates by how the aligned pair compares at the warper's view.
 
-For every face pair, every scale's best placement of warpstyle.scale_search (both branches, frame check
+For every face pair, every scale's best placement of warpstyle.geometry.scale_search (both branches, frame check
 applied) and "not moving" are candidates. Each candidate's content view (the content seen through the
 similarity, 256 px, as Warper._aligned_features makes it) is encoded and compared with the geometry's
 256 px features, cell for cell, under several scores. Prints PCK@0.10 / mean error of the similarity
@@ -27,13 +27,13 @@ import torch.nn.functional as F
 
 from adain.base.image import load_image, resize_longer
 from warpstyle import scale_search as ss
-from warpstyle.align import compose_similarity, frame_overshoot
-from warpstyle.correlation import l2_normalize_features
-from warpstyle.face_landmarks import LandmarkCache, default_cache_path
-from warpstyle.landmark_eval import face_pairs
-from warpstyle.landmarks import landmark_errors, map_landmarks
-from warpstyle.warp import identity_grid
-from warpstyle.warper import Warper
+from warpstyle.geometry.align import compose_similarity, frame_overshoot
+from warpstyle.geometry.correlation import l2_normalize_features
+from warpstyle.evaluation.face_landmarks import LandmarkCache, default_cache_path
+from warpstyle.evaluation.landmark_eval import face_pairs
+from warpstyle.evaluation.landmarks import landmark_errors, map_landmarks
+from warpstyle.fields.warp import identity_grid
+from warpstyle.geometry.warper import Warper
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TAPS = ("relu3_1", "relu4_1", "pool4")

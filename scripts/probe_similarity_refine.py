@@ -24,14 +24,14 @@ import torch
 import torch.nn.functional as F
 
 from adain.base.image import load_image, resize_longer
-from warpstyle.align import Similarity, compose_similarity
-from warpstyle.face_landmarks import LandmarkCache, default_cache_path
-from warpstyle.landmark_eval import face_pairs
-from warpstyle.landmarks import landmark_errors, map_landmarks, pck_summary
-from warpstyle.objective import objective_features
-from warpstyle.scale_search import search_similarity
-from warpstyle.warp import identity_grid
-from warpstyle.warper import Warper
+from warpstyle.geometry.align import Similarity, compose_similarity
+from warpstyle.evaluation.face_landmarks import LandmarkCache, default_cache_path
+from warpstyle.evaluation.landmark_eval import face_pairs
+from warpstyle.evaluation.landmarks import landmark_errors, map_landmarks, pck_summary
+from warpstyle.geometry.objective import objective_features
+from warpstyle.geometry.scale_search import search_similarity
+from warpstyle.fields.warp import identity_grid
+from warpstyle.geometry.warper import Warper
 
 D = Path(__file__).resolve().parents[2] / "shared" / "data"
 TAPS = ("relu3_1", "relu4_1", "pool4")

@@ -4,8 +4,8 @@
     python scripts/split_landmarks.py ho.json [0.25]
 
 ``warpstyle eval-warper`` (landmark mode) records every pair with the frame overshoot of the
-similarity fitted on its landmarks (:func:`warpstyle.landmarks.similarity_overshoot`). Pairs within
-``0.25`` (the alignment search's frame check, warpstyle.align.MAX_OVERSHOOT) can be lined up by a
+similarity fitted on its landmarks (:func:`warpstyle.evaluation.landmarks.similarity_overshoot`). Pairs within
+``0.25`` (the alignment search's frame check, warpstyle.geometry.align.MAX_OVERSHOOT) can be lined up by a
 global alignment whose output still shows the content; the others need the content shrunk inside
 the geometry's frame, with padding around it. Prints each row's figures on both parts. Every pair
 has 68 landmarks, so the mean of the pairs' figures is the pooled figure.

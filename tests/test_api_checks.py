@@ -16,12 +16,12 @@ from adain.decoder import Decoder
 from adain.functional import adaptive_instance_norm, calc_mean_std
 from adain.styler import Styler
 from adain.base.vgg import VGGEncoder
-from warpstyle.correlation import correlation_4d
-from warpstyle.field import WarpField
+from warpstyle.geometry.correlation import correlation_4d
+from warpstyle.fields.field import WarpField
 from warpstyle.pipeline import Pipeline
-from warpstyle.regressor import WarpRegressor
-from warpstyle.warp import apply_warp, identity_grid
-from warpstyle.warper import Warper
+from warpstyle.geometry.regressor import WarpRegressor
+from warpstyle.fields.warp import apply_warp, identity_grid
+from warpstyle.geometry.warper import Warper
 
 IMG = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
 NAN = torch.full((1, 3, 32, 32), float("nan"))

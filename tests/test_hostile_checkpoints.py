@@ -23,7 +23,7 @@ import torch
 import adain.base.vgg
 import adain.base.weights
 import adain.decoder
-import warpstyle.warper
+import warpstyle.geometry.warper
 from adain.base.checkpoint import save_checkpoint, training_header
 from adain.cli import main as adain_main
 from adain.base.config import load_config
@@ -33,11 +33,11 @@ from adain.base.errors import CheckpointError
 from adain.train import train_styler
 from adain.base.vgg import VGGEncoder
 from tests.train_fixtures import make_image_folder
-from warpstyle.cli import main as warpstyle_main
-from warpstyle.config import WarperTrainConfig
-from warpstyle.regressor import WarpRegressor
-from warpstyle.train import train_warper
-from warpstyle.warper import Warper
+from warpstyle.app.cli import main as warpstyle_main
+from warpstyle.training.config import WarperTrainConfig
+from warpstyle.geometry.regressor import WarpRegressor
+from warpstyle.training.train import train_warper
+from warpstyle.geometry.warper import Warper
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "datasets" / "samples"
@@ -47,7 +47,7 @@ GEOMETRY = SAMPLES / "geometry" / "munch_the-scream.jpg"
 BUNDLED = {
     "decoder": ROOT / "adain" / "weights" / adain.decoder.BUNDLED_DECODER,
     "vgg": ROOT / "adain" / "weights" / adain.base.vgg.BUNDLED_WEIGHTS,
-    "warper": ROOT / "warpstyle" / "weights" / warpstyle.warper.BUNDLED_WARPER,
+    "warper": ROOT / "warpstyle" / "weights" / warpstyle.geometry.warper.BUNDLED_WARPER,
 }
 
 
@@ -158,7 +158,7 @@ def _bundled_loader(
     name, load = {
         "decoder": (adain.decoder.BUNDLED_DECODER, lambda: Decoder.from_pretrained()),
         "vgg": (adain.base.vgg.BUNDLED_WEIGHTS, lambda: VGGEncoder.from_pretrained()),
-        "warper": (warpstyle.warper.BUNDLED_WARPER, lambda: Warper.from_pretrained(encoder=VGGEncoder())),
+        "warper": (warpstyle.geometry.warper.BUNDLED_WARPER, lambda: Warper.from_pretrained(encoder=VGGEncoder())),
     }[kind]
     pkg = tmp / "pkg"
     (pkg / "weights").mkdir(parents=True)

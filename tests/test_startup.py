@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_cli_modules_import_without_torch():
     # torch takes about 1.5 s to import: a Ctrl-C then used to print a traceback from the import.
-    code = "import sys, adain, warpstyle, adain.cli, warpstyle.cli; print(sorted({'torch', 'numpy', 'PIL'} & set(sys.modules)))"
+    code = "import sys, adain, warpstyle, adain.cli, warpstyle.app.cli; print(sorted({'torch', 'numpy', 'PIL'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"

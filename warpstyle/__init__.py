@@ -11,41 +11,41 @@ from adain.base.lazy import lazy_exports
 _EXPORTS = {
     "__version__": "adain",
     "tune_cpu_allocator": "adain",
-    "correlation_4d": ".correlation",
-    "l2_normalize_features": ".correlation",
-    "normalize_correlation": ".correlation",
-    "WarpField": ".field",
-    "Pipeline": ".pipeline",
-    "PipelineOptions": ".pipeline",
-    "PipelineResult": ".pipeline",
-    "WarpRegressor": ".regressor",
-    "apply_warp": ".warp",
-    "identity_grid": ".warp",
-    "resize_field": ".warp",
-    "scale_field": ".warp",
-    "smooth_field": ".warp",
-    "Warper": ".warper",
+    "correlation_4d": "warpstyle.geometry.correlation",
+    "l2_normalize_features": "warpstyle.geometry.correlation",
+    "normalize_correlation": "warpstyle.geometry.correlation",
+    "WarpField": "warpstyle.fields.field",
+    "Pipeline": "warpstyle.pipeline",
+    "PipelineOptions": "warpstyle.pipeline",
+    "PipelineResult": "warpstyle.pipeline",
+    "WarpRegressor": "warpstyle.geometry.regressor",
+    "apply_warp": "warpstyle.fields.warp",
+    "identity_grid": "warpstyle.fields.warp",
+    "resize_field": "warpstyle.fields.warp",
+    "scale_field": "warpstyle.fields.warp",
+    "smooth_field": "warpstyle.fields.warp",
+    "Warper": "warpstyle.geometry.warper",
     "FieldError": "adain.base.errors",
-    "export_models": ".export",
-    "feature_matching_objective": ".objective",
-    "Similarity": ".align",
-    "estimate_similarity": ".align",
-    "search_similarity": ".scale_search",
+    "export_models": "warpstyle.app.export",
+    "feature_matching_objective": "warpstyle.geometry.objective",
+    "Similarity": "warpstyle.geometry.align",
+    "estimate_similarity": "warpstyle.geometry.align",
+    "search_similarity": "warpstyle.geometry.scale_search",
 }
 
 if TYPE_CHECKING:
     from adain import __version__, tune_cpu_allocator
     from adain.base.errors import FieldError
-    from .align import Similarity, estimate_similarity
-    from .scale_search import search_similarity
-    from .correlation import correlation_4d, l2_normalize_features, normalize_correlation
-    from .export import export_models
-    from .field import WarpField
-    from .objective import feature_matching_objective
-    from .pipeline import Pipeline, PipelineOptions, PipelineResult
-    from .regressor import WarpRegressor
-    from .warp import apply_warp, identity_grid, resize_field, scale_field, smooth_field
-    from .warper import Warper
+    from warpstyle.geometry.align import Similarity, estimate_similarity
+    from warpstyle.geometry.scale_search import search_similarity
+    from warpstyle.geometry.correlation import correlation_4d, l2_normalize_features, normalize_correlation
+    from warpstyle.app.export import export_models
+    from warpstyle.fields.field import WarpField
+    from warpstyle.geometry.objective import feature_matching_objective
+    from warpstyle.pipeline import Pipeline, PipelineOptions, PipelineResult
+    from warpstyle.geometry.regressor import WarpRegressor
+    from warpstyle.fields.warp import apply_warp, identity_grid, resize_field, scale_field, smooth_field
+    from warpstyle.geometry.warper import Warper
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

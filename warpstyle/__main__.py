@@ -1,3 +1,3 @@
-from .cli import main
+from warpstyle.app.cli import main
 
 main()

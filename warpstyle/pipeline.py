@@ -20,9 +20,9 @@ from adain.base.runtime import default_bf16
 from adain.styler import ColorMode, Schedule, StyleBank, Styler
 from adain.base.vgg import VGGEncoder
 
-from .field import WarpField
-from .warp import PaddingMode
-from .warper import DEFAULT_ALIGN, DEFAULT_SMOOTHNESS, Warper
+from warpstyle.fields.field import WarpField
+from warpstyle.fields.warp import PaddingMode
+from warpstyle.geometry.warper import DEFAULT_ALIGN, DEFAULT_SMOOTHNESS, Warper
 
 __all__ = ["Pipeline", "PipelineResult", "PipelineOptions", "comparison_sheet", "DEFAULT_SIZE", "DEFAULT_MAX_SIZE"]
 

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from adain.base.image import load_image
-from warpstyle.align import (
+from warpstyle.geometry.align import (
     Similarity,
     align_features,
     compose_similarity,
@@ -13,8 +13,8 @@ from warpstyle.align import (
     fit_similarity_ransac,
     mutual_matches,
 )
-from warpstyle.correlation import l2_normalize_features
-from warpstyle.warp import apply_warp, identity_grid
+from warpstyle.geometry.correlation import l2_normalize_features
+from warpstyle.fields.warp import apply_warp, identity_grid
 
 
 def _rotate(points: torch.Tensor, scale: float, angle: float, shift: tuple[float, float]) -> torch.Tensor:
@@ -100,7 +100,7 @@ def test_align_features_is_identity_without_a_similarity(gen):
 
 @pytest.mark.parametrize("align", [True, "matches"])  # the search, and the matcher
 def test_warper_aligns_a_zoomed_photo(samples, align):
-    from warpstyle.warper import Warper
+    from warpstyle.geometry.warper import Warper
 
     warper = Warper.from_pretrained()
     c = load_image(samples / "content" / "kodim23.jpg")
@@ -163,7 +163,7 @@ def test_batches_and_bad_sizes_are_checked(gen):
 
 
 def test_estimate_with_features_uses_the_content_image_aspect(samples):
-    from warpstyle.warper import Warper
+    from warpstyle.geometry.warper import Warper
 
     warper = Warper.from_pretrained()
     c = load_image(samples / "content" / "kodim23.jpg")[..., :, :400]  # not square
@@ -194,10 +194,10 @@ def test_weights_are_checked_and_no_evidence_never_moves(gen):
 
 
 def test_sizes_must_be_ints(samples):
-    from warpstyle.warper import Warper
+    from warpstyle.geometry.warper import Warper
 
     from adain.base.vgg import VGGEncoder
-    from warpstyle.regressor import WarpRegressor
+    from warpstyle.geometry.regressor import WarpRegressor
 
     warper = Warper(VGGEncoder(), WarpRegressor())
     f = torch.zeros(1, 512, 16, 16)

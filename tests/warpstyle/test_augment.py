@@ -3,7 +3,7 @@ import torch
 from adain.base.vgg import VGGEncoder
 from adain.decoder import Decoder
 from adain.functional import adaptive_instance_norm
-from warpstyle.augment import texture_augment
+from warpstyle.training.augment import texture_augment
 
 
 def _models():

@@ -7,8 +7,8 @@ import torch
 from click.testing import CliRunner
 
 from adain.base.image import load_image
-from warpstyle.cli import cli, main
-from warpstyle.field import WarpField
+from warpstyle.app.cli import cli, main
+from warpstyle.fields.field import WarpField
 
 
 def _run(args):
@@ -113,7 +113,7 @@ TEXTURE = "texture/vangogh_the-starry-night.jpg"
 
 def _no_models(monkeypatch):
     from warpstyle.pipeline import Pipeline
-    from warpstyle.warper import Warper
+    from warpstyle.geometry.warper import Warper
 
     def boom(*a, **k):
         raise AssertionError("models were loaded before the paths were checked")
@@ -248,7 +248,7 @@ def test_eval_warper_json_onto_a_fifo_is_refused_first(tmp_path, samples, capsys
 @pytest.mark.parametrize("fmt", ["npy", "flo"])
 def test_saved_field_reproduces_the_output(tmp_path, samples, fmt):
     # Case 13: --save-field wrote the raw 16x16 estimate, ignoring --strength and --smoothness.
-    from warpstyle.warper import Warper
+    from warpstyle.geometry.warper import Warper
 
     fields = {}
     for strength in ("0.5", "2"):
@@ -274,8 +274,8 @@ def test_single_run_progress_per_pass(tmp_path, samples, capsys):
 
 
 def test_align_flag_reaches_the_warper(tmp_path, samples, pipeline, monkeypatch):
-    import warpstyle.warper as warper_module
-    from warpstyle.align import Similarity
+    import warpstyle.geometry.warper as warper_module
+    from warpstyle.geometry.align import Similarity
 
     # a stand-in for the search's answer (a zoom), so that the test shows the wiring, not the search
     monkeypatch.setattr(warper_module, "search_similarity", lambda *a, **k: Similarity(0.7, 0.0, (0.1, 0.0)))
@@ -295,7 +295,7 @@ def test_align_flag_reaches_the_warper(tmp_path, samples, pipeline, monkeypatch)
 
 
 def test_eval_warper_with_align(tmp_path, samples, capsys, monkeypatch):
-    import warpstyle.warper as warper_module
+    import warpstyle.geometry.warper as warper_module
 
     calls = []
     real = warper_module.search_similarity

@@ -3,7 +3,7 @@
 import pytest
 from PIL import Image
 
-from warpstyle.cli import main
+from warpstyle.app.cli import main
 
 
 def _run(args, capsys):

@@ -5,7 +5,7 @@ import pytest
 from adain.base.config import load_config
 from adain.base.errors import ConfigError
 from tests.adain.test_config import _assert_cli_ranges_match
-from warpstyle.config import WarperTrainConfig
+from warpstyle.training.config import WarperTrainConfig
 
 
 @pytest.mark.parametrize("text, key", [
@@ -33,6 +33,6 @@ def test_shipped_configs_are_valid():
 
 
 def test_cli_option_ranges_match_the_config_table():
-    from warpstyle.cli import cli
+    from warpstyle.app.cli import cli
 
     _assert_cli_ranges_match(cli.commands["train-warper"], WarperTrainConfig)

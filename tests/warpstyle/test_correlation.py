@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from warpstyle.correlation import correlation_4d, l2_normalize_features, normalize_correlation
+from warpstyle.geometry.correlation import correlation_4d, l2_normalize_features, normalize_correlation
 
 
 def _feats(gen, b=2, c=32, h=8, w=8):

@@ -9,8 +9,8 @@ import torch
 from PIL import Image
 
 from adain.base.errors import ConfigError
-from warpstyle.data.pf_pascal import PFPascalPairs, pck, transfer_keypoints
-from warpstyle.warp import identity_grid
+from warpstyle.training.data.pf_pascal import PFPascalPairs, pck, transfer_keypoints
+from warpstyle.fields.warp import identity_grid
 
 
 @pytest.fixture()
@@ -72,7 +72,7 @@ def test_transfer_and_pck_known_answers():
 
 
 def test_eval_cli_reports_pck(pf_root, capsys):
-    from warpstyle.cli import main
+    from warpstyle.app.cli import main
 
     with pytest.raises(SystemExit) as e:
         main(["eval-warper", "--pf-pascal-root", str(pf_root), "--pf-pascal-csv", "test_pairs_pf_pascal.csv"])
@@ -80,8 +80,8 @@ def test_eval_cli_reports_pck(pf_root, capsys):
 
 
 def test_eval_cli_align_reaches_pf_pascal(pf_root, capsys, monkeypatch):
-    import warpstyle.warper as warper_module
-    from warpstyle.cli import main
+    import warpstyle.geometry.warper as warper_module
+    from warpstyle.app.cli import main
 
     sizes = []
     real = warper_module.search_similarity

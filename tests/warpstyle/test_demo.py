@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from adain.base.errors import StyleTransferError
 from adain.base.image import load_image
 from warpstyle import cli as warpstyle_cli
-from warpstyle.demo import INSTALL_HINT, DemoEngine, build_app, sample_examples
+from warpstyle.app.demo import INSTALL_HINT, DemoEngine, build_app, sample_examples
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -104,7 +104,7 @@ def test_examples_are_the_bundled_samples(samples):
 
 def test_cli_demo_serves_on_loopback_without_share_by_default(monkeypatch):
     seen = {}
-    monkeypatch.setattr("warpstyle.demo.launch", lambda engine, **kw: seen.update(kw, engine=engine))
+    monkeypatch.setattr("warpstyle.app.demo.launch", lambda engine, **kw: seen.update(kw, engine=engine))
     res = CliRunner().invoke(warpstyle_cli.cli, ["demo"])
     assert res.exit_code == 0, res.output
     assert seen["host"] == "127.0.0.1" and seen["share"] is False and seen["port"] == 7860
@@ -174,7 +174,7 @@ def test_browser_uploads_three_images_and_gets_the_result(engine, samples, tmp_p
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from warpstyle.demo import launch
+    from warpstyle.app.demo import launch
 
     size = int(os.environ.get("WARPSTYLE_DEMO_SIZE", "128"))
     paths = [_sample(samples, "content", "kodim04.jpg"), _sample(samples, "geometry", "munch_the-scream.jpg"),

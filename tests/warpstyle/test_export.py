@@ -1,4 +1,4 @@
-"""warpstyle.export: ONNX graphs agree with PyTorch in onnxruntime, TorchScript round trips, the CLI.
+"""warpstyle.app.export: ONNX graphs agree with PyTorch in onnxruntime, TorchScript round trips, the CLI.
 
 The ONNX tests need the ``export`` extra (onnx, onnxscript, onnxruntime) and skip without it. Each
 format is exported once per module (tens of seconds on 2 cores) and checked at another batch and
@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from adain import Styler
-from warpstyle.cli import cli, main
-from warpstyle.export import EXPORT_MODELS, export_models
-from warpstyle.warper import Warper
+from warpstyle.app.cli import cli, main
+from warpstyle.app.export import EXPORT_MODELS, export_models
+from warpstyle.geometry.warper import Warper
 
 ONNX_MISSING = [m for m in ("onnx", "onnxscript", "onnxruntime") if importlib.util.find_spec(m) is None]
 needs_onnx = pytest.mark.skipif(bool(ONNX_MISSING), reason=f"the 'export' extra is not installed ({ONNX_MISSING})")
@@ -155,7 +155,7 @@ def test_compile_captures_styler_and_warper_in_one_graph_each():
     import torch._dynamo
 
     from adain import Decoder, VGGEncoder
-    from warpstyle.regressor import WarpRegressor
+    from warpstyle.geometry.regressor import WarpRegressor
 
     encoder = VGGEncoder()  # random weights: graph capture does not depend on them
     styler = Styler(encoder, Decoder()).eval().requires_grad_(False)

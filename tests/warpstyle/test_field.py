@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from adain.base.errors import FieldError
-from warpstyle.field import WarpField
-from warpstyle.warp import identity_grid
+from warpstyle.fields.field import WarpField
+from warpstyle.fields.warp import identity_grid
 
 
 def _field(gen):

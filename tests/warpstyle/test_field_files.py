@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from adain.base.errors import FieldError
-from warpstyle.field import WarpField
-from warpstyle.flow_io import write_flo
-from warpstyle.warper import Warper
+from warpstyle.fields.field import WarpField
+from warpstyle.fields.flow_io import write_flo
+from warpstyle.geometry.warper import Warper
 
 
 def test_npy_header_declaring_a_huge_shape_is_refused_before_allocating(tmp_path):

@@ -1,4 +1,4 @@
-"""Known answers for warpstyle.flow_io: .flo bytes and the colour wheel."""
+"""Known answers for warpstyle.fields.flow_io: .flo bytes and the colour wheel."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from adain.base.errors import FieldError
-from warpstyle.flow_io import (
+from warpstyle.fields.flow_io import (
     FLO_MAGIC,
     flow_to_color,
     read_flo,

@@ -8,11 +8,11 @@ import torch
 from PIL import Image, ImageOps
 
 from adain.base.vgg import VGGEncoder
-from warpstyle.cli import main
-from warpstyle.face_landmarks import LandmarkCache
-from warpstyle.landmark_eval import evaluate_landmarks, face_pairs, format_landmark_table
-from warpstyle.regressor import WarpRegressor
-from warpstyle.warper import Warper
+from warpstyle.app.cli import main
+from warpstyle.evaluation.face_landmarks import LandmarkCache
+from warpstyle.evaluation.landmark_eval import evaluate_landmarks, face_pairs, format_landmark_table
+from warpstyle.geometry.regressor import WarpRegressor
+from warpstyle.geometry.warper import Warper
 
 
 class _FakeLandmarker:
@@ -83,8 +83,8 @@ def test_face_pairs_cache_and_evaluation_without_dlib(tmp_path, samples):
             assert np.mean([p["rows"][name][key] for p in per_pair]) == pytest.approx(rows[name][key])
     table = format_landmark_table(report)
     assert "similarity" in table and "refine 2" in table
-    import warpstyle.warper as warper_module
-    from warpstyle.align import Similarity
+    import warpstyle.geometry.warper as warper_module
+    from warpstyle.geometry.align import Similarity
 
     # a stand-in similarity (a 0.8 zoom) shows that the alignment reaches the scored field
     orig = warper_module.search_similarity

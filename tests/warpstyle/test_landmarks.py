@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from warpstyle.landmarks import (
+from warpstyle.evaluation.landmarks import (
     apply_similarity,
     fit_similarity,
     landmark_errors,
@@ -12,7 +12,7 @@ from warpstyle.landmarks import (
     pixels_to_normalized,
     similarity_overshoot,
 )
-from warpstyle.warp import identity_grid
+from warpstyle.fields.warp import identity_grid
 
 
 def _points(n=68, seed=0):

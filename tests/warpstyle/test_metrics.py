@@ -1,4 +1,4 @@
-"""Known answers for warpstyle.metrics: folds of a warp field."""
+"""Known answers for warpstyle.fields.metrics: folds of a warp field."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from warpstyle.metrics import fold_fraction
-from warpstyle.warp import identity_grid
+from warpstyle.fields.metrics import fold_fraction
+from warpstyle.fields.warp import identity_grid
 
 
 def test_fold_fraction_identity_is_zero():

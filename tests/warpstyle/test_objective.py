@@ -2,15 +2,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from warpstyle.metrics import fold_fraction
-from warpstyle.objective import (
+from warpstyle.fields.metrics import fold_fraction
+from warpstyle.geometry.objective import (
     feature_agreement,
     feature_matching_objective,
     fold_penalty,
     objective_features,
     smoothness_energy,
 )
-from warpstyle.warp import identity_grid
+from warpstyle.fields.warp import identity_grid
 
 
 def _feats(gen, b=1, c=8):
@@ -105,8 +105,8 @@ def test_exceptions(gen):
 
 def test_objective_features_match_the_warper_pool4():
     from adain.base.vgg import VGGEncoder
-    from warpstyle.regressor import WarpRegressor
-    from warpstyle.warper import Warper
+    from warpstyle.geometry.regressor import WarpRegressor
+    from warpstyle.geometry.warper import Warper
 
     torch.manual_seed(0)
     enc = VGGEncoder().eval()

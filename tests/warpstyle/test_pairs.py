@@ -2,7 +2,7 @@ import torch
 
 from adain.base.vgg import VGGEncoder
 from tests.train_fixtures import make_image_folder
-from warpstyle.data.pairs import MinedPairs, nearest_pairs
+from warpstyle.training.data.pairs import MinedPairs, nearest_pairs
 
 
 def test_nearest_pairs_known_answer():
@@ -41,7 +41,7 @@ def test_mined_pairs_are_cached_deterministic_and_split(tmp_path):
 
 
 def test_encoder_fingerprint_covers_weights_and_layout():
-    from warpstyle.data.pairs import encoder_fingerprint
+    from warpstyle.training.data.pairs import encoder_fingerprint
 
     a = VGGEncoder()
     b = VGGEncoder("adain")

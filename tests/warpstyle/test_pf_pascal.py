@@ -11,8 +11,8 @@ import scipy.io
 import torch
 
 from adain.base.errors import ConfigError, ImageError
-from warpstyle.data.pf_pascal import MAX_KEYPOINTS, PFPascalPairs, pck, transfer_keypoints
-from warpstyle.warp import identity_grid
+from warpstyle.training.data.pf_pascal import MAX_KEYPOINTS, PFPascalPairs, pck, transfer_keypoints
+from warpstyle.fields.warp import identity_grid
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "pf_pascal"
 IMAGES = "PF-dataset-PASCAL/JPEGImages"

@@ -75,7 +75,7 @@ def test_each_image_is_checked_once_per_run(pipeline, monkeypatch):
 
 def test_output_frame_comes_from_the_stage_that_owns_it(pipeline):
     from adain.styler import Styler
-    from warpstyle.warper import Warper
+    from warpstyle.geometry.warper import Warper
 
     g = torch.Generator().manual_seed(1)
     content, geometry = torch.rand(1, 3, 30, 50, generator=g), torch.rand(1, 3, 45, 20, generator=g)

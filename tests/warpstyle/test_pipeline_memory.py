@@ -9,8 +9,8 @@ from adain.base.vgg import VGGEncoder
 from adain.decoder import Decoder
 from adain.styler import Styler
 from warpstyle.pipeline import Pipeline
-from warpstyle.regressor import WarpRegressor
-from warpstyle.warper import Warper
+from warpstyle.geometry.regressor import WarpRegressor
+from warpstyle.geometry.warper import Warper
 
 
 @pytest.fixture()

@@ -3,12 +3,12 @@ import torch
 import torch.nn.functional as F
 
 from adain.base.vgg import VGGEncoder
-from warpstyle.metrics import fold_fraction
-from warpstyle.objective import feature_matching_objective
-from warpstyle.refine import refine_field
-from warpstyle.regressor import WarpRegressor
-from warpstyle.warp import identity_grid
-from warpstyle.warper import Warper
+from warpstyle.fields.metrics import fold_fraction
+from warpstyle.geometry.objective import feature_matching_objective
+from warpstyle.geometry.refine import refine_field
+from warpstyle.geometry.regressor import WarpRegressor
+from warpstyle.fields.warp import identity_grid
+from warpstyle.geometry.warper import Warper
 
 
 def _blob_features(cx: float, cy: float, n: int = 16, c: int = 4) -> torch.Tensor:

@@ -2,8 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from warpstyle.regressor import WarpRegressor
-from warpstyle.warp import identity_grid
+from warpstyle.geometry.regressor import WarpRegressor
+from warpstyle.fields.warp import identity_grid
 
 
 def test_starts_from_identity(gen):

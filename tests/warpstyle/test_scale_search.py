@@ -5,15 +5,15 @@ import torch
 import torch.nn.functional as F
 
 from adain.base.image import load_image
-from warpstyle.align import Similarity, compose_similarity
-from warpstyle.correlation import l2_normalize_features
-from warpstyle.scale_search import search_similarity, window_scores
-from warpstyle.warp import identity_grid, resize_field
+from warpstyle.geometry.align import Similarity, compose_similarity
+from warpstyle.geometry.correlation import l2_normalize_features
+from warpstyle.geometry.scale_search import search_similarity, window_scores
+from warpstyle.fields.warp import identity_grid, resize_field
 
 
 @pytest.fixture(scope="module")
 def encoder():
-    from warpstyle.warper import Warper
+    from warpstyle.geometry.warper import Warper
 
     return Warper.from_pretrained().encoder
 
@@ -81,8 +81,8 @@ def test_arguments_are_checked(encoder):
 def _search_found(samples, monkeypatch, sim):
     """The warper, a content and a geometry with the search stubbed to find ``sim``, and what the
     network then sees: the content through ``sim`` on a 256 x 256 grid of the geometry's frame."""
-    import warpstyle.warper as warper_module
-    from warpstyle.warper import Warper
+    import warpstyle.geometry.warper as warper_module
+    from warpstyle.geometry.warper import Warper
 
     warper = Warper.from_pretrained()
     content = load_image(samples / "content" / "kodim23.jpg")
@@ -95,7 +95,7 @@ def _search_found(samples, monkeypatch, sim):
 
 
 def test_warper_composes_the_found_similarity_with_its_field_on_the_aligned_content(samples, monkeypatch):
-    import warpstyle.warper as warper_module
+    import warpstyle.geometry.warper as warper_module
 
     sim = Similarity(0.6, 0.0, (0.1, -0.2))
     warper, content, geometry, seen, c_hw, g_hw = _search_found(samples, monkeypatch, sim)
@@ -108,7 +108,7 @@ def test_warper_composes_the_found_similarity_with_its_field_on_the_aligned_cont
 
 
 def test_the_search_encodes_the_plain_content_only_where_it_finds_no_similarity(samples, monkeypatch):
-    import warpstyle.warper as warper_module
+    import warpstyle.geometry.warper as warper_module
 
     sim = Similarity(0.6, 0.0, (0.1, -0.2))
     warper, content, geometry, _, _, _ = _search_found(samples, monkeypatch, sim)
@@ -129,8 +129,8 @@ def test_the_search_encodes_the_plain_content_only_where_it_finds_no_similarity(
 
 
 def test_refinement_after_the_search_runs_on_the_aligned_view_and_is_composed(samples, monkeypatch):
-    from warpstyle.objective import objective_features
-    from warpstyle.refine import refine_field
+    from warpstyle.geometry.objective import objective_features
+    from warpstyle.geometry.refine import refine_field
 
     sim = Similarity(0.6, 0.0, (0.1, -0.2))
     warper, content, geometry, seen, c_hw, g_hw = _search_found(samples, monkeypatch, sim)
@@ -156,8 +156,8 @@ def _small(path, hw: tuple[int, int]) -> torch.Tensor:
 
 
 def test_refined_batches_mix_aligned_and_plain_elements_as_each_alone(samples, monkeypatch):
-    import warpstyle.warper as warper_module
-    from warpstyle.warper import Warper
+    import warpstyle.geometry.warper as warper_module
+    from warpstyle.geometry.warper import Warper
 
     warper = Warper.from_pretrained()
     contents = torch.cat([_small(samples / "content" / "kodim23.jpg", (96, 96))] * 2)
@@ -173,7 +173,7 @@ def test_refined_batches_mix_aligned_and_plain_elements_as_each_alone(samples, m
 
 
 def test_the_matcher_still_refines_in_the_content_frame(samples):
-    from warpstyle.warper import Warper
+    from warpstyle.geometry.warper import Warper
 
     warper = Warper.from_pretrained()
     content = _small(samples / "content" / "kodim23.jpg", (64, 96))

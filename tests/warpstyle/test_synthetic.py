@@ -1,7 +1,7 @@
 import torch
 
-from warpstyle.data.synthetic import SyntheticWarpSpec, make_synthetic_pair, random_warp_params, synthetic_field
-from warpstyle.warp import apply_warp, identity_grid
+from warpstyle.training.data.synthetic import SyntheticWarpSpec, make_synthetic_pair, random_warp_params, synthetic_field
+from warpstyle.fields.warp import apply_warp, identity_grid
 
 
 def test_zero_ranges_give_identity(gen):

@@ -6,11 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import warpstyle.data.teacher as teacher_module
+import warpstyle.training.data.teacher as teacher_module
 from adain.base.image import load_image
-from warpstyle.align import Similarity, compose_similarity
-from warpstyle.data.teacher import TeacherPairs, teacher_similarities
-from warpstyle.warp import identity_grid
+from warpstyle.geometry.align import Similarity, compose_similarity
+from warpstyle.training.data.teacher import TeacherPairs, teacher_similarities
+from warpstyle.fields.warp import identity_grid
 
 
 class _Pairs:
@@ -37,7 +37,7 @@ def _u8(x: torch.Tensor) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def encoder():
-    from warpstyle.warper import Warper
+    from warpstyle.geometry.warper import Warper
 
     return Warper.from_pretrained().encoder
 

@@ -6,10 +6,10 @@ import torch
 from adain.base.checkpoint import load_checkpoint
 from adain.base.config import load_config
 from tests.train_fixtures import make_image_folder
-from warpstyle.config import WarperTrainConfig
-from warpstyle.evaluate import evaluate_synthetic
-from warpstyle.train import train_warper
-from warpstyle.warper import Warper
+from warpstyle.training.config import WarperTrainConfig
+from warpstyle.evaluation.evaluate import evaluate_synthetic
+from warpstyle.training.train import train_warper
+from warpstyle.geometry.warper import Warper
 
 
 @pytest.fixture(scope="module")
@@ -74,10 +74,10 @@ def test_resume_matches_a_straight_run(folders, tmp_path):
 def test_the_search_teaches_mined_pairs(folders, tmp_path, monkeypatch):
     import numpy as np
 
-    import warpstyle.train as train_module
+    import warpstyle.training.train as train_module
     from adain.base.errors import ConfigError
-    from warpstyle.align import Similarity, compose_similarity
-    from warpstyle.warp import identity_grid
+    from warpstyle.geometry.align import Similarity, compose_similarity
+    from warpstyle.fields.warp import identity_grid
 
     # one pair with a target and one without; the untrained regressor starts at the identity field, so the
     # first step's teacher loss is the target's mean distance from it, over the one pair that has a target

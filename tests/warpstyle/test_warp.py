@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from warpstyle.warp import (
+from warpstyle.fields.warp import (
     apply_warp,
     grid_to_pixel_flow,
     identity_grid,
@@ -33,7 +33,7 @@ def test_resized_identity_is_identity_at_any_size(gen):
 
 def test_resizing_keeps_an_affine_field_exact_and_unfolded():
     # a strong zoom (content = 0.25 * geometry + shift): PyTorch's cubic alone would ripple and fold it
-    from warpstyle.metrics import fold_fraction
+    from warpstyle.fields.metrics import fold_fraction
 
     a = torch.tensor([[[0.25, 0.02], [-0.03, 0.3]], [[1.4, -0.1], [0.05, 0.9]]])  # one per batch element
     t = torch.tensor([[-0.4, 0.3], [0.1, 0.0]])

@@ -3,8 +3,8 @@ import torch
 
 from adain.base.errors import CheckpointError
 from adain.base.image import load_image
-from warpstyle.warper import Warper
-from warpstyle.warp import identity_grid
+from warpstyle.geometry.warper import Warper
+from warpstyle.fields.warp import identity_grid
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def test_apply_checks_inputs(warper, samples):
 @pytest.mark.parametrize("strength,smoothness", [(1.0, 0.75), (0.5, 2.0), (3.0, 0.0)])
 def test_applied_field_reproduces_apply_exactly(gen, strength, smoothness):
     # What `warpstyle run --save-field` writes (issue 15 case 13): the field apply really samples with.
-    from warpstyle.field import WarpField
+    from warpstyle.fields.field import WarpField
 
     image = torch.rand(1, 3, 20, 28, generator=gen)
     field = WarpField(identity_grid(1, 16, 16) + 0.2 * torch.rand(1, 16, 16, 2, generator=gen) - 0.1, (30, 24))
@@ -77,7 +77,7 @@ def test_applied_field_reproduces_apply_exactly(gen, strength, smoothness):
 
 def test_applied_field_at_strength_zero_is_the_identity(gen):
     # No warp: the saved field is the identity (the output is the content resized with antialiasing).
-    from warpstyle.field import WarpField
+    from warpstyle.fields.field import WarpField
 
     field = WarpField(identity_grid(1, 16, 16) + 0.2 * torch.rand(1, 16, 16, 2, generator=gen) - 0.1, (30, 24))
     applied = Warper.applied_field(field, strength=0.0, smoothness=0.75, size=(30, 24))

@@ -32,7 +32,7 @@ def test_unsupported_devices_are_one_line_value_errors(name):
 
 def test_device_checks_at_the_api():
     from adain.styler import Styler
-    from warpstyle.warper import Warper
+    from warpstyle.geometry.warper import Warper
 
     assert check_device(torch.device("cpu")) == torch.device("cpu") and check_device(None) is None
     for load in (Styler.from_pretrained, Warper.from_pretrained):

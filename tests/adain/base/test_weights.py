@@ -17,8 +17,8 @@ from adain.base.weights import (
     WEIGHTS_FORMAT, WeightsMeta, bundled_weights, check_state, load_weights, meta_shapes, save_weights,
 )
 from adain.decoder import BUNDLED_DECODER, Decoder
-from warpstyle.regressor import WarpRegressor
-from warpstyle.warper import BUNDLED_WARPER, Warper
+from warpstyle.geometry.regressor import WarpRegressor
+from warpstyle.geometry.warper import BUNDLED_WARPER, Warper
 
 ROOT = Path(__file__).resolve().parents[3]
 BUNDLED = {

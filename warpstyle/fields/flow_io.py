@@ -1,8 +1,8 @@
 """Flow-field files and pictures: Middlebury ``.flo`` read/write and the Middlebury colour wheel.
 
 Both work on *pixel flow* ``(H, W, 2)``, the form ``.flo`` files hold; the grid <-> pixel-flow
-conversions and the field convention live in :mod:`warpstyle.warp`, measures of a field in
-:mod:`warpstyle.metrics`.
+conversions and the field convention live in :mod:`warpstyle.fields.warp`, measures of a field in
+:mod:`warpstyle.fields.metrics`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Warper losses with a known target: field supervision, keypoint transfer, end-point error.
 
 The unsupervised feature-matching objective, with its smoothness and fold terms, is
-:mod:`warpstyle.objective`.
+:mod:`warpstyle.geometry.objective`.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ Convention (the same everywhere in warpstyle):
     A *pixel flow* is the same field as displacements in pixels of the field's own resolution:
     ``flow[..., y, x, :] = (u, v)`` means output pixel ``(x, y)`` samples the content at
     ``(x + u, y + v)`` (pixel centres at integer coordinates). This is what Middlebury ``.flo``
-    files hold (:mod:`warpstyle.flow_io`). For a content image of another size than the field, the
+    files hold (:mod:`warpstyle.fields.flow_io`). For a content image of another size than the field, the
     displacement is still measured at the field's resolution; scale ``u`` by
     ``content_width / field_width`` (and ``v`` likewise) to get content pixels. The normalised grid
     is the size-free form; :func:`grid_to_pixel_flow` and :func:`pixel_flow_to_grid` convert.

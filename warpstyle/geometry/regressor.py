@@ -6,8 +6,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .correlation import correlation_4d, normalize_correlation
-from .warp import identity_grid
+from warpstyle.geometry.correlation import correlation_4d, normalize_correlation
+from warpstyle.fields.warp import identity_grid
 
 __all__ = ["WarpRegressor"]
 

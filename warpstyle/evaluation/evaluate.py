@@ -9,12 +9,12 @@ from tqdm.auto import tqdm
 
 from adain.base.data import RandomCropFolder
 
-from .data.pf_pascal import PFPascalPairs, pck, transfer_keypoints
-from .data.synthetic import SyntheticWarpSpec, make_synthetic_pair, random_warp_params
-from .metrics import fold_fraction
-from .losses import end_point_error
-from .warp import identity_grid, resize_field, smooth_field
-from .warper import Warper
+from warpstyle.training.data.pf_pascal import PFPascalPairs, pck, transfer_keypoints
+from warpstyle.training.data.synthetic import SyntheticWarpSpec, make_synthetic_pair, random_warp_params
+from warpstyle.fields.metrics import fold_fraction
+from warpstyle.training.losses import end_point_error
+from warpstyle.fields.warp import identity_grid, resize_field, smooth_field
+from warpstyle.geometry.warper import Warper
 
 __all__ = ["evaluate_synthetic", "evaluate_pf_pascal"]
 

@@ -6,7 +6,7 @@ re-encoded) and a few hundred Adam steps on the displacement take seconds on a C
 
 Convention:
     Fields are backward grids ``(B, H, W, 2)``, normalised ``[-1, 1]``, ``(x, y)``,
-    ``align_corners=False`` (see :mod:`warpstyle.warp`).
+    ``align_corners=False`` (see :mod:`warpstyle.fields.warp`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import torch
 
 from adain.base.checks import check_shape
 
-from .objective import FOLD_EPS, FOLD_WEIGHT, SMOOTH_WEIGHT, feature_matching_objective
-from .warp import identity_grid, resize_field
+from warpstyle.geometry.objective import FOLD_EPS, FOLD_WEIGHT, SMOOTH_WEIGHT, feature_matching_objective
+from warpstyle.fields.warp import identity_grid, resize_field
 
 __all__ = ["refine_field", "REFINE_LR", "REFINE_SIZE"]
 
@@ -42,11 +42,11 @@ def refine_field(
     fold_eps: float = FOLD_EPS,
     on_step: Callable[[int, torch.Tensor], None] | None = None,
 ) -> torch.Tensor:
-    """Minimise :func:`~warpstyle.objective.feature_matching_objective` over the field, from ``grid``.
+    """Minimise :func:`~warpstyle.geometry.objective.feature_matching_objective` over the field, from ``grid``.
 
     Args:
         content_feats, geometry_feats: tap -> channel-L2-normalised features, computed once
-            (:func:`~warpstyle.objective.objective_features`); batch ``B`` or 1.
+            (:func:`~warpstyle.geometry.objective.objective_features`); batch ``B`` or 1.
         grid: ``(B, H, W, 2)`` starting field (the warper's estimate).
         steps: Adam steps (0 returns ``grid`` itself, untouched).
         lr: Adam learning rate on the displacement.

@@ -19,14 +19,14 @@ from adain.base.image import ImageLike, as_image_batch, fit_longer, resize_exact
 from adain.base.vgg import VGGEncoder
 from adain.base.weights import bundled_weights, check_state, load_weights, meta_shapes
 
-from .align import Similarity, align_features, check_hw, compose_similarity, estimate_similarity
-from .correlation import l2_normalize_features
-from .field import WarpField
-from .objective import objective_features
-from .refine import REFINE_SIZE, refine_field
-from .regressor import WarpRegressor
-from .scale_search import search_similarity
-from .warp import PaddingMode, apply_warp, identity_grid
+from warpstyle.geometry.align import Similarity, align_features, check_hw, compose_similarity, estimate_similarity
+from warpstyle.geometry.correlation import l2_normalize_features
+from warpstyle.fields.field import WarpField
+from warpstyle.geometry.objective import objective_features
+from warpstyle.geometry.refine import REFINE_SIZE, refine_field
+from warpstyle.geometry.regressor import WarpRegressor
+from warpstyle.geometry.scale_search import search_similarity
+from warpstyle.fields.warp import PaddingMode, apply_warp, identity_grid
 
 __all__ = ["Warper", "BUNDLED_WARPER", "ALIGN_METHODS", "DEFAULT_ALIGN", "DEFAULT_SMOOTHNESS", "WARPER_INPUT"]
 
@@ -34,10 +34,10 @@ BUNDLED_WARPER = "warper.safetensors"
 #: Default Gaussian smoothing of the field, in cells of the 16x16 feature grid.
 DEFAULT_SMOOTHNESS = 0.75
 FEATURE_SIZE = 256
-#: Global similarity alignment before the network's field (:mod:`warpstyle.scale_search`).
+#: Global similarity alignment before the network's field (:mod:`warpstyle.geometry.scale_search`).
 DEFAULT_ALIGN = False
-#: ``align`` values: True is ``"search"`` (:mod:`warpstyle.scale_search`, needs the images);
-#: ``"matches"`` fits the similarity to feature matches (:mod:`warpstyle.align`; fast, features suffice).
+#: ``align`` values: True is ``"search"`` (:mod:`warpstyle.geometry.scale_search`, needs the images);
+#: ``"matches"`` fits the similarity to feature matches (:mod:`warpstyle.geometry.align`; fast, features suffice).
 ALIGN_METHODS = ("search", "matches")
 #: The regressor's input convention, stored in every warper weights file.
 WARPER_INPUT: dict[str, Any] = {
@@ -164,7 +164,7 @@ class Warper(nn.Module):
             content_size: ``(H, W)`` of the content, for ``align`` (None: the content image's size,
                 or square when only its features are given).
             refine_steps: Adam steps refining the field for this pair on the feature-matching
-                objective (:mod:`warpstyle.refine`); 0 (default) returns the network's field.
+                objective (:mod:`warpstyle.geometry.refine`); 0 (default) returns the network's field.
                 Needs both images (features may still be given for the network's pass).
             refine_size: side of the refined field.
             align: first find a global similarity (scale and shift) between the two objects,
@@ -172,9 +172,9 @@ class Warper(nn.Module):
                 the two; where none is found, the plain network field. Lines up objects of
                 different size and place (a small face in a photo, a face filling a caricature).
                 True or ``"search"``: a multi-scale search of the geometry's features in the
-                content's (:mod:`warpstyle.scale_search`; needs both images, about 18 VGG passes);
+                content's (:mod:`warpstyle.geometry.scale_search`; needs both images, about 18 VGG passes);
                 ``"matches"``: a similarity (with rotation) fitted to mutual feature matches
-                (:mod:`warpstyle.align`; features suffice, about 0.01 s, less often right).
+                (:mod:`warpstyle.geometry.align`; features suffice, about 0.01 s, less often right).
                 With the search, the network's field is estimated, and refined, on the content
                 seen through the similarity (re-encoded at 256 px), then composed with it.
             on_refine_step: with ``refine_steps``, called as ``on_refine_step(step, grid)`` with
@@ -319,10 +319,10 @@ class Warper(nn.Module):
                           on_refine_step: Callable[[int, torch.Tensor], None] | None = None) -> WarpField:
         """:meth:`estimate` from checked :meth:`encode` features (``fg`` of batch 1 or ``fc``'s).
 
-        ``refine``: ``(content taps, geometry taps, steps, size)`` for :func:`warpstyle.refine.refine_field`.
+        ``refine``: ``(content taps, geometry taps, steps, size)`` for :func:`warpstyle.geometry.refine.refine_field`.
         ``sims``: similarities already found (``fc``, and the content taps, then hold the content seen
         through them: the field is estimated and refined in that view, then composed with them);
-        otherwise ``align="matches"`` fits them to ``fc`` and ``fg`` (:mod:`warpstyle.align`); sizes
+        otherwise ``align="matches"`` fits them to ``fc`` and ``fg`` (:mod:`warpstyle.geometry.align`); sizes
         default to square. The network's field is composed with them.
         """
         if fg.shape[0] == 1 and fc.shape[0] > 1:

@@ -26,8 +26,8 @@ from adain.base.cli_support import oom_hint
 from adain.base.errors import ImageError, StyleTransferError
 from adain.base.image import load_image, save_image, to_pil
 
-from .pipeline import DEFAULT_SIZE, Pipeline, PipelineOptions
-from .warper import DEFAULT_SMOOTHNESS
+from warpstyle.pipeline import DEFAULT_SIZE, Pipeline, PipelineOptions
+from warpstyle.geometry.warper import DEFAULT_SMOOTHNESS
 
 if TYPE_CHECKING:
     import gradio as gr

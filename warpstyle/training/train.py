@@ -4,12 +4,12 @@ Two kinds of pairs, mixed in every step:
 
 * synthetic: a photo and its own random affine+TPS warp, with the known field as an L1 target (the
   official release's recipe; keeps large displacements learnable);
-* mined: two *different* images that look alike (:mod:`warpstyle.data.pairs`), with no field to copy:
+* mined: two *different* images that look alike (:mod:`warpstyle.training.data.pairs`), with no field to copy:
   the content is warped by the predicted field, re-encoded, and its VGG features (pool4, relu4_1)
-  are pulled toward the geometry's (:mod:`warpstyle.objective`, shared with per-pair refinement),
+  are pulled toward the geometry's (:mod:`warpstyle.geometry.objective`, shared with per-pair refinement),
   the objective of Liu et al. 2021 and of DST (Kim et al. 2020), with smoothness and fold penalties;
   optionally (``teacher_weight``) also an L1 target toward the similarity the alignment search finds
-  for the pair (:mod:`warpstyle.data.teacher`), where it finds one.
+  for the pair (:mod:`warpstyle.training.data.teacher`), where it finds one.
 
 Either side may be repainted with the AdaIN styler (art augmentation).
 """
@@ -34,17 +34,17 @@ from adain.base.vgg import VGGEncoder
 from adain.base.weights import save_weights
 from adain.decoder import Decoder
 
-from .augment import texture_augment
-from .config import WarperTrainConfig
-from .data.pairs import MinedPairs
-from .data.teacher import TeacherPairs, teacher_similarities
-from .data.pf_pascal import PFPascalPairs, transfer_keypoints
-from .data.synthetic import make_synthetic_pair, random_warp_params, synthetic_field
-from .losses import field_l1_loss, keypoint_loss
-from .objective import feature_matching_objective, fold_penalty, objective_features, smoothness_energy
-from .regressor import WarpRegressor
-from .warp import resize_field
-from .warper import WARPER_INPUT, Warper
+from warpstyle.training.augment import texture_augment
+from warpstyle.training.config import WarperTrainConfig
+from warpstyle.training.data.pairs import MinedPairs
+from warpstyle.training.data.teacher import TeacherPairs, teacher_similarities
+from warpstyle.training.data.pf_pascal import PFPascalPairs, transfer_keypoints
+from warpstyle.training.data.synthetic import make_synthetic_pair, random_warp_params, synthetic_field
+from warpstyle.training.losses import field_l1_loss, keypoint_loss
+from warpstyle.geometry.objective import feature_matching_objective, fold_penalty, objective_features, smoothness_energy
+from warpstyle.geometry.regressor import WarpRegressor
+from warpstyle.fields.warp import resize_field
+from warpstyle.geometry.warper import WARPER_INPUT, Warper
 
 __all__ = ["train_warper", "WarperTask", "CHECKPOINT_FORMAT"]
 

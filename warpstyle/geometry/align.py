@@ -6,8 +6,8 @@ between two *different* objects (a small face in a
 photo, a face filling a caricature). Here the two images' L2-normalised pool4 features are matched
 (mutual nearest neighbours under the cosine), a similarity is fitted to the matches by RANSAC with
 a weighted least-squares refit on the inliers, and the network's local field is then estimated
-against the aligned content and composed with it (:meth:`warpstyle.warper.Warper.estimate`,
-``align="matches"``; ``align=True`` is the multi-scale search of :mod:`warpstyle.scale_search`,
+against the aligned content and composed with it (:meth:`warpstyle.geometry.warper.Warper.estimate`,
+``align="matches"``; ``align=True`` is the multi-scale search of :mod:`warpstyle.geometry.scale_search`,
 which finds the right one more often). Deterministic: a fixed seed for the hypotheses. The
 :class:`Similarity` and its composition with a field serve both.
 
@@ -16,7 +16,7 @@ Convention:
     normalised units, ``(x * W / L, y * H / L)`` with ``(x, y)`` normalised ``[-1, 1]``
     (``align_corners=False``) and ``L = max(H, W)`` of each image, so it is a similarity in pixels
     whatever the two aspect ratios. Fields are backward grids ``(B, H, W, 2)`` as in
-    :mod:`warpstyle.warp`.
+    :mod:`warpstyle.fields.warp`.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ import torch.nn.functional as F
 
 from adain.base.checks import check_shape
 
-from .correlation import l2_normalize_features
-from .warp import identity_grid
+from warpstyle.geometry.correlation import l2_normalize_features
+from warpstyle.fields.warp import identity_grid
 
 __all__ = ["Similarity", "mutual_matches", "fit_similarity_ransac", "estimate_similarity", "align_features",
            "compose_similarity", "frame_overshoot", "MIN_INLIERS", "THRESHOLD", "ITERATIONS", "MAX_SCALE", "MAX_ANGLE_DEG",
@@ -288,7 +288,7 @@ def compose_similarity(
         ``grid``: ``(B, H, W, 2)``, normalised, ``(x, y)``; ``sims``: 1 or ``B`` entries; result as ``grid``.
 
     Example:
-        >>> from warpstyle.warp import identity_grid
+        >>> from warpstyle.fields.warp import identity_grid
         >>> out = compose_similarity([Similarity(0.5, 0.0, (0.0, 0.0))], identity_grid(1, 2, 2), (8, 8), (8, 8))
         >>> out[0, 0, 0].tolist()  # the top-left cell centre (-0.5, -0.5), halved toward the centre
         [-0.25, -0.25]
@@ -318,7 +318,7 @@ def align_features(
     """Content features seen through each similarity, in the geometry's frame, re-normalised.
 
     What the network would see from the aligned content image, without encoding it again
-    (bilinear, reflection beyond the content as :func:`warpstyle.warp.apply_warp` pads images).
+    (bilinear, reflection beyond the content as :func:`warpstyle.fields.warp.apply_warp` pads images).
 
     Shape:
         ``content``: ``(B, C, n, n)``; ``sims``: 1 or ``B`` entries; result ``(B, C, n, n)``, float32.

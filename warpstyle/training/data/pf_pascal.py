@@ -216,7 +216,7 @@ def transfer_keypoints(grid: torch.Tensor, target_points: torch.Tensor) -> torch
         ValueError, TypeError: wrong shapes, or batch sizes that differ.
 
     Example:
-        >>> from warpstyle.warp import identity_grid
+        >>> from warpstyle.fields.warp import identity_grid
         >>> pts = torch.tensor([[[0.25, -0.5]]])
         >>> transfer_keypoints(identity_grid(1, 8, 8), pts).tolist()
         [[[0.25, -0.5]]]

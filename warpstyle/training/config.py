@@ -8,7 +8,7 @@ from typing import ClassVar
 from adain.base.config import SEED_MAX, Range, validate_config
 from adain.base.errors import ConfigError
 
-from .data.synthetic import SyntheticWarpSpec
+from warpstyle.training.data.synthetic import SyntheticWarpSpec
 
 __all__ = ["WarperTrainConfig"]
 
@@ -39,7 +39,7 @@ class WarperTrainConfig:
     texture_prob: float = 0.5
     texture_alpha_min: float = 0.5
     decoder: str = ""  # empty: the bundled decoder
-    # mined pairs of different images (warpstyle/data/pairs.py) and the feature-matching objective
+    # mined pairs of different images (warpstyle/training/data/pairs.py) and the feature-matching objective
     pair_dirs: str = ""  # comma-separated folders to mine pairs from; empty: synthetic pairs only
     pair_k: int = 4  # nearest neighbours per image
     pair_max_similarity: float = 0.95  # more similar pairs are near-duplicates and skipped
@@ -48,13 +48,13 @@ class WarperTrainConfig:
     pair_texture_prob: float = 0.0  # share of each side of a mined pair repainted by the styler
     reencode: bool = True  # warp the content image and re-encode it (else sample its features)
     match_weight: float = 1.0
-    # the alignment search as a teacher of the global part (warpstyle/data/teacher.py)
+    # the alignment search as a teacher of the global part (warpstyle/training/data/teacher.py)
     teacher_weight: float = 0.0  # L1 toward the search's similarity field on mined pairs (0: off)
     teacher_pairs: int = 0  # mined pairs given a teacher (a seeded sample; the loader serves only them); 0: all
     init_warper: str = ""  # warm start from these warper weights
     # losses
     field_weight: float = 1.0
-    smooth_weight: float = 0.0  # squared displacement differences (warpstyle.objective; 0.01 there)
+    smooth_weight: float = 0.0  # squared displacement differences (warpstyle.geometry.objective; 0.01 there)
     fold_weight: float = 0.0  # Jacobian-determinant fold penalty
     # PF-PASCAL keypoint pairs (for users who have the dataset)
     pf_pascal_root: str = ""

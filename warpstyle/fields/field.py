@@ -14,9 +14,9 @@ from adain.base.checks import check_shape
 from adain.base.errors import FieldError
 from adain.base.files import atomic_path, input_file_problem
 
-from .flow_io import MAX_FIELD_PIXELS, UNKNOWN_FLOW, flow_to_color, read_flo, write_flo
-from .metrics import fold_fraction
-from .warp import grid_to_pixel_flow, identity_grid, pixel_flow_to_grid, resize_field, scale_field, smooth_field
+from warpstyle.fields.flow_io import MAX_FIELD_PIXELS, UNKNOWN_FLOW, flow_to_color, read_flo, write_flo
+from warpstyle.fields.metrics import fold_fraction
+from warpstyle.fields.warp import grid_to_pixel_flow, identity_grid, pixel_flow_to_grid, resize_field, scale_field, smooth_field
 
 __all__ = ["WarpField"]
 

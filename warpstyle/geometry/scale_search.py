@@ -1,6 +1,6 @@
 """Global alignment by a multi-scale search: where, and at what size, is the geometry's object in the content?
 
-:mod:`warpstyle.align`'s matcher fits a similarity to mutual nearest neighbours of the two 16x16
+:mod:`warpstyle.geometry.align`'s matcher fits a similarity to mutual nearest neighbours of the two 16x16
 pool4 maps; between two *different* faces those matches are too few and too often wrong, and its
 scale is limited to 1/2..2. Here the smaller side is slid over the larger one instead, as a
 template, at every scale of a pyramid (1/4..4, four steps an octave): the geometry's pool4 map,
@@ -25,7 +25,7 @@ moving" (the geometry stretched over the content, scored the same way) and reach
 
 Rotation is not searched (upright objects). Costs about 18 VGG passes at up to ``size`` px a pair.
 
-Convention: :class:`warpstyle.align.Similarity` (aspect-corrected normalised units).
+Convention: :class:`warpstyle.geometry.align.Similarity` (aspect-corrected normalised units).
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ import torch.nn.functional as F
 from adain.base.checks import check_shape
 from adain.base.vgg import VGGEncoder
 
-from .align import MAX_OVERSHOOT, Similarity, frame_overshoot
-from .correlation import l2_normalize_features
+from warpstyle.geometry.align import MAX_OVERSHOOT, Similarity, frame_overshoot
+from warpstyle.geometry.correlation import l2_normalize_features
 
 __all__ = ["search_similarity", "window_scores", "SEARCH_SIZE", "SEARCH_OCTAVES", "SEARCH_STEPS", "MIN_OVERLAP",
            "MIN_MARGIN", "MIN_EVIDENCE"]

@@ -12,7 +12,7 @@ import dataclasses
 import torch
 from kornia.geometry.transform import get_tps_transform, warp_points_tps
 
-from ..warp import PaddingMode, apply_warp, identity_grid
+from warpstyle.fields.warp import PaddingMode, apply_warp, identity_grid
 
 __all__ = ["SyntheticWarpSpec", "WarpParams", "random_warp_params", "synthetic_field", "make_synthetic_pair"]
 

@@ -3,14 +3,14 @@
 Pairs are (content photo with a detected face) x (geometry image with a detected face) from the
 held-out part of each folder (the same hash split as training, :func:`adain.base.data.split_paths`,
 with each folder as its own root, as ``train-warper`` treats ``--image-dir`` and ``--texture-dir``).
-Landmarks come from dlib's 68-point model (:mod:`warpstyle.face_landmarks`; evaluation only, its
+Landmarks come from dlib's 68-point model (:mod:`warpstyle.evaluation.face_landmarks`; evaluation only, its
 training data is licensed for non-commercial research). Fields are scored *as applied*: smoothed and
 resized to the output size that ``warpstyle run`` would use, then each geometry landmark is mapped
-through the field into the content (:mod:`warpstyle.landmarks`).
+through the field into the content (:mod:`warpstyle.evaluation.landmarks`).
 
 Convention:
     Fields are backward grids ``(B, H, W, 2)``, normalised ``[-1, 1]``, ``(x, y)``,
-    ``align_corners=False`` (see :mod:`warpstyle.warp`).
+    ``align_corners=False`` (see :mod:`warpstyle.fields.warp`).
 """
 
 from __future__ import annotations
@@ -27,14 +27,14 @@ from tqdm.auto import tqdm
 from adain.base.data import list_images, split_paths
 from adain.base.image import load_image
 
-from .face_landmarks import LandmarkCache
-from .metrics import fold_fraction
-from .landmarks import (PCK_THRESHOLDS, apply_similarity, fit_similarity, landmark_errors, map_landmarks, pck_summary,
+from warpstyle.evaluation.face_landmarks import LandmarkCache
+from warpstyle.fields.metrics import fold_fraction
+from warpstyle.evaluation.landmarks import (PCK_THRESHOLDS, apply_similarity, fit_similarity, landmark_errors, map_landmarks, pck_summary,
                         similarity_overshoot)
-from .objective import feature_matching_objective, objective_features
-from .refine import REFINE_SIZE
-from .warp import identity_grid, resize_field, smooth_field
-from .warper import DEFAULT_SMOOTHNESS, Warper
+from warpstyle.geometry.objective import feature_matching_objective, objective_features
+from warpstyle.geometry.refine import REFINE_SIZE
+from warpstyle.fields.warp import identity_grid, resize_field, smooth_field
+from warpstyle.geometry.warper import DEFAULT_SMOOTHNESS, Warper
 
 __all__ = ["FacePair", "face_extent", "face_pairs", "evaluate_landmarks", "format_landmark_table"]
 
@@ -87,7 +87,7 @@ def face_pairs(
         min_face: keep only faces whose landmarks span at least this fraction of their image's
             longer side (e.g. 0.2: portraits and headshots, not a face in a crowd).
         max_overshoot: keep only pairs whose landmark-fitted similarity maps the geometry's frame at
-            most this far beyond the content (:func:`warpstyle.landmarks.similarity_overshoot`, in
+            most this far beyond the content (:func:`warpstyle.evaluation.landmarks.similarity_overshoot`, in
             content half-extents): pairs that a global alignment can line up while the output still
             shows the content, not padding (None: all pairs).
 
@@ -157,7 +157,7 @@ def evaluate_landmarks(
         "fold_grid", "seconds"}}, "per_pair": [{"content", "geometry", "overshoot",
         "rows": {name: {"pck@T"..., "mean_error"}}}], "settings"}``; errors in units of the content's longer side,
         ``content``, ``geometry`` the image paths, ``overshoot`` that of the landmark-fitted
-        similarity (:func:`warpstyle.landmarks.similarity_overshoot`),
+        similarity (:func:`warpstyle.evaluation.landmarks.similarity_overshoot`),
         ``fold`` at the applied resolution, ``fold_grid`` on the unsmoothed estimated grid,
         ``seconds`` per pair for the field (refinement included).
     """

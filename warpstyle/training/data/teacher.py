@@ -1,7 +1,7 @@
 """The alignment search as a teacher: global similarities of mined pairs, as field targets for the warper.
 
 The network alone lines up two different faces far less often than the multi-scale search of
-:mod:`warpstyle.scale_search` (``--align``), which costs about 18 VGG passes a pair. Here the search runs
+:mod:`warpstyle.geometry.scale_search` (``--align``), which costs about 18 VGG passes a pair. Here the search runs
 once per mined training pair, on the 256x256 squares the trainer sees, and its similarity, where it
 finds one, becomes a target field for the network, so that one pass may learn the global part the
 search finds. No labels are involved: the teacher is the project's own search on VGG features.
@@ -17,7 +17,7 @@ Cached in a ``.npz`` keyed by the pairs' files (paths, sizes, modification times
 search's settings, the precision and the encoder's weights; written every ``chunk`` pairs, so an
 interrupted computation resumes. Another selection of pairs computes afresh.
 
-Convention: targets are backward grids ``(16, 16, 2)`` as :class:`warpstyle.field.WarpField` (normalised
+Convention: targets are backward grids ``(16, 16, 2)`` as :class:`warpstyle.fields.field.WarpField` (normalised
 ``(x, y)``, ``align_corners=False``), the identity grid mapped through the similarity.
 """
 
@@ -37,10 +37,10 @@ from adain.base.files import atomic_path
 from adain.base.training import autocast_for
 from adain.base.vgg import VGGEncoder
 
-from ..align import MAX_OVERSHOOT, Similarity, compose_similarity
-from ..scale_search import MIN_EVIDENCE, MIN_MARGIN, MIN_OVERLAP, SEARCH_OCTAVES, SEARCH_STEPS, search_similarity
-from ..warp import identity_grid
-from .pairs import MinedPairs, encoder_fingerprint
+from warpstyle.geometry.align import MAX_OVERSHOOT, Similarity, compose_similarity
+from warpstyle.geometry.scale_search import MIN_EVIDENCE, MIN_MARGIN, MIN_OVERLAP, SEARCH_OCTAVES, SEARCH_STEPS, search_similarity
+from warpstyle.fields.warp import identity_grid
+from warpstyle.training.data.pairs import MinedPairs, encoder_fingerprint
 
 __all__ = ["TEACHER_SIZE", "teacher_similarities", "TeacherPairs"]
 
@@ -66,7 +66,7 @@ def teacher_similarities(pairs: MinedPairs, encoder: VGGEncoder, indices: Sequen
     """The search's similarity for each pair ``pairs[k]``, ``k`` in ``indices``.
 
     Returns:
-        ``(len(indices), 3)`` float64: ``scale, shift_x, shift_y`` (:class:`warpstyle.align.Similarity`,
+        ``(len(indices), 3)`` float64: ``scale, shift_x, shift_y`` (:class:`warpstyle.geometry.align.Similarity`,
         rotation 0) per pair, NaN where the search keeps the plain field (or finds not moving).
     """
     if chunk < 1:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .warp import _check_field
+from warpstyle.fields.warp import _check_field
 
 __all__ = ["fold_fraction"]
 
@@ -19,7 +19,7 @@ def fold_fraction(grid: torch.Tensor) -> torch.Tensor:
     folds. Fields with fewer than 2 rows or columns have no measurable Jacobian and give 0.
 
     Args:
-        grid: ``(B, H, W, 2)`` floating backward grid (the convention of :mod:`warpstyle.warp`).
+        grid: ``(B, H, W, 2)`` floating backward grid (the convention of :mod:`warpstyle.fields.warp`).
 
     Returns:
         ``(B,)`` float fractions in ``[0, 1]``: identity gives 0, a horizontal mirror gives 1.
@@ -28,7 +28,7 @@ def fold_fraction(grid: torch.Tensor) -> torch.Tensor:
         ValueError, TypeError: ``grid`` is not a floating ``(B, H, W, 2)`` tensor.
 
     Example:
-        >>> from warpstyle.warp import identity_grid
+        >>> from warpstyle.fields.warp import identity_grid
         >>> fold_fraction(identity_grid(2, 8, 8)).tolist()
         [0.0, 0.0]
     """

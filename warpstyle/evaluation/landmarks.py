@@ -3,7 +3,7 @@
 Convention:
     Landmarks are ``(N, 2)`` ``(x, y)`` in pixels of their own image, pixel centres at integer
     coordinates. A field is a backward grid ``(B, H, W, 2)`` from the geometry (output) frame to the
-    content, normalised ``[-1, 1]``, ``(x, y)``, ``align_corners=False`` (see :mod:`warpstyle.warp`):
+    content, normalised ``[-1, 1]``, ``(x, y)``, ``align_corners=False`` (see :mod:`warpstyle.fields.warp`):
     a geometry landmark maps to where the field samples the content at that landmark. Errors are
     in units of the content image's longer side.
 """
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .data.pf_pascal import transfer_keypoints
+from warpstyle.training.data.pf_pascal import transfer_keypoints
 
 __all__ = [
     "PCK_THRESHOLDS",
@@ -54,7 +54,7 @@ def map_landmarks(grid: torch.Tensor, geometry_points: np.ndarray, geometry_hw: 
     The field is sampled bilinearly at each landmark (border values beyond the outer pixel centres).
 
     Example:
-        >>> from warpstyle.warp import identity_grid
+        >>> from warpstyle.fields.warp import identity_grid
         >>> map_landmarks(identity_grid(1, 4, 4), np.array([[10.0, 20.0]]), (40, 40), (80, 80)).tolist()
         [[20.5, 40.5]]
     """
@@ -128,7 +128,7 @@ def similarity_overshoot(geometry_points: np.ndarray, content_points: np.ndarray
 
     The geometry frame's corners are mapped by :func:`fit_similarity` (geometry -> content pixels);
     the result is how far the farthest lands outside the content, in units of the content's half
-    width or height (0: the whole frame maps inside), as :func:`warpstyle.align.frame_overshoot`
+    width or height (0: the whole frame maps inside), as :func:`warpstyle.geometry.align.frame_overshoot`
     measures a found similarity. Above 0, a field that lines the faces up globally must sample
     beyond the content for part of the output (padding there, not content).
 

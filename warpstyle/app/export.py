@@ -21,7 +21,7 @@ How each format is made, and why:
 Every call of ``conv2d_relu`` takes the plain ``conv2d`` + ``relu`` path while a graph is being
 captured (see :mod:`adain.base.conv_relu`).
 
-Field convention (as in :mod:`warpstyle.warp`): a *backward* warp from the output (geometry) frame
+Field convention (as in :mod:`warpstyle.fields.warp`): a *backward* warp from the output (geometry) frame
 to the content; normalised sampling coordinates in ``[-1, 1]``, ``(x, y)`` order,
 ``align_corners=False``.
 """
@@ -46,7 +46,7 @@ from adain.base.files import atomic_path
 from adain.base.vgg import VGGEncoder
 from adain.decoder import SKIP_SHAPES, Decoder
 
-from .warper import FEATURE_SIZE, Warper
+from warpstyle.geometry.warper import FEATURE_SIZE, Warper
 
 __all__ = ["ExportFormat", "EXPORT_MODELS", "ExportedModel", "export_models", "FIELD_CONVENTION", "ONNX_OPSET"]
 
@@ -144,7 +144,7 @@ def _specs(warper: Warper | None, styler: Styler, names: Sequence[str]) -> list[
                 "notes": f"Resize both images to {side}x{side} first (bilinear, antialiased); the field is "
                          "resolution-free and applies to the full-size content. Smooth it (Gaussian, sigma 0.75 "
                          "cells) before upsampling, as warpstyle does by default. This is the network's field "
-                         "alone: the optional global alignment (warpstyle run --align, warpstyle/align.py) and "
+                         "alone: the optional global alignment (warpstyle run --align, warpstyle/geometry/align.py) and "
                          "per-pair refinement (--warp-refine) are not part of the graph.",
             },
         ))

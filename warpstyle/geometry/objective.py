@@ -1,16 +1,16 @@
 """The feature-matching objective of a warp: parts agree in VGG features, the field stays smooth and unfolded.
 
 One definition, used by the trainer (learning a field from related pairs) and by per-pair refinement
-(:mod:`warpstyle.refine`), after DST (Kim et al. 2020): warp the content's features by the field and
+(:mod:`warpstyle.geometry.refine`), after DST (Kim et al. 2020): warp the content's features by the field and
 compare them with the geometry's, so a field scores well when it brings each part of the content to
 where the corresponding part of the geometry is.
 
 Convention:
     ``grid`` is a *backward* field from the output (geometry) frame to the content: ``(B, H, W, 2)``
     normalised sampling coordinates in ``[-1, 1]``, ``(x, y)`` order, ``align_corners=False`` (the
-    same as :mod:`warpstyle.warp`). Feature maps are ``(B, C, h, w)``: the geometry's taps in the
+    same as :mod:`warpstyle.fields.warp`). Feature maps are ``(B, C, h, w)``: the geometry's taps in the
     output frame, the content's in the content frame. The field is resized to each tap's ``(h, w)``
-    (bicubic on the displacement, :func:`~warpstyle.warp.resize_field`), so one field of any size
+    (bicubic on the displacement, :func:`~warpstyle.fields.warp.resize_field`), so one field of any size
     scores against every tap.
 
 Terms (each ``(B,)`` before reduction):
@@ -35,8 +35,8 @@ import torch.nn.functional as F
 from adain.base.checks import check_shape
 from adain.base.vgg import VGGEncoder
 
-from .correlation import l2_normalize_features
-from .warp import identity_grid, resize_field
+from warpstyle.geometry.correlation import l2_normalize_features
+from warpstyle.fields.warp import identity_grid, resize_field
 
 __all__ = [
     "OBJECTIVE_TAPS",
@@ -136,7 +136,7 @@ def smoothness_energy(grid: torch.Tensor) -> torch.Tensor:
 def fold_penalty(grid: torch.Tensor, eps: float = FOLD_EPS) -> torch.Tensor:
     """``(B,)`` mean of ``relu(eps - det J)`` over the field's cells (see the module's Terms).
 
-    The Jacobian uses the same differences as :func:`~warpstyle.metrics.fold_fraction`, so a
+    The Jacobian uses the same differences as :func:`~warpstyle.fields.metrics.fold_fraction`, so a
     cell that function counts as a fold has a penalty of at least ``eps`` here.
     """
     b, h, w, _ = grid.shape

@@ -84,8 +84,8 @@ def run_cmd(contents: Sequence[Path], geometry: Path | None, textures: Sequence[
     from adain.base.data import IMAGE_EXTENSIONS
     from adain.base.training import resolve_device
 
-    from .pipeline import DEFAULT_SIZE, Pipeline, PipelineOptions
-    from .warper import DEFAULT_ALIGN, DEFAULT_SMOOTHNESS, Warper
+    from warpstyle.pipeline import DEFAULT_SIZE, Pipeline, PipelineOptions
+    from warpstyle.geometry.warper import DEFAULT_ALIGN, DEFAULT_SMOOTHNESS, Warper
 
     if texture_weights and len(texture_weights) != len(textures):
         raise click.BadParameter(f"give one --texture-weight per --texture ({len(textures)}); got {len(texture_weights)}",
@@ -190,8 +190,8 @@ def demo_cmd(host: str, port: int, share: bool, warper_path: Path | None, decode
     """Serve the browser demo on http://HOST:PORT (needs the 'demo' extra: pip install 'warpstyle[demo]')."""
     from adain.base.training import resolve_device
 
-    from .demo import DemoEngine, launch
-    from .pipeline import Pipeline
+    from warpstyle.app.demo import DemoEngine, launch
+    from warpstyle.pipeline import Pipeline
 
     dev = resolve_device(device)
     engine = DemoEngine(lambda: Pipeline.from_pretrained(warper=warper_path, decoder=decoder, vgg=vgg, device=dev))
@@ -231,8 +231,8 @@ def train_warper_cmd(config_path: Path | None, resume: str | None, progress: boo
     Runs under torchrun too."""
     from adain.base.config import load_config
 
-    from .config import WarperTrainConfig
-    from .train import train_warper
+    from warpstyle.training.config import WarperTrainConfig
+    from warpstyle.training.train import train_warper
 
     cfg = load_config(WarperTrainConfig, config_path, options_dict(**options))
     if not cfg.image_dir:
@@ -295,8 +295,8 @@ def eval_warper_cmd(warper_path: Path | None, image_dir: str | None, holdout: fl
     """
     from adain.base.training import resolve_device
 
-    from .evaluate import evaluate_pf_pascal, evaluate_synthetic
-    from .warper import DEFAULT_SMOOTHNESS, Warper
+    from warpstyle.evaluation.evaluate import evaluate_pf_pascal, evaluate_synthetic
+    from warpstyle.geometry.warper import DEFAULT_SMOOTHNESS, Warper
 
     landmark_mode = bool(faces_content or faces_geometry)
     if landmark_mode and not (faces_content and faces_geometry):
@@ -324,7 +324,7 @@ def eval_warper_cmd(warper_path: Path | None, image_dir: str | None, holdout: fl
     tune_allocator_for(None)  # fixed 256 px pairs
     landmarker = None
     if landmark_mode:
-        from .face_landmarks import FaceLandmarker
+        from warpstyle.evaluation.face_landmarks import FaceLandmarker
 
         landmarker = FaceLandmarker()  # before loading the warper: a missing extra fails fast
     warper = Warper.from_pretrained(warper_path, device=resolve_device(device))
@@ -345,8 +345,8 @@ def eval_warper_cmd(warper_path: Path | None, image_dir: str | None, holdout: fl
         report["pf_pascal"] = p
         lines += [f"PF-PASCAL ({int(p['pairs'])} pairs) PCK@{pck_alpha}: identity {p['pck_identity']:.3f}, warper {p['pck']:.3f}"]
     if landmark_mode:
-        from .face_landmarks import LandmarkCache, default_cache_path
-        from .landmark_eval import evaluate_landmarks, face_pairs, format_landmark_table
+        from warpstyle.evaluation.face_landmarks import LandmarkCache, default_cache_path
+        from warpstyle.evaluation.landmark_eval import evaluate_landmarks, face_pairs, format_landmark_table
 
         cache = LandmarkCache(landmark_cache or default_cache_path(), landmarker)
         fpairs, counts = face_pairs(faces_content, faces_geometry, cache, holdout=holdout, split=split,
@@ -389,7 +389,7 @@ def eval_warper_cmd(warper_path: Path | None, image_dir: str | None, holdout: fl
 def export_cmd(fmt: str, output: Path, models: Sequence[str], warper_path: Path | None, decoder: Path | None,
                vgg: Path | None) -> None:
     """Write the warper (images -> field), the decoder (features -> image) and the one-pass styler as graphs."""
-    from .export import EXPORT_MODELS, export_models
+    from warpstyle.app.export import EXPORT_MODELS, export_models
 
     written = export_models(output, fmt, models=models or EXPORT_MODELS,  # type: ignore[arg-type]
                             warper=warper_path, decoder=decoder, vgg=vgg)
