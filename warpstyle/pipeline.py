@@ -22,7 +22,7 @@ from adain.base.vgg import VGGEncoder
 
 from warpstyle.fields.field import WarpField
 from warpstyle.fields.warp import PaddingMode
-from warpstyle.geometry.warper import DEFAULT_ALIGN, DEFAULT_SMOOTHNESS, Warper
+from warpstyle.geometry.warper import DEFAULT_ALIGN, DEFAULT_METHOD, DEFAULT_SMOOTHNESS, Encoding, Method, Warper
 
 __all__ = ["Pipeline", "PipelineResult", "PipelineOptions", "comparison_sheet", "DEFAULT_SIZE", "DEFAULT_MAX_SIZE"]
 
@@ -38,6 +38,7 @@ DEFAULT_MAX_SIZE = 4096
 class PipelineOptions:
     """Controls of :meth:`Pipeline.run`; the defaults give good results on the bundled samples."""
 
+    method: Method = DEFAULT_METHOD  # how the field is estimated: "match" (semantic matching) or "network"
     strength: float = 1.0  # warp strength: 0 = no warp, 1 = estimated warp
     smoothness: float = DEFAULT_SMOOTHNESS  # Gaussian sigma on the field, in 16x16-grid cells
     warp_refine: int = 0  # Adam steps refining the field per pair on the feature-matching objective
@@ -62,7 +63,7 @@ class PipelineResult:
     image: torch.Tensor
     content: torch.Tensor
     warped: torch.Tensor | None = None
-    field: WarpField | None = None  # the raw 16x16 estimate; Warper.applied_field gives the one applied
+    field: WarpField | None = None  # the field as applied: smoothed, scaled and at the output's size
     geometry: torch.Tensor | None = None
     textures: list[torch.Tensor] = dataclasses.field(default_factory=list)
 
@@ -115,7 +116,7 @@ class _Prepared:
     """Shared inputs of a batch, loaded, checked and encoded once."""
 
     geometry: torch.Tensor | None
-    geometry_features: torch.Tensor | None
+    geometry_features: Encoding | None
     textures: list[torch.Tensor]
     bank: StyleBank | None
 
@@ -157,10 +158,12 @@ class Pipeline:
         return self.styler.device
 
     def prepare(self, geometry: ImageLike | None, texture: ImageLike | Sequence[ImageLike] | None,
-                bf16: bool, *, cache: MutableMapping[Hashable, object] | None = None) -> _Prepared:
+                bf16: bool, *, method: Method = DEFAULT_METHOD,
+                cache: MutableMapping[Hashable, object] | None = None) -> _Prepared:
         """Load and check the shared images and encode the geometry once (for batches).
 
         Args:
+            method: the warper's estimation method the geometry is encoded for.
             cache: reuse the encodings of images seen before, keyed by their pixels (e.g. across the
                 requests of a server: one geometry, many contents). The caller bounds its size.
         """
@@ -169,10 +172,10 @@ class Pipeline:
             if self.warper is None:
                 raise StyleTransferError("this pipeline has no warper; load one to use a geometry image")
             g = as_image_batch(geometry, "geometry")
-            key = ("geometry", _pixels_key(g), bf16)
+            key = ("geometry", _pixels_key(g), bf16, method)
             gf = cache.get(key) if cache is not None else None
             if gf is None:
-                gf = self.warper._encode_checked(g, bf16)
+                gf = self.warper._pool4(g, bf16) if method == "network" else self.warper._match_taps(g, bf16)
                 if cache is not None:
                     cache[key] = gf
         textures: list[torch.Tensor] = []
@@ -225,7 +228,8 @@ class Pipeline:
         if opts.max_size < 8:
             raise ValueError(f"max_size must be at least 8 px; got {opts.max_size}")
         Warper.check_options(strength=opts.strength, smoothness=opts.smoothness, padding=opts.padding)
-        Warper.align_method(opts.align)  # a bad value fails here, before any image is read
+        Warper.method(opts.method)  # bad values fail here, before any image is read
+        Warper.align_method(opts.align)
         bf16 = default_bf16(self.device) if opts.bf16 is None else bool(opts.bf16)
         if prepared is None and texture is not None:
             texture = _texture_items(texture)  # once: an iterator would be empty when prepare() reads it
@@ -236,7 +240,7 @@ class Pipeline:
             scales=opts.scales, bf16=bf16, schedule=opts.schedule, refine_steps=opts.refine_steps,
             name="texture", item="texture", weights_name="texture_weights")
         torch.manual_seed(opts.seed)  # the default path is deterministic; this covers stochastic variants
-        prep = prepared or self.prepare(geometry, texture, bf16, cache=cache)
+        prep = prepared or self.prepare(geometry, texture, bf16, method=opts.method, cache=cache)
         c = as_image_batch(content, "content")  # the one check of the content
         if c.shape[0] != 1:
             raise ValueError(f"content must be a single image (1, 3, H, W); got batch of {c.shape[0]}")
@@ -254,15 +258,11 @@ class Pipeline:
             check_memory(out_hw, bf16=bf16, styles=None)  # no texture: the full-size field and output
         if warping:
             assert self.warper is not None and prep.geometry is not None and prep.geometry_features is not None
-            if opts.warp_refine or opts.align:
-                # Refinement and the alignment search need the geometry image itself; its pool4 features are reused.
-                field = self.warper.estimate(c, prep.geometry, bf16=bf16, geometry_features=prep.geometry_features,
-                                             geometry_size=tuple(prep.geometry.shape[-2:]),
-                                             refine_steps=opts.warp_refine, align=opts.align)
-            else:
-                field = self.warper._estimate_checked(self.warper._encode_checked(c, bf16), prep.geometry_features,
-                                                      tuple(prep.geometry.shape[-2:]))
-            warped = Warper._apply_checked(c, field, opts.strength, opts.smoothness, out_hw, opts.padding)
+            # Checked above, once: the warper trusts these tensors.
+            estimate = self.warper._estimate_trusted(c, prep.geometry, method=opts.method, align=opts.align,
+                                                     refine_steps=opts.warp_refine, bf16=bf16,
+                                                     geometry_features=prep.geometry_features)
+            warped, field = Warper._apply(c, estimate, opts.strength, opts.smoothness, out_hw, opts.padding)
             image = warped
         else:
             image = resize_exact(c, out_hw)
@@ -287,7 +287,7 @@ class Pipeline:
         """
         opts = dataclasses.replace(options or PipelineOptions(), **overrides)  # type: ignore[arg-type]
         bf16 = default_bf16(self.device) if opts.bf16 is None else bool(opts.bf16)
-        prep = self.prepare(geometry, texture, bf16)
+        prep = self.prepare(geometry, texture, bf16, method=opts.method)
         for item in contents:
             try:
                 yield item, self.run(item, options=opts, prepared=prep)

@@ -38,6 +38,7 @@ from .errors import CheckpointError
 from .files import atomic_path
 
 __all__ = [
+    "weights_model",
     "WEIGHTS_FORMAT", "WEIGHTS_VERSION", "WeightsMeta", "save_weights", "load_weights", "check_state",
     "bundled_weights", "meta_shapes",
 ]
@@ -281,6 +282,27 @@ def _check_header(path: Path, header: Mapping[str, Any], expected: Shapes, n: in
             raise CheckpointError(path, "truncated or corrupt checkpoint (tensor data overlaps or leaves gaps)")
         end = stop
     return 8 + n + end
+
+
+def weights_model(path: str | Path) -> str | None:
+    """The ``model`` a weights file names in its metadata (None for a legacy torch file), reading only its header.
+
+    Lets a registry pick the architecture before :func:`load_weights` checks the tensors against it.
+
+    Raises:
+        CheckpointError: a safetensors file whose header is unreadable or carries no weights metadata.
+    """
+    path = Path(path)
+    if not _is_safetensors(path):
+        return None
+    with open(path, "rb") as f:
+        header, _ = _read_header(path, f)
+    meta = header.get("__metadata__")
+    model = meta.get("model") if isinstance(meta, dict) and meta.get("format") == WEIGHTS_FORMAT else None
+    if not isinstance(model, str):
+        raise CheckpointError(path, f"a safetensors file without '{WEIGHTS_FORMAT}' metadata naming its model "
+                                    "(convert it with scripts/convert_weights.py)")
+    return model
 
 
 def load_weights(

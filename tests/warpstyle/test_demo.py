@@ -48,8 +48,8 @@ def test_engine_gives_every_output_and_reuses_the_geometry(engine, samples, monk
     g = _sample(samples, "geometry", "munch_the-scream.jpg")
     t = _sample(samples, "texture", "vangogh_the-starry-night.jpg")
     encoded = []
-    encode = engine.pipeline.warper._encode_checked
-    monkeypatch.setattr(engine.pipeline.warper, "_encode_checked",
+    encode = engine.pipeline.warper._pool4
+    monkeypatch.setattr(engine.pipeline.warper, "_pool4",
                         lambda image, bf16: encoded.append(tuple(image.shape[-2:])) or encode(image, bf16))
     steps = []
     out = engine.run(_sample(samples, "content", "kodim04.jpg"), g, t, size=64,

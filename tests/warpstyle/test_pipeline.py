@@ -88,7 +88,7 @@ def test_output_frame_comes_from_the_stage_that_owns_it(pipeline):
 def test_cache_encodes_a_repeated_geometry_and_texture_once(pipeline, samples, monkeypatch):
     g_path, t_path = samples / "geometry" / "munch_the-scream.jpg", samples / "texture" / "vangogh_the-starry-night.jpg"
     calls = {"encode": 0, "texture": 0}
-    encode, encode_styles = pipeline.warper._encode_checked, pipeline.styler.encode_styles
+    encode, encode_styles = pipeline.warper._pool4, pipeline.styler.encode_styles
 
     def counting_encode(image, bf16):
         calls["encode"] += 1  # each content, and each geometry the cache has not seen
@@ -98,7 +98,7 @@ def test_cache_encodes_a_repeated_geometry_and_texture_once(pipeline, samples, m
         calls["texture"] += 1
         return encode_styles(styles, **kw)
 
-    monkeypatch.setattr(pipeline.warper, "_encode_checked", counting_encode)
+    monkeypatch.setattr(pipeline.warper, "_pool4", counting_encode)
     monkeypatch.setattr(pipeline.styler, "encode_styles", counting_encode_styles)
     cache: dict = {}
     args = dict(size=64, scales=[64])

@@ -113,8 +113,8 @@ def test_the_search_encodes_the_plain_content_only_where_it_finds_no_similarity(
     sim = Similarity(0.6, 0.0, (0.1, -0.2))
     warper, content, geometry, _, _, _ = _search_found(samples, monkeypatch, sim)
     calls = []
-    encode = warper._encode_checked
-    monkeypatch.setattr(warper, "_encode_checked", lambda x, bf16: calls.append(tuple(x.shape)) or encode(x, bf16))
+    encode = warper._pool4
+    monkeypatch.setattr(warper, "_pool4", lambda x, bf16: calls.append(tuple(x.shape)) or encode(x, bf16))
     warper.estimate(content, geometry, align=True)
     assert len(calls) == 2  # the geometry, and the content seen through the similarity
     # a batch with one element unaligned encodes the plain content too, and matches each element alone

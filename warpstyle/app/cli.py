@@ -35,10 +35,12 @@ def cli(verbose: int, quiet: bool) -> None:
 @click.option("--texture", "-t", "textures", multiple=True, type=click.Path(path_type=Path),
               help="Image whose brushwork and colours the output takes; repeat to mix (omit: no stylization).")
 @click.option("--texture-weight", "texture_weights", multiple=True, type=click.FloatRange(min=0), help="Weight per --texture, in order (default: equal).")
+@click.option("--geometry-method", "method", type=click.Choice(["match", "network"]), default=None,
+              help="How the warp is estimated: 'match', semantic matching of VGG features with a robust global fit and a smooth non-rigid field (about a second; falls back to the network where it finds too few matches); 'network', the feed-forward correlation network (faster, places and shapes less exactly) [default: match].")
 @click.option("--strength", default=1.0, show_default=True, type=click.FloatRange(0, 4), help="Warp strength: 0 = none, 1 = estimated warp, >1 exaggerates.")
 @click.option("--smoothness", default=None, type=click.FloatRange(0, 16), help="Gaussian smoothing of the warp field, in cells of its 16x16 grid [default: 0.75].")
 @click.option("--warp-refine", default=0, show_default=True, type=click.IntRange(0, 5000), help="Adam steps refining the warp for this pair on the feature-matching objective, features computed once (0: the network's field; with --align, on the content seen through the found alignment; 100 steps took 7-22 s on a busy 2-core CPU).")
-@click.option("--align/--no-align", default=None, help="First search where, and how large, the geometry's object is in the content (a global zoom and shift, at 18 VGG passes: a few seconds on CPU), then the network's local warp: lines up objects of different size and place (a small face toward a face filling a caricature) [default: off].")
+@click.option("--align/--no-align", default=None, help="First search where, and how large, the geometry's object is in the content (a global zoom and shift, at 18 VGG passes: a few seconds on CPU), then the network's local warp: lines up objects of different size and place (a small face toward a face filling a caricature) With --geometry-method network only (it implies it); matching finds its own alignment [default: off].")
 @click.option("--alpha", default=0.8, show_default=True, type=click.FloatRange(0, 1), help="Texture strength: 0 = warped content only, 1 = full texture.")
 @click.option("--preserve-color", type=click.Choice(["match", "luminance"]), default=None, help="Keep the content's colours ('match' recolours the texture first; 'luminance' transfers luminance only).")
 @click.option("--size", type=click.IntRange(8, 16384), default=None, help="Longer side of the output in px; aspect of the geometry (or the content) [default: 512].")
@@ -70,7 +72,7 @@ def cli(verbose: int, quiet: bool) -> None:
               help="Progress on stderr: per pass with an ETA for one image, per image in batch mode "
                    "[default: when stderr is a terminal].")
 def run_cmd(contents: Sequence[Path], geometry: Path | None, textures: Sequence[Path], texture_weights: Sequence[float],
-            strength: float, smoothness: float | None, warp_refine: int, align: bool | None, alpha: float, preserve_color: str | None, size: int | None,
+            method: str | None, strength: float, smoothness: float | None, warp_refine: int, align: bool | None, alpha: float, preserve_color: str | None, size: int | None,
             max_size: int, scales: str, schedule: str, refine_steps: int, warper_path: Path | None, decoder: Path | None, vgg: Path | None, device: str,
             bf16: bool | None, seed: int, output: Path, skip_existing: bool, overwrite: bool, save_warped: bool,
             save_field: str | None, save_sheet: bool, progress: bool | None) -> int:
@@ -85,7 +87,7 @@ def run_cmd(contents: Sequence[Path], geometry: Path | None, textures: Sequence[
     from adain.base.training import resolve_device
 
     from warpstyle.pipeline import DEFAULT_SIZE, Pipeline, PipelineOptions
-    from warpstyle.geometry.warper import DEFAULT_ALIGN, DEFAULT_SMOOTHNESS, Warper
+    from warpstyle.geometry.warper import DEFAULT_ALIGN, DEFAULT_METHOD, DEFAULT_SMOOTHNESS
 
     if texture_weights and len(texture_weights) != len(textures):
         raise click.BadParameter(f"give one --texture-weight per --texture ({len(textures)}); got {len(texture_weights)}",
@@ -94,7 +96,13 @@ def run_cmd(contents: Sequence[Path], geometry: Path | None, textures: Sequence[
         raise click.BadParameter("give --skip-existing or --overwrite, not both", param_hint="--overwrite")
     if geometry is None and not textures:
         click.echo("warpstyle: warning: neither --geometry nor --texture given; the output is the resized content", err=True)
+    if align and method is None:
+        method = "network"  # --align is the network's global step; matching finds its own similarity
+    if align and method == "match":
+        raise click.BadParameter("--align is part of --geometry-method network; matching finds its own alignment",
+                                 param_hint="--align")
     opts = PipelineOptions(
+        method=DEFAULT_METHOD if method is None else method,  # type: ignore[arg-type]
         strength=strength, smoothness=DEFAULT_SMOOTHNESS if smoothness is None else smoothness, alpha=alpha,
         warp_refine=warp_refine, align=DEFAULT_ALIGN if align is None else align,
         texture_weights=list(texture_weights) or None, preserve_color=preserve_color,  # type: ignore[arg-type]
@@ -148,10 +156,8 @@ def run_cmd(contents: Sequence[Path], geometry: Path | None, textures: Sequence[
             save_image(result.warped, f"{stem}_warped.png")
         if save_field and result.field is not None:
             # The field as applied: what reproduces the output (Warper.apply with smoothness=0).
-            applied = Warper.applied_field(result.field, strength=opts.strength, smoothness=opts.smoothness,
-                                           size=tuple(result.image.shape[-2:]))
-            applied.save(f"{stem}_field.{save_field}")
-            save_image(Image.fromarray(applied.visualize()), f"{stem}_field.png")
+            result.field.save(f"{stem}_field.{save_field}")
+            save_image(Image.fromarray(result.field.visualize()), f"{stem}_field.png")
         if save_sheet:
             save_image(result.sheet(), f"{stem}_sheet.jpg")
 

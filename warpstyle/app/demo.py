@@ -190,10 +190,9 @@ class DemoEngine:
             out_hw = tuple(result.image.shape[-2:])
             field = None
             if result.field is not None:
-                # The field as applied (smoothed, scaled by the strength) at the output's size, on a fixed
-                # scale so that the strength shows: full colour is a shift of FIELD_FULL_SCALE of the image.
-                applied = result.field.smoothed(options.smoothness).scaled(options.strength).resized(out_hw)
-                field = Image.fromarray(applied.visualize(FIELD_FULL_SCALE * max(out_hw)))
+                # The field as applied, on a fixed scale so that the strength shows: full colour is a
+                # shift of FIELD_FULL_SCALE of the image.
+                field = Image.fromarray(result.field.visualize(FIELD_FULL_SCALE * max(out_hw)))
             download = self._next_download()
             save_image(result.image, download)
         seconds = time.perf_counter() - start

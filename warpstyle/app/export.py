@@ -46,7 +46,7 @@ from adain.base.files import atomic_path
 from adain.base.vgg import VGGEncoder
 from adain.decoder import SKIP_SHAPES, Decoder
 
-from warpstyle.geometry.warper import FEATURE_SIZE, Warper
+from warpstyle.geometry.warper import Warper
 
 __all__ = ["ExportFormat", "EXPORT_MODELS", "ExportedModel", "export_models", "FIELD_CONVENTION", "ONNX_OPSET"]
 
@@ -128,7 +128,7 @@ def _specs(warper: Warper | None, styler: Styler, names: Sequence[str]) -> list[
     specs: list[_Spec] = []
     if warper is not None and "warper" in names:
         n = warper.regressor.grid_size
-        side = FEATURE_SIZE
+        side = warper.architecture.feature_size
         specs.append(_Spec(
             "warper", warper,
             # Batch 2, not 1: torch.export specialises size-1 axes.

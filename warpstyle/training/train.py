@@ -44,7 +44,7 @@ from warpstyle.training.losses import field_l1_loss, keypoint_loss
 from warpstyle.geometry.objective import feature_matching_objective, fold_penalty, objective_features, smoothness_energy
 from warpstyle.geometry.regressor import WarpRegressor
 from warpstyle.fields.warp import resize_field
-from warpstyle.geometry.warper import WARPER_INPUT, Warper
+from warpstyle.geometry.warper import Warper
 
 __all__ = ["train_warper", "WarperTask", "CHECKPOINT_FORMAT"]
 
@@ -216,8 +216,9 @@ class WarperTask:
         cfg = self.cfg
         provenance = (f"warpstyle train-warper: images {cfg.image_dir}, pairs {cfg.pair_dirs or 'none'}, "
                       f"holdout {cfg.holdout}")
-        save_weights(path, "WarpRegressor", {k: v.detach().cpu().half() for k, v in self.model.state_dict().items()},
-                     self.model.config(), WARPER_INPUT, provenance)
+        arch = self.warper.architecture
+        save_weights(path, arch.name, {k: v.detach().cpu().half() for k, v in self.model.state_dict().items()},
+                     self.model.config(), dict(arch.input), provenance)
 
 
 def _index_loader(data: torch.utils.data.Dataset, batch_size: int, seed: int, start: int, workers: int, *,
