@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from adain.base.errors import StyleTransferError
 from adain.base.image import load_image
-from warpstyle import cli as warpstyle_cli
+from warpstyle.app import cli as warpstyle_cli
 from warpstyle.app.demo import INSTALL_HINT, DemoEngine, build_app, sample_examples
 
 CHROMIUM = Path("/usr/bin/chromium")
