@@ -35,7 +35,7 @@ def cli(verbose: int, quiet: bool) -> None:
               help="Grayscale mask per --style (white = that style's region), resized to the content.")
 @click.option("--preserve-color", type=click.Choice(["match", "luminance"]), default=None,
               help="Keep the content's colours: 'match' recolours the style first, 'luminance' transfers luminance only.")
-@click.option("--scales", default="auto", show_default=True, help="Coarse-to-fine pass sizes in px (longer side), e.g. 256,512,1024; 'auto' halves from --size down to >= 256.")
+@click.option("--scales", default="auto", show_default=True, help="Coarse-to-fine pass sizes in px (longer side), e.g. 256,512,1024; 'auto' halves from --size while the half stays >= 512 (one pass below 1024).")
 @click.option("--size", type=click.IntRange(8, 16384), default=None, help="Longer side of the output in px [default: the content's].")
 @click.option("--schedule", type=click.Choice(["guided", "restylize"]), default="guided", show_default=True,
               help="How finer passes use the coarser one: guided applies AdaIN to the content's features averaged with the coarser result's; restylize (the old default) repaints the coarser result (loses content). Only outputs over 512 px have several passes.")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 from collections.abc import Callable, Sequence
@@ -20,7 +19,7 @@ from .functional import adain_to_stats, adaptive_instance_norm, calc_mean_std, l
 from .losses import STYLE_TAPS, style_loss
 from .base.image import ImageLike, as_image_batch, fit_longer, resize_exact, resize_longer
 from .base.memory import check_memory
-from .base.runtime import default_bf16
+from .base.runtime import bf16_autocast, default_bf16
 from .base.vgg import VGGEncoder
 
 __all__ = ["Styler", "StyleBank", "StylizePlan", "ColorMode", "Schedule", "SCHEDULES", "scale_schedule", "MIN_SCALE"]
@@ -181,13 +180,10 @@ class Styler(nn.Module):
         """The encoder taps the decoder takes: relu4_1, then its skip taps (if any)."""
         return ("relu4_1", *self.decoder.skips)
 
-    def _autocast(self, bf16: bool) -> contextlib.AbstractContextManager:
-        return torch.autocast(self.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-
     def _encode(self, x: torch.Tensor, bf16: bool) -> Feats:
         """The decoder's taps of ``x`` (:attr:`taps`), in float32."""
         x = x.contiguous(memory_format=torch.channels_last)
-        with self._autocast(bf16):
+        with bf16_autocast(self.device, bf16):
             feats = self.encoder(x, taps=self.taps)
         return {t: f.float() for t, f in feats.items()}
 
@@ -213,7 +209,7 @@ class Styler(nn.Module):
         weights_bf16 = next(decoder.parameters()).dtype == torch.bfloat16
         dtype = torch.bfloat16 if bf16 or weights_bf16 else torch.float32
         cast = lambda f: {k: v.to(dtype).contiguous(memory_format=torch.channels_last) for k, v in f.items()}  # noqa: E731
-        with self._autocast(bf16 and not weights_bf16):
+        with bf16_autocast(self.device, bf16 and not weights_bf16):
             t = cast(t)
             if kept is None:
                 out = decoder(t["relu4_1"], t)

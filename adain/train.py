@@ -11,8 +11,9 @@ import torch.nn.functional as F
 from .base.data import RandomCropFolder, infinite_loader
 from .base.errors import ConfigError
 from .base.training import (
-    DistributedContext, StepOutput, TrainResult, autocast_for, run_training, to_float_batch,
+    DistributedContext, StepOutput, TrainResult, run_training, to_float_batch,
 )
+from .base.runtime import bf16_autocast, training_bf16
 from .base.vgg import VGGEncoder
 from .base.weights import save_weights
 from .config import StylerTrainConfig
@@ -102,6 +103,7 @@ class StylerTask:
 
     def __init__(self, cfg: StylerTrainConfig, device: torch.device, generator: torch.Generator) -> None:
         self.cfg, self.device = cfg, device
+        self.bf16 = training_bf16(device, cfg.bf16)
         self.encoder = VGGEncoder.from_pretrained(cfg.vgg or None, device=device)
         model = Decoder.from_pretrained(cfg.init_decoder) if cfg.init_decoder else Decoder()
         skips = cfg.skip_taps()
@@ -158,7 +160,7 @@ class StylerTask:
         (content, sk1), (style, sk2) = next(self.content), next(self.style)
         content = to_float_batch(content, self.device, cfg.channels_last)
         style = to_float_batch(style, self.device, cfg.channels_last)
-        with autocast_for(self.device, cfg.bf16):
+        with bf16_autocast(self.device, self.bf16):
             parts, output = styler_step_losses(self.encoder, model, content, style, identity=self.identity,
                                                keep_only=cfg.train_keep_only)
         loss = cfg.content_weight * parts["content"] + cfg.style_weight * parts["style"]

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import StyleTransferError
+from .image import fit_longer
 
 __all__ = ["estimate_stylize_bytes", "estimate_warp_bytes", "available_bytes", "check_memory", "MEMORY_ADVICE"]
 
@@ -69,12 +70,6 @@ _WARP_BYTES_PER_PIXEL = 36
 MEMORY_ADVICE = "try a smaller output size, e.g. --size 2048 (the finest pass decides the peak; --scales does not lower it)"
 
 
-def _at_longer_side(hw: tuple[int, int], longer: int) -> tuple[int, int]:
-    h, w = hw
-    scale = longer / max(h, w, 1)
-    return max(1, round(h * scale)), max(1, round(w * scale))
-
-
 #: Refinement (``refine_steps``): VGG-19 activations kept for the backward pass in float32, plus their
 #: gradients. Measured peak RSS of ``stylize(..., refine_steps=2)``, fp32: 1.76 GiB at 512x512 and
 #: 2.8 GiB at 768x768, so 3.4 KB per added pixel; plus 8 %.
@@ -104,7 +99,7 @@ def estimate_stylize_bytes(hw: tuple[int, int], *, alpha: float = 1.0, bf16: boo
     skip_px = sum(_SKIP_TAP_BYTES_PER_PIXEL[t] for t in skips)
     copies = _SKIP_COPIES_ALPHA if alpha < 1 else _SKIP_COPIES
     per_px = _BYTES_PER_PIXEL[bool(bf16)] * (_ALPHA_EXTRA if alpha < 1 else 1.0) + copies * skip_px
-    style_px = [a * b for a, b in (_at_longer_side(s, max(h, w)) for s in styles)]
+    style_px = [a * b for a, b in (fit_longer(s, max(h, w)) for s in styles)]
     # The content pass's calibration already holds the cached features of a style of about its size.
     cache_px = _STYLE_CACHE_BYTES_PER_PIXEL + skip_px * 4 / 3
     style_peak = _STYLE_BYTES_PER_PIXEL[bool(bf16)] * max(style_px, default=0) + cache_px * sum(style_px) \

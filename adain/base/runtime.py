@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import sys
 
 import torch
 
-__all__ = ["tune_cpu_allocator", "TUNED_MAX_SIDE", "cpu_has_fast_bf16", "default_bf16"]
+__all__ = ["tune_cpu_allocator", "TUNED_MAX_SIDE", "cpu_has_fast_bf16", "default_bf16", "training_bf16",
+           "bf16_autocast"]
 
 #: The CLIs tune the allocator for outputs up to this longer side (px). Measured peak RSS, tuned
 #: against glibc's default: the same at 512 px, +0.3 to 0.6 GiB at 1024 px, +2.0 to 2.5 GiB at 2048 px.
@@ -73,3 +75,25 @@ def default_bf16(device: torch.device | str) -> bool:
     CUDA stays float32 by default: bf16 changes the look slightly and the GPU is fast enough.
     """
     return torch.device(device).type == "cpu" and cpu_has_fast_bf16()
+
+
+def training_bf16(device: torch.device | str, requested: bool) -> bool:
+    """The trainers' reading of their config key ``bf16`` (on by default): ``requested``, except on a
+    CPU without native bf16, where it is off (float32), since emulated bf16 would make training about
+    200x slower. Resolved once per run and handed to :func:`bf16_autocast`.
+    """
+    return bool(requested) and (torch.device(device).type != "cpu" or cpu_has_fast_bf16())
+
+
+def bf16_autocast(device: torch.device | str, enabled: bool) -> contextlib.AbstractContextManager:
+    """The one bf16 autocast of both stages: ``torch.autocast(device.type, dtype=torch.bfloat16)``
+    when ``enabled``, else a no-op context.
+
+    ``enabled`` is taken as given, on every device: the callers resolve their defaults first
+    (:func:`default_bf16` for inference, :func:`training_bf16` for training). So an explicit bf16
+    request (``--bf16``, ``bf16=True``) on a CPU without native bf16 runs under bf16 autocast too,
+    with PyTorch emulating bf16: it works, with bf16's results, but about 200x slower than float32.
+    """
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)

@@ -30,11 +30,10 @@ from .config import config_to_dict, write_config
 from .errors import ConfigError, StyleTransferError
 from .files import atomic_path, remove_stale_temp_files
 from .image import save_image
-from .runtime import cpu_has_fast_bf16
 
 __all__ = [
     "TrainTask", "LoopConfig", "StepOutput", "TrainResult", "TrainingDiverged", "run_training", "resolve_device",
-    "autocast_for", "DistributedContext", "CsvLog", "to_float_batch",
+    "DistributedContext", "CsvLog", "to_float_batch",
 ]
 
 log = logging.getLogger(__name__)
@@ -120,17 +119,6 @@ def resolve_device(name: str) -> torch.device:
     dev = check_device(name, "device", auto=True)
     assert dev is not None  # a str never resolves to None
     return dev
-
-
-def autocast_for(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA, and on a CPU with native bf16 (bf16 needs no loss scaler); else nothing.
-
-    A CPU without native bf16 emulates it about 200x slower than float32, so ``bf16 = true`` means
-    float32 there.
-    """
-    if not enabled or (device.type == "cpu" and not cpu_has_fast_bf16()):
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
 @dataclasses.dataclass

@@ -45,7 +45,7 @@ def cli(verbose: int, quiet: bool) -> None:
 @click.option("--preserve-color", type=click.Choice(["match", "luminance"]), default=None, help="Keep the content's colours ('match' recolours the texture first; 'luminance' transfers luminance only).")
 @click.option("--size", type=click.IntRange(8, 16384), default=None, help="Longer side of the output in px; aspect of the geometry (or the content) [default: 512].")
 @click.option("--max-size", type=click.IntRange(8, 16384), default=4096, show_default=True, help="Cap on the output's longer side in px.")
-@click.option("--scales", default="auto", show_default=True, help="Coarse-to-fine stylization passes (longer sides), e.g. 256,512; 'auto' halves from --size down to >= 256.")
+@click.option("--scales", default="auto", show_default=True, help="Coarse-to-fine stylization passes (longer sides), e.g. 256,512; 'auto' halves from --size while the half stays >= 512 (one pass below 1024).")
 @click.option("--schedule", type=click.Choice(["guided", "restylize"]), default="guided", show_default=True,
               help="How finer texture passes use the coarser one: guided applies AdaIN to the content's features averaged with the coarser result's; restylize (the old default) repaints the coarser result. Only outputs over 512 px have several passes.")
 @click.option("--refine", "refine_steps", type=click.IntRange(0, 10000), default=0, show_default=True,

@@ -32,7 +32,7 @@ from warpstyle.geometry.warper import DEFAULT_SMOOTHNESS
 if TYPE_CHECKING:
     import gradio as gr
 
-__all__ = ["DemoEngine", "DemoOutputs", "build_app", "launch", "sample_examples", "refinement_option",
+__all__ = ["DemoEngine", "DemoOutputs", "build_app", "launch", "sample_examples",
            "DEFAULT_HOST", "DEFAULT_PORT", "INSTALL_HINT"]
 
 log = logging.getLogger(__name__)
@@ -42,19 +42,11 @@ DEFAULT_PORT = 7860
 INSTALL_HINT = "the browser demo needs Gradio: pip install 'warpstyle[demo]' (in a checkout: pip install -e '.[demo]')"
 #: Size slider range (px, output longer side): CPU runs beyond 2048 take long and need several GiB.
 SIZE_RANGE = (64, 2048)
-#: The PipelineOptions field of per-pair warp refinement steps, which gets a slider on the page.
-REFINEMENT_FIELDS = ("warp_refine",)
 OOM_ADVICE = "try a smaller output size"
 #: The field picture's full colour: a displacement of this fraction of the output's longer side.
 FIELD_FULL_SCALE = 0.25
 #: The bundled samples (present in a source checkout, not in a wheel).
 SAMPLES_DIR = Path(__file__).resolve().parents[1] / "datasets" / "samples"
-
-
-def refinement_option() -> str | None:
-    """The PipelineOptions field for per-pair warp refinement steps (None in an older Pipeline)."""
-    names = {f.name for f in dataclasses.fields(PipelineOptions)}
-    return next((n for n in REFINEMENT_FIELDS if n in names), None)
 
 
 @dataclasses.dataclass
@@ -158,7 +150,7 @@ class DemoEngine:
                 geometry and texture may be None (no warp / no texture), as in ``warpstyle run``.
             preserve_color: None (or ``"off"``), ``"match"`` or ``"luminance"``.
             size: output longer side (px); the aspect is the geometry's, else the content's.
-            refinement_steps: per-pair warp refinement, passed on once PipelineOptions has it.
+            refinement_steps: per-pair warp refinement steps (``PipelineOptions.warp_refine``; 0 or None: none).
             align: the global alignment search before the network's warp (``warpstyle run --align``).
             progress: called as ``progress(fraction, desc=...)`` between stages (e.g. gr.Progress).
 
@@ -174,10 +166,8 @@ class DemoEngine:
         start = time.perf_counter()
         colour = None if preserve_color in (None, "", "off") else preserve_color
         options = PipelineOptions(strength=float(strength), smoothness=float(smoothness), alpha=float(alpha),
-                                  preserve_color=colour, size=int(size), align=bool(align))  # type: ignore[arg-type]
-        field_name = refinement_option()
-        if refinement_steps and field_name:
-            options = dataclasses.replace(options, **{field_name: int(refinement_steps)})
+                                  preserve_color=colour, size=int(size), align=bool(align),  # type: ignore[arg-type]
+                                  warp_refine=int(refinement_steps or 0))
         with self._lock:
             if self._pipeline is None:
                 step(0.02, "loading the models")
@@ -278,7 +268,6 @@ def build_app(engine: DemoEngine | None = None, *, examples: list[list[str | Non
     gr = _import_gradio()
     engine = engine or DemoEngine()
     examples = sample_examples() if examples is None else examples
-    refine = refinement_option()
 
 
     with gr.Blocks(title="warpstyle", analytics_enabled=False) as app:
@@ -304,9 +293,7 @@ def build_app(engine: DemoEngine | None = None, *, examples: list[list[str | Non
                               elem_id="colour")
             size = gr.Slider(SIZE_RANGE[0], SIZE_RANGE[1], value=DEFAULT_SIZE, step=16, label="Output size (px)",
                              info="longer side; the aspect is the geometry's, else the content's", elem_id="size")
-            # Per-pair warp refinement (issue 14) gets its slider here once PipelineOptions has the field.
-            refinement = gr.Slider(0, 200, value=0, step=10, label="Warp refinement steps", elem_id="refinement",
-                                   visible=refine is not None)
+            refinement = gr.Slider(0, 200, value=0, step=10, label="Warp refinement steps", elem_id="refinement")
             align = gr.Checkbox(value=False, label="Align first",
                                 info="search where, and how large, the geometry's object is in the content, then warp: "
                                      "for one object framed differently in the two images; zooms; a few seconds",

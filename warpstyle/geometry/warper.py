@@ -17,7 +17,6 @@ Applying a field (smoothing, strength, resizing, sampling) is :meth:`Warper.appl
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import math
@@ -32,6 +31,7 @@ import torch.nn.functional as F
 
 from adain.base.checks import check_device, check_range, check_shape
 from adain.base.errors import CheckpointError
+from adain.base.runtime import bf16_autocast
 from adain.base.image import ImageLike, as_image_batch, fit_longer, resize_exact, resize_longer
 from adain.base.vgg import VGGEncoder
 from adain.base.weights import bundled_weights, check_state, load_weights, weights_model
@@ -80,10 +80,6 @@ def _legacy_config(state: Mapping[str, torch.Tensor]) -> dict[str, int]:
         raise ValueError("missing 'heads.0.body.0.weight'")
     grid = round(max(int(first.shape[1]) - 2, 0) ** 0.5)
     return {"grid_size": grid, "hidden": int(first.shape[0]), "refine_steps": len(heads) - 1}
-
-
-def _bf16(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
-    return torch.autocast(device.type, dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
 
 
 @dataclasses.dataclass
@@ -169,14 +165,14 @@ class Warper(nn.Module):
     def _pool4(self, x: torch.Tensor, bf16: bool) -> torch.Tensor:
         """The network's features of a checked ``(B, 3, H, W)`` batch, float32 on the warper's device."""
         x = x.to(self.device)
-        with torch.no_grad(), _bf16(self.device, bf16):
+        with torch.no_grad(), bf16_autocast(self.device, bf16):
             return self.features(x).float()
 
     def _match_taps(self, x: torch.Tensor, bf16: bool) -> dict[str, torch.Tensor]:
         """The matcher's taps of a checked ``(1, 3, H, W)`` image, float32."""
         from warpstyle.geometry.matching import matching_features  # scipy loads only when matching is used
 
-        with torch.no_grad(), _bf16(self.device, bf16):
+        with torch.no_grad(), bf16_autocast(self.device, bf16):
             return {k: v.float() for k, v in matching_features(self.encoder, x.to(self.device)).items()}
 
     @torch.no_grad()
@@ -348,7 +344,7 @@ class Warper(nn.Module):
 
     def _objective_taps(self, pair: _Pair, bf16: bool) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """The refinement's taps of both images; one encoder pass each also gives the network's pool4."""
-        with torch.no_grad(), _bf16(self.device, bf16):
+        with torch.no_grad(), bf16_autocast(self.device, bf16):
             c_obj = objective_features(self.encoder, pair.content)  # type: ignore[arg-type]
             g_obj = objective_features(self.encoder, pair.geometry)  # type: ignore[arg-type]
         if pair.method == "network":
@@ -423,7 +419,7 @@ class Warper(nn.Module):
         # Search at the stated aspect ratios (images may come resized, e.g. squared for a batch).
         cs, gs = (x if (want := fit_longer(hw, max(x.shape[-2:]))) == tuple(x.shape[-2:]) else resize_exact(x, want)  # type: ignore[union-attr,arg-type]
                   for x, hw in ((c, pair.content_size), (g, pair.geometry_size)))
-        with torch.no_grad(), _bf16(self.device, bf16):
+        with torch.no_grad(), bf16_autocast(self.device, bf16):
             return [search_similarity(self.encoder, cs[k:k + 1], gs[k:k + 1] if gs.shape[0] > 1 else gs)
                     for k in range(pair.batch)]
 
@@ -471,7 +467,7 @@ class Warper(nn.Module):
             if taps is None:
                 out[k] = self._pool4(seen, bf16)[0].to(out.device)
                 continue
-            with torch.no_grad(), _bf16(self.device, bf16):
+            with torch.no_grad(), bf16_autocast(self.device, bf16):
                 view = objective_features(self.encoder, seen.to(self.device), tuple(taps))
             for name, v in view.items():
                 taps[name][k] = v[0].to(taps[name].device)

@@ -27,13 +27,13 @@ class WarperTrainConfig:
     holdout: float = 0.0
     hidden: int = 128
     refine_steps: int = 1
-    # synthetic warps (Rocco et al. 2017 ranges, as in the official release)
-    scale_min: float = 0.75
-    scale_max: float = 1.25
-    rotation_deg: float = 15.0
-    shear_deg: float = 15.0
-    translation: float = 0.15
-    tps_jitter: float = 0.15
+    # synthetic warps: the ranges of SyntheticWarpSpec, which owns their defaults
+    scale_min: float = SyntheticWarpSpec.scale_min
+    scale_max: float = SyntheticWarpSpec.scale_max
+    rotation_deg: float = SyntheticWarpSpec.rotation_deg
+    shear_deg: float = SyntheticWarpSpec.shear_deg
+    translation: float = SyntheticWarpSpec.translation
+    tps_jitter: float = SyntheticWarpSpec.tps_jitter
     # texture augmentation of the geometry side with the AdaIN styler
     texture_dir: str = ""  # empty: no augmentation
     texture_prob: float = 0.5
@@ -99,7 +99,5 @@ class WarperTrainConfig:
                                     f"got {self.teacher_pairs}")
 
     def warp_spec(self) -> SyntheticWarpSpec:
-        return SyntheticWarpSpec(
-            scale_min=self.scale_min, scale_max=self.scale_max, rotation_deg=self.rotation_deg,
-            shear_deg=self.shear_deg, translation=self.translation, tps_jitter=self.tps_jitter,
-        )
+        """This config's synthetic-warp ranges (its fields named as :class:`SyntheticWarpSpec`'s)."""
+        return SyntheticWarpSpec(**{f.name: getattr(self, f.name) for f in dataclasses.fields(SyntheticWarpSpec)})

@@ -28,8 +28,9 @@ import torch.nn.functional as F
 from adain.base.data import RandomCropFolder, infinite_loader
 from adain.base.errors import ConfigError
 from adain.base.training import (
-    DistributedContext, StepOutput, TrainResult, autocast_for, run_training, to_float_batch,
+    DistributedContext, StepOutput, TrainResult, run_training, to_float_batch,
 )
+from adain.base.runtime import bf16_autocast, training_bf16
 from adain.base.vgg import VGGEncoder
 from adain.base.weights import save_weights
 from adain.decoder import Decoder
@@ -68,6 +69,7 @@ class WarperTask:
 
     def __init__(self, cfg: WarperTrainConfig, device: torch.device, generator: torch.Generator) -> None:
         self.cfg, self.device, self.generator = cfg, device, generator
+        self.bf16 = training_bf16(device, cfg.bf16)
         # only runs with a teacher log its column: a resumed log must keep its header's width
         self.columns = WarperTask.columns + (("teacher",) if cfg.teacher_weight > 0 else ())
         self.encoder = VGGEncoder.from_pretrained(cfg.vgg or None, device=device).requires_grad_(False)
@@ -138,7 +140,7 @@ class WarperTask:
         if styles is None or self.decoder is None or not bool(use.any()):
             return images
         styles = styles[torch.arange(b) % styles.shape[0]]
-        with autocast_for(self.device, self.cfg.bf16):
+        with bf16_autocast(self.device, self.bf16):
             painted = texture_augment(images, styles, self.encoder, self.decoder, alpha)
         return torch.where(use.to(self.device).view(-1, 1, 1, 1), painted, images)
 
@@ -158,9 +160,9 @@ class WarperTask:
             geometry, _ = make_synthetic_pair(content, params)
             target = synthetic_field(params, (self.model.grid_size, self.model.grid_size))
         geometry = self._repaint(geometry, cfg.texture_prob, styles)
-        with torch.no_grad(), autocast_for(dev, cfg.bf16):
+        with torch.no_grad(), bf16_autocast(dev, self.bf16):
             fc, fg = self.warper.features(content).float(), self.warper.features(geometry).float()
-        with autocast_for(dev, cfg.bf16):
+        with bf16_autocast(dev, self.bf16):
             pred = model(fc, fg).float()
         parts["field_l1"] = field_l1_loss(pred, target)
         loss = cfg.field_weight * parts["field_l1"]
@@ -171,15 +173,15 @@ class WarperTask:
             served = next(self.pairs)
             pc, pg = (to_float_batch(t, dev) for t in served[:2])
             pc, pg = (self._repaint(x, cfg.pair_texture_prob, styles) for x in (pc, pg))
-            with torch.no_grad(), autocast_for(dev, cfg.bf16):
+            with torch.no_grad(), bf16_autocast(dev, self.bf16):
                 oc, og = objective_features(self.encoder, pc), objective_features(self.encoder, pg)
-            with autocast_for(dev, cfg.bf16):
+            with bf16_autocast(dev, self.bf16):
                 grid = model(oc["pool4"], og["pool4"]).float()  # objective_features' pool4 is Warper.features
             if cfg.reencode:
                 # warp the content image itself and re-encode it: the objective sees what the user will see
                 warped = F.grid_sample(pc, resize_field(grid, (CROP, CROP)), mode="bilinear", padding_mode="border",
                                        align_corners=False)
-                with autocast_for(dev, cfg.bf16):
+                with bf16_autocast(dev, self.bf16):
                     oc = objective_features(self.encoder, warped)
             if cfg.teacher_weight > 0:
                 # L1 toward the search's similarity field, on the pairs where the search found one
@@ -201,10 +203,10 @@ class WarperTask:
 
         if self.pf is not None:
             pb = next(self.pf)
-            with torch.no_grad(), autocast_for(dev, cfg.bf16):
+            with torch.no_grad(), bf16_autocast(dev, self.bf16):
                 pfc = self.warper.features(pb["source"].to(dev)).float()
                 pfg = self.warper.features(pb["target"].to(dev)).float()
-            with autocast_for(dev, cfg.bf16):
+            with bf16_autocast(dev, self.bf16):
                 pgrid = model(pfc, pfg).float()
             pred_pts = transfer_keypoints(pgrid, pb["target_points"].to(dev))
             parts["keypoint"] = keypoint_loss(pred_pts, pb["source_points"].to(dev), pb["mask"].to(dev))

@@ -148,7 +148,7 @@ def test_load_checkpoint_checks_the_format_tag(tmp_path):
     path = save_checkpoint(_training_checkpoint(), tmp_path / "c.pt")
     with pytest.raises(CheckpointError) as info:
         load_checkpoint(path, expected_format="warpstyle.train")
-    assert str(info.value) == f"cannot load '{path}': expected a 'warpstyle.training.train' training checkpoint; got 'adain.train'"
+    assert str(info.value) == f"cannot load '{path}': expected a 'warpstyle.train' training checkpoint; got 'adain.train'"
     path = save_checkpoint(_state(), tmp_path / "w.pt")
     with pytest.raises(CheckpointError, match="expected a 'adain.train' training checkpoint; got None"):
         load_checkpoint(path, expected_format="adain.train")

@@ -19,7 +19,11 @@ __all__ = ["SyntheticWarpSpec", "WarpParams", "random_warp_params", "synthetic_f
 
 @dataclasses.dataclass(frozen=True)
 class SyntheticWarpSpec:
-    """Ranges of the random warps (normalised coordinates; angles in degrees)."""
+    """Ranges of the random warps (normalised coordinates; angles in degrees).
+
+    The defaults are Rocco et al. 2017's ranges, as in the official release; the training config's
+    fields of the same names take their defaults from here.
+    """
 
     scale_min: float = 0.75
     scale_max: float = 1.25

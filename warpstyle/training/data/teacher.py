@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from adain.base.files import atomic_path
-from adain.base.training import autocast_for
+from adain.base.runtime import bf16_autocast, training_bf16
 from adain.base.vgg import VGGEncoder
 
 from warpstyle.geometry.align import MAX_OVERSHOOT, Similarity, compose_similarity
@@ -82,10 +82,11 @@ def teacher_similarities(pairs: MinedPairs, encoder: VGGEncoder, indices: Sequen
         if done == len(indices):
             return out
         log.info("teacher: resuming at %d / %d pairs", done, len(indices))
+    enabled = training_bf16(device, bf16)  # the key keeps ``bf16`` as asked
     start = time.monotonic()
     for n in range(done, len(indices)):
         c, g = (x[None].float().div(255).to(device) for x in pairs[indices[n]])
-        with autocast_for(device, bf16):
+        with bf16_autocast(device, enabled):
             sim = search_similarity(encoder, c, g, size=TEACHER_SIZE)
         if sim is not None and (sim.scale, *sim.shift) != (1.0, 0.0, 0.0):  # that one is not moving
             out[n] = (sim.scale, *sim.shift)
