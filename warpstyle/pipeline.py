@@ -21,7 +21,7 @@ from adain.styler import ColorMode, Schedule, StyleBank, Styler
 from adain.base.vgg import VGGEncoder
 
 from warpstyle.fields.field import WarpField
-from warpstyle.fields.warp import PaddingMode
+from warpstyle.fields.warp import DEFAULT_PADDING, PaddingMode
 from warpstyle.geometry.warper import DEFAULT_ALIGN, DEFAULT_METHOD, DEFAULT_SMOOTHNESS, Encoding, Method, Warper
 
 __all__ = ["Pipeline", "PipelineResult", "PipelineOptions", "comparison_sheet", "DEFAULT_SIZE", "DEFAULT_MAX_SIZE"]
@@ -52,7 +52,7 @@ class PipelineOptions:
     schedule: Schedule = "guided"  # how finer passes use the coarser one (adain.Styler.stylize)
     refine_steps: int = 0  # texture quality mode: Adam steps on the output (0: off)
     bf16: bool | None = None  # default: adain.base.runtime.default_bf16
-    padding: PaddingMode = "reflection"
+    padding: PaddingMode = DEFAULT_PADDING  # what fills the output beyond the content
     seed: int = 0
 
 

@@ -38,6 +38,8 @@ def cli(verbose: int, quiet: bool) -> None:
 @click.option("--geometry-method", "method", type=click.Choice(["match", "network"]), default=None,
               help="How the warp is estimated: 'match', semantic matching of VGG features with a robust global fit and a smooth non-rigid field (about a second; falls back to the network where it finds too few matches); 'network', the feed-forward correlation network (faster, places and shapes less exactly) [default: match].")
 @click.option("--strength", default=1.0, show_default=True, type=click.FloatRange(0, 4), help="Warp strength: 0 = none, 1 = estimated warp, >1 exaggerates.")
+@click.option("--fill", "padding", type=click.Choice(["blur", "border", "reflection"]), default="blur", show_default=True,
+              help="What fills the output where the warp reaches beyond the content: 'blur', its edge colours blurred; 'border', its edge pixels extended; 'reflection', the content mirrored.")
 @click.option("--smoothness", default=None, type=click.FloatRange(0, 16), help="Gaussian smoothing of the warp field, in cells of its 16x16 grid [default: 0.75].")
 @click.option("--warp-refine", default=0, show_default=True, type=click.IntRange(0, 5000), help="Adam steps refining the warp for this pair on the feature-matching objective, features computed once (0: the network's field; with --align, on the content seen through the found alignment; 100 steps took 7-22 s on a busy 2-core CPU).")
 @click.option("--align/--no-align", default=None, help="First search where, and how large, the geometry's object is in the content (a global zoom and shift, at 18 VGG passes: a few seconds on CPU), then the network's local warp: lines up objects of different size and place (a small face toward a face filling a caricature) With --geometry-method network only (it implies it); matching finds its own alignment [default: off].")
@@ -72,7 +74,7 @@ def cli(verbose: int, quiet: bool) -> None:
               help="Progress on stderr: per pass with an ETA for one image, per image in batch mode "
                    "[default: when stderr is a terminal].")
 def run_cmd(contents: Sequence[Path], geometry: Path | None, textures: Sequence[Path], texture_weights: Sequence[float],
-            method: str | None, strength: float, smoothness: float | None, warp_refine: int, align: bool | None, alpha: float, preserve_color: str | None, size: int | None,
+            method: str | None, strength: float, padding: str, smoothness: float | None, warp_refine: int, align: bool | None, alpha: float, preserve_color: str | None, size: int | None,
             max_size: int, scales: str, schedule: str, refine_steps: int, warper_path: Path | None, decoder: Path | None, vgg: Path | None, device: str,
             bf16: bool | None, seed: int, output: Path, skip_existing: bool, overwrite: bool, save_warped: bool,
             save_field: str | None, save_sheet: bool, progress: bool | None) -> int:
@@ -103,7 +105,7 @@ def run_cmd(contents: Sequence[Path], geometry: Path | None, textures: Sequence[
                                  param_hint="--align")
     opts = PipelineOptions(
         method=DEFAULT_METHOD if method is None else method,  # type: ignore[arg-type]
-        strength=strength, smoothness=DEFAULT_SMOOTHNESS if smoothness is None else smoothness, alpha=alpha,
+        strength=strength, padding=padding, smoothness=DEFAULT_SMOOTHNESS if smoothness is None else smoothness, alpha=alpha,
         warp_refine=warp_refine, align=DEFAULT_ALIGN if align is None else align,
         texture_weights=list(texture_weights) or None, preserve_color=preserve_color,  # type: ignore[arg-type]
         size=size, max_size=max_size, scales=parse_scales(scales), schedule=schedule, refine_steps=refine_steps,  # type: ignore[arg-type]

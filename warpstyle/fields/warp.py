@@ -28,6 +28,8 @@ from adain.base.checks import check_shape
 
 __all__ = [
     "PaddingMode",
+    "PADDING_MODES",
+    "DEFAULT_PADDING",
     "identity_grid",
     "resize_field",
     "smooth_field",
@@ -37,7 +39,15 @@ __all__ = [
     "pixel_flow_to_grid",
 ]
 
-PaddingMode = Literal["reflection", "border"]
+PaddingMode = Literal["blur", "border", "reflection"]
+#: What fills the output where a field samples beyond the content, for :func:`apply_warp`.
+PADDING_MODES: tuple[str, ...] = ("blur", "border", "reflection")
+#: The default fill: never a mirrored copy of a face that a shrinking warp brings into view.
+DEFAULT_PADDING: PaddingMode = "blur"
+#: ``"blur"``: the fill is the content's colours at this longer side (px), blurred, edge-extended ...
+_BLUR_SIDE = 48
+#: ... reached over this share of the content's half-extent beyond its edge (a soft seam, no hard line).
+_BLUR_RAMP = 0.06
 
 
 def identity_grid(
@@ -137,8 +147,10 @@ def apply_warp(
     Args:
         image: ``(B, C, Hc, Wc)`` content.
         grid: ``(B, H, W, 2)`` field (see the module convention); the output has its ``H, W``.
-        padding: what to sample outside the content: ``"reflection"`` or ``"border"`` (never
-            black or flat grey holes).
+        padding: what to sample outside the content (never black or flat grey holes):
+            ``"blur"``, the content's edge colours, blurred, faded in over a short band: a calm
+            backdrop, never a copy of the subject; ``"border"``, the edge pixels extended as streaks;
+            ``"reflection"``, the content mirrored (shows mirrored copies of a subject near the edge).
         mode: interpolation.
 
     Returns:
@@ -155,8 +167,8 @@ def apply_warp(
         raise TypeError(f"image must be a floating-point tensor; got dtype {image.dtype}")
     if not grid.is_floating_point():
         raise TypeError(f"field must be a floating-point tensor; got dtype {grid.dtype}")
-    if padding not in ("reflection", "border"):
-        raise ValueError(f"padding must be 'reflection' or 'border'; got {padding!r}")
+    if padding not in PADDING_MODES:
+        raise ValueError(f"padding must be one of {list(PADDING_MODES)}; got {padding!r}")
     if mode not in ("bilinear", "bicubic", "nearest"):
         raise ValueError(f"mode must be 'bilinear', 'bicubic' or 'nearest'; got {mode!r}")
     if grid.shape[0] != image.shape[0]:
@@ -165,10 +177,28 @@ def apply_warp(
         else:
             raise ValueError(f"field batch {grid.shape[0]} does not match image batch {image.shape[0]}")
     g = grid.to(device=image.device, dtype=image.dtype if image.is_floating_point() else torch.float32)
+    inner = "border" if padding == "blur" else padding
     if mode == "bicubic":  # kornia's remap has no bicubic; grid_sample does
-        return F.grid_sample(image, g, mode="bicubic", padding_mode=padding, align_corners=False)
-    return remap(image, g[..., 0], g[..., 1], mode=mode, padding_mode=padding, align_corners=False,
-                 normalized_coordinates=True)
+        out = F.grid_sample(image, g, mode="bicubic", padding_mode=inner, align_corners=False)
+    else:
+        out = remap(image, g[..., 0], g[..., 1], mode=mode, padding_mode=inner, align_corners=False,
+                    normalized_coordinates=True)
+    return _blur_fill(image, g, out) if padding == "blur" else out
+
+
+def _blur_fill(image: torch.Tensor, grid: torch.Tensor, sharp: torch.Tensor) -> torch.Tensor:
+    """``sharp`` with the samples beyond the content faded into a blurred, edge-extended backdrop."""
+    beyond = (grid.abs() - 1).clamp(min=0).amax(dim=-1)  # (B, H, W): how far outside, in half-extents
+    if not bool((beyond > 0).any()):
+        return sharp
+    h, w = image.shape[-2:]
+    scale = _BLUR_SIDE / max(h, w)
+    small = F.interpolate(image, size=(max(1, round(h * scale)), max(1, round(w * scale))), mode="bilinear",
+                          align_corners=False, antialias=True) if scale < 1 else image
+    small = gaussian_blur2d(F.pad(small, (4, 4, 4, 4), mode="replicate"), (9, 9), (2.5, 2.5))[..., 4:-4, 4:-4]
+    fill = F.grid_sample(small, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    weight = (beyond / _BLUR_RAMP).clamp(max=1).unsqueeze(1).to(sharp.dtype)
+    return sharp + weight * (fill - sharp)
 
 
 def _pixel_centres(h: int, w: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -37,7 +37,7 @@ from adain.base.vgg import VGGEncoder
 from adain.base.weights import bundled_weights, check_state, load_weights, weights_model
 
 from warpstyle.fields.field import WarpField
-from warpstyle.fields.warp import PaddingMode, apply_warp, identity_grid, resize_field
+from warpstyle.fields.warp import DEFAULT_PADDING, PADDING_MODES, PaddingMode, apply_warp, identity_grid, resize_field
 from warpstyle.geometry.align import Similarity, align_features, check_hw, compose_similarity, estimate_similarity
 from warpstyle.geometry.correlation import l2_normalize_features
 from warpstyle.geometry.objective import objective_features
@@ -498,7 +498,7 @@ class Warper(nn.Module):
         strength: float = 1.0,
         smoothness: float = DEFAULT_SMOOTHNESS,
         size: tuple[int, int] | None = None,
-        padding: PaddingMode = "reflection",
+        padding: PaddingMode = DEFAULT_PADDING,
     ) -> tuple[int, int] | None:
         """Check the warp options once (the warper's own policy); returns ``size`` as ints, or None.
 
@@ -506,8 +506,8 @@ class Warper(nn.Module):
         """
         check_range(strength, "strength", 0.0, 4.0)
         check_range(smoothness, "smoothness", 0.0, 16.0)
-        if padding not in ("reflection", "border"):
-            raise ValueError(f"padding must be 'reflection' or 'border'; got {padding!r}")
+        if padding not in PADDING_MODES:
+            raise ValueError(f"padding must be one of {list(PADDING_MODES)}; got {padding!r}")
         if size is None:
             return None
         try:
@@ -526,7 +526,7 @@ class Warper(nn.Module):
         strength: float = 1.0,
         smoothness: float = DEFAULT_SMOOTHNESS,
         size: tuple[int, int] | None = None,
-        padding: PaddingMode = "reflection",
+        padding: PaddingMode = DEFAULT_PADDING,
     ) -> torch.Tensor:
         """Warp ``image`` ``(B, 3, H, W)`` by ``field`` at full resolution.
 
@@ -537,7 +537,7 @@ class Warper(nn.Module):
             smoothness: Gaussian sigma in field cells applied before upsampling (0: none).
             size: output ``(H, W)``; default :meth:`output_size_for` (the geometry's aspect ratio
                 at the image's longer side).
-            padding: ``"reflection"`` or ``"border"`` for samples beyond the content.
+            padding: what fills samples beyond the content (:func:`~warpstyle.fields.warp.apply_warp`).
 
         Returns:
             ``(B, 3, H_out, W_out)``.
@@ -553,7 +553,7 @@ class Warper(nn.Module):
         strength: float = 1.0,
         smoothness: float = DEFAULT_SMOOTHNESS,
         size: tuple[int, int] | None = None,
-        padding: PaddingMode = "reflection",
+        padding: PaddingMode = DEFAULT_PADDING,
     ) -> tuple[torch.Tensor, WarpField]:
         """:meth:`apply`, also returning the field it sampled with (:meth:`applied_field`, at the output size)."""
         image = as_image_batch(image, "image")
