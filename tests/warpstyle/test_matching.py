@@ -1,0 +1,134 @@
+import math
+
+import pytest
+import torch
+
+from adain.base.vgg import VGGEncoder
+from warpstyle.fields.metrics import fold_fraction
+from warpstyle.fields.warp import identity_grid
+from warpstyle.geometry.align import Similarity
+from warpstyle.geometry.matching import MATCH_SIZE, MATCH_TAPS, MatchResult, match_field, matching_features
+
+# Hand-made taps: pool4 8x8, then 16, 32, 64 (each twice the one before, as matching_features gives).
+SIDES = (8, 16, 32, 64)
+
+
+def _fourier(points: torch.Tensor, gen_seed: int = 0, channels: int = 48) -> torch.Tensor:
+    """Smooth, locally unique features ``(C, h, w)`` of ``(h, w, 2)`` points: random Fourier features."""
+    g = torch.Generator().manual_seed(gen_seed)
+    k = torch.randn(channels, 2, generator=g, dtype=torch.float64) * 3.0
+    phase = torch.rand(channels, generator=g, dtype=torch.float64) * 2 * math.pi
+    return (1.2 + torch.cos(points @ k.T + phase)).permute(2, 0, 1).float()  # positive, like ReLU taps
+
+
+def _taps(points_of, rows: int = 8, cols: int = 8) -> dict[str, torch.Tensor]:
+    """``{tap: (1, C, h, w)}``, features of ``points_of(aspect-corrected cell centres)``; pool4 ``rows x cols``."""
+    out = {}
+    aspect = torch.tensor([cols / max(rows, cols), rows / max(rows, cols)], dtype=torch.float64)
+    for k, t in enumerate(MATCH_TAPS):
+        p = identity_grid(1, rows * 2**k, cols * 2**k, dtype=torch.float64)[0] * aspect
+        out[t] = _fourier(points_of(p)).unsqueeze(0)
+    return out
+
+
+def _pair(sim: Similarity):
+    """Content features of the plane; geometry features of the plane seen through ``sim`` (geometry -> content)."""
+    return _taps(lambda p: p), _taps(lambda p: sim.apply(p))
+
+
+def test_a_known_shift_and_scale_is_recovered():
+    truth = Similarity(0.8, 0.0, (0.15, -0.1))
+    content, geometry = _pair(truth)
+    r = match_field(content, geometry, (64, 64), (64, 64), grid_size=16)
+    assert isinstance(r, MatchResult) and r.confident and r.reason == ""
+    assert r.similarity is not None
+    assert r.similarity.scale == pytest.approx(0.8, abs=0.03)
+    assert r.similarity.angle == 0.0  # the prior: no rotation unless it is clearly supported
+    assert r.similarity.shift == pytest.approx((0.15, -0.1), abs=0.03)
+    assert r.grid.shape == (1, 16, 16, 2) and r.grid.dtype == torch.float32
+    want = truth.apply(identity_grid(1, 16, 16, dtype=torch.float64)).float()
+    assert (r.grid - want).abs().max() < 0.06  # the spline stays close to the true map
+    assert r.spread > 0.5 and r.inliers > 100
+    assert float(fold_fraction(r.grid)[0]) == 0.0
+
+
+def test_a_strongly_supported_rotation_is_recovered_across_aspect_ratios():
+    # Content 64x128 (H, W): aspect-corrected content spans x in [-1, 1], y in [-0.5, 0.5].
+    truth = Similarity(0.8, math.radians(30), (0.05, 0.0))
+    content = _taps(lambda p: p, rows=4, cols=8)
+    geometry = _taps(lambda p: truth.apply(p))
+    r = match_field(content, geometry, (64, 128), (64, 64), grid_size=8, smoothing=0.0)
+    assert r.confident and r.similarity is not None
+    assert math.degrees(r.similarity.angle) == pytest.approx(30, abs=2)
+    assert r.similarity.scale == pytest.approx(0.8, abs=0.03)
+    # smoothing 0: the grid is the similarity itself, in the content's normalised frame
+    want = truth.apply(identity_grid(1, 8, 8, dtype=torch.float64)) / torch.tensor([1.0, 0.5], dtype=torch.float64)
+    assert (r.grid.double() - want).abs().max() < 0.08
+
+
+def test_the_field_never_folds_even_with_almost_no_smoothing():
+    truth = Similarity(1.0, 0.0, (0.0, 0.0))
+    content, geometry = _pair(truth)
+    g = torch.Generator().manual_seed(3)
+    # Jitter the geometry's fine taps so the matches disagree locally; a bare spline would fold.
+    for t in MATCH_TAPS[1:]:
+        geometry[t] = geometry[t] + 0.6 * torch.rand(geometry[t].shape, generator=g)
+    r = match_field(content, geometry, (64, 64), (64, 64), grid_size=32, smoothing=1e-6)
+    assert r.confident
+    assert float(fold_fraction(r.grid)[0]) == 0.0
+
+
+def test_deterministic_for_a_seed():
+    content, geometry = _pair(Similarity(0.9, 0.0, (0.1, 0.05)))
+    a = match_field(content, geometry, (64, 64), (64, 64), grid_size=8, seed=7)
+    b = match_field(content, geometry, (64, 64), (64, 64), grid_size=8, seed=7)
+    assert torch.equal(a.grid, b.grid) and a.similarity == b.similarity and a.inliers == b.inliers
+
+
+def test_not_confident_on_noise():
+    g = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        content = {t: torch.rand(1, 48, n, n, generator=g) for t, n in zip(MATCH_TAPS, SIDES)}
+        geometry = {t: torch.rand(1, 48, n, n, generator=g) for t, n in zip(MATCH_TAPS, SIDES)}
+        r = match_field(content, geometry, (64, 64), (64, 64), grid_size=8)
+        assert not r.confident and r.reason and r.similarity is None
+        assert torch.equal(r.grid, identity_grid(1, 8, 8))
+
+
+def _ok():
+    return _pair(Similarity(1.0, 0.0, (0.0, 0.0)))
+
+
+@pytest.mark.parametrize(
+    "change, name",
+    [
+        (lambda c, g, kw: c.pop("relu3_1"), "content"),
+        (lambda c, g, kw: g.__setitem__("pool4", torch.rand(2, 48, 8, 8)), "geometry"),
+        (lambda c, g, kw: g.__setitem__("relu4_1", torch.rand(1, 48, 12, 12)), "geometry"),
+        (lambda c, g, kw: c.__setitem__("pool4", torch.full((1, 48, 8, 8), math.nan)), "content"),
+        (lambda c, g, kw: g.__setitem__("pool4", torch.rand(1, 40, 8, 8)), "geometry"),
+        (lambda c, g, kw: kw.__setitem__("content_hw", (0, 64)), "content_hw"),
+        (lambda c, g, kw: kw.__setitem__("geometry_hw", (64,)), "geometry_hw"),
+        (lambda c, g, kw: kw.__setitem__("grid_size", 1), "grid_size"),
+        (lambda c, g, kw: kw.__setitem__("smoothing", -0.1), "smoothing"),
+        (lambda c, g, kw: kw.__setitem__("seed", 1.5), "seed"),
+    ],
+)
+def test_bad_inputs_raise_naming_the_argument(change, name):
+    content, geometry = _ok()
+    kw = {"content_hw": (64, 64), "geometry_hw": (64, 64), "grid_size": 8, "smoothing": 0.1, "seed": 0}
+    change(content, geometry, kw)
+    with pytest.raises(ValueError, match=name):
+        match_field(content, geometry, kw.pop("content_hw"), kw.pop("geometry_hw"), **kw)
+
+
+def test_matching_features_resizes_to_the_match_size_keeping_aspect():
+    torch.manual_seed(0)
+    enc = VGGEncoder().eval()  # random weights: only shapes matter here
+    with torch.no_grad():
+        f = matching_features(enc, torch.rand(1, 3, 100, 200))
+    assert tuple(f) == MATCH_TAPS
+    h, w = MATCH_SIZE // 2 // 16, MATCH_SIZE // 16  # 128 x 256 px
+    assert f["pool4"].shape[2:] == (h, w)
+    for k, t in enumerate(MATCH_TAPS):
+        assert f[t].shape[0] == 1 and f[t].shape[2:] == (h * 2**k, w * 2**k)
