@@ -262,7 +262,7 @@ class Pipeline:
             estimate = self.warper._estimate_trusted(c, prep.geometry, method=opts.method, align=opts.align,
                                                      refine_steps=opts.warp_refine, bf16=bf16,
                                                      geometry_features=prep.geometry_features)
-            warped, field = Warper._apply(c, estimate, opts.strength, opts.smoothness, out_hw, opts.padding)
+            warped, field = Warper._apply_trusted(c, estimate, opts.strength, opts.smoothness, out_hw, opts.padding)
             image = warped
         else:
             image = resize_exact(c, out_hw)

@@ -563,10 +563,10 @@ class Warper(nn.Module):
         size = Warper.check_options(strength=strength, smoothness=smoothness, size=size, padding=padding)
         if field.grid.shape[0] not in (1, image.shape[0]):
             raise ValueError(f"field must have batch 1 or image's batch ({image.shape[0]}); got {field.grid.shape[0]}")
-        return Warper._apply(image, field, strength, smoothness, size, padding)
+        return Warper._apply_trusted(image, field, strength, smoothness, size, padding)
 
     @staticmethod
-    def _apply(image: torch.Tensor, field: WarpField, strength: float, smoothness: float,
+    def _apply_trusted(image: torch.Tensor, field: WarpField, strength: float, smoothness: float,
                size: tuple[int, int] | None, padding: PaddingMode) -> tuple[torch.Tensor, WarpField]:
         """:meth:`apply_with_field` of an image and options its caller checked (:meth:`check_options`)."""
         out_hw = size or Warper.output_size_for(tuple(image.shape[-2:]), field)
