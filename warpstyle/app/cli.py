@@ -343,11 +343,15 @@ def eval_warper_cmd(warper_path: Path | None, image_dir: str | None, holdout: fl
         s = evaluate_synthetic(warper, image_dir, pairs=pairs, holdout=holdout, split=split, seed=seed,
                                smoothness=0.0 if smoothness is None else smoothness, align=aligned)
         report["synthetic"] = s
+        m = evaluate_synthetic(warper, image_dir, pairs=pairs, holdout=holdout, split=split, seed=seed,
+                               smoothness=0.0 if smoothness is None else smoothness, method="match")
+        report["synthetic_match"] = m
         lines += [f"synthetic pairs ({int(s['pairs'])}, {split} split of {image_dir}, 256 px):",
                   f"  {'field':<10} {'EPE px':>8} {'folds %':>8}",
                   f"  {'identity':<10} {s['epe_identity']:>8.2f} {100 * s['fold_identity']:>8.2f}",
                   f"  {'warper':<10} {s['epe']:>8.2f} {100 * s['fold']:>8.2f}",
-                  f"  EPE ratio warper/identity: {s['epe_ratio']:.3f}"]
+                  f"  {'match':<10} {m['epe']:>8.2f} {100 * m['fold']:>8.2f}",
+                  f"  EPE ratio to identity: warper {s['epe_ratio']:.3f}, match {m['epe_ratio']:.3f}"]
     if pf_pascal_root and pf_pascal_csv:
         p = evaluate_pf_pascal(warper, pf_pascal_root, pf_pascal_csv, alpha=pck_alpha, align=aligned)
         report["pf_pascal"] = p

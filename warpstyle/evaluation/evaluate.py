@@ -36,10 +36,12 @@ def evaluate_synthetic(
     load_size: int = 288,
     progress: bool = False,
     align: bool | str = False,
+    method: str = "network",
 ) -> dict[str, float]:
     """Mean end-point error (px at 256) and fold share on seeded synthetic pairs of held-out images.
 
     ``align``: estimate with the global similarity first (``Warper.estimate``'s ``align``).
+    ``method``: ``Warper.estimate``'s (``"match"`` estimates pair by pair).
 
     Returns:
         ``{"pairs", "epe", "epe_identity", "epe_ratio", "fold", "fold_identity", "fold_ground_truth"}``.
@@ -56,7 +58,13 @@ def evaluate_synthetic(
         params = random_warp_params(content.shape[0], spec, gen)
         params.affine, params.tps_offsets = params.affine.to(device), params.tps_offsets.to(device)
         geometry, gt = make_synthetic_pair(content, params)
-        grid = warper.estimate(content, geometry, align=align).grid if align else warper(content, geometry)
+        if method == "match":
+            grid = torch.cat([resize_field(warper.estimate(content[k:k + 1], geometry[k:k + 1], method="match").grid,
+                                           (CROP, CROP)) for k in range(content.shape[0])])
+        elif align:
+            grid = warper.estimate(content, geometry, method="network", align=align).grid
+        else:
+            grid = warper(content, geometry)
         pred = resize_field(smooth_field(grid, smoothness), (CROP, CROP))
         ident = identity_grid(content.shape[0], CROP, CROP, device=device)
         epe += float(end_point_error(pred, gt).sum())
@@ -87,7 +95,7 @@ def evaluate_pf_pascal(warper: Warper, root: str | Path, csv_path: str | Path, *
     for b in loader:
         src, tgt = b["source"].to(warper.device), b["target"].to(warper.device)
         if align:
-            grid = torch.cat([warper.estimate(src[k:k + 1], tgt[k:k + 1], align=align,
+            grid = torch.cat([warper.estimate(src[k:k + 1], tgt[k:k + 1], method="network", align=align,
                                               content_size=tuple(b["source_size"][k].tolist()),
                                               geometry_size=tuple(b["target_size"][k].tolist())).grid
                               for k in range(src.shape[0])]).cpu()

@@ -134,12 +134,15 @@ def evaluate_landmarks(
     thresholds: Sequence[float] = PCK_THRESHOLDS,
     progress: bool = False,
     align: bool | str = False,
+    match: bool = True,
 ) -> dict[str, object]:
     """Landmark accuracy, feature-matching objective and folds of identity, a fitted similarity and the warper.
 
     Rows: ``identity``; ``similarity`` (least-squares similarity fitted on the pair's own landmarks:
-    the best global alignment, no local shape; no field, so no objective or folds); ``warper``; and
-    ``refine N`` for each ``N`` in ``refine_steps`` (one run per pair, scored after ``N`` steps).
+    the best global alignment, no local shape; no field, so no objective or folds); ``warper`` (the
+    network, ``method="network"``); ``refine N`` for each ``N`` in ``refine_steps`` (one run per
+    pair, scored after ``N`` steps); and with ``match``, ``match``: semantic matching
+    (``method="match"``, the default of ``warpstyle run``), timed with its own encoding.
 
     Each field is applied as ``warpstyle run`` applies it: Gaussian-smoothed by ``smoothness`` cells,
     then resized (bicubic) to the output size (geometry aspect, ``size`` px longer side). Landmarks,
@@ -162,7 +165,7 @@ def evaluate_landmarks(
         ``seconds`` per pair for the field (refinement included).
     """
     steps = sorted({int(n) for n in refine_steps if int(n) > 0})
-    names = ["identity", "similarity", "warper"] + [f"refine {n}" for n in steps]
+    names = ["identity", "similarity", "warper"] + [f"refine {n}" for n in steps] + (["match"] if match else [])
     errors: dict[str, list[np.ndarray]] = {k: [] for k in names}
     sums: dict[str, dict[str, float]] = {k: {"feature": 0.0, "objective": 0.0, "fold": 0.0, "fold_grid": 0.0,
                                              "seconds": 0.0} for k in names}
@@ -201,11 +204,11 @@ def evaluate_landmarks(
         if steps:
             # One estimate gives the network's field (step 0) and every refined snapshot; with the
             # search, refinement runs on the aligned view, as warpstyle run --align --warp-refine does.
-            warper.estimate(*images, content_size=pair.content_hw, geometry_size=pair.geometry_hw, align=align,
+            warper.estimate(*images, method="network", content_size=pair.content_hw, geometry_size=pair.geometry_hw, align=align,
                             refine_steps=steps[-1], refine_size=refine_size, on_refine_step=keep)
             grid, t_net = snapshots[0]  # the encoding is inside this estimate
         else:
-            grid = warper.estimate(*images, content_features=cf["pool4"], geometry_features=gf["pool4"],
+            grid = warper.estimate(*images, method="network", content_features=cf["pool4"], geometry_features=gf["pool4"],
                                    geometry_size=pair.geometry_hw, content_size=pair.content_hw, align=align).grid
             t_net = time.perf_counter() - t0 + t_c + t_g
 
@@ -230,6 +233,13 @@ def evaluate_landmarks(
             field, dt = snapshots[n]
             score(f"refine {n}", field, dt,  # from the clock's start: encoding, search, network, n steps
                   smoothness if refined_smoothness is None else refined_smoothness)
+        if match:
+            # Semantic matching from the images, its own encoding included in its time.
+            c_img, g_img = image(pair.content), image(pair.geometry)
+            t = time.perf_counter()
+            found = warper.estimate(c_img, g_img, method="match", content_size=pair.content_hw,
+                                    geometry_size=pair.geometry_hw)
+            score("match", found.grid, time.perf_counter() - t)
     n = max(len(pairs), 1)
     # Per pair, so that figures can be split afterwards (e.g. by how far the fitted similarity overshoots).
     per_pair = [{"content": str(p.content), "geometry": str(p.geometry),
