@@ -27,7 +27,7 @@ from adain.base.errors import ImageError, StyleTransferError
 from adain.base.image import load_image, save_image, to_pil
 
 from warpstyle.pipeline import DEFAULT_SIZE, Pipeline, PipelineOptions
-from warpstyle.geometry.warper import DEFAULT_SMOOTHNESS
+from warpstyle.geometry.warper import DEFAULT_METHOD, DEFAULT_SMOOTHNESS
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -141,6 +141,7 @@ class DemoEngine:
         size: int = DEFAULT_SIZE,
         refinement_steps: int | None = None,
         align: bool = False,
+        method: str | None = None,
         progress: Callable[..., Any] | None = None,
     ) -> DemoOutputs:
         """Run one request.
@@ -151,7 +152,10 @@ class DemoEngine:
             preserve_color: None (or ``"off"``), ``"match"`` or ``"luminance"``.
             size: output longer side (px); the aspect is the geometry's, else the content's.
             refinement_steps: per-pair warp refinement steps (``PipelineOptions.warp_refine``; 0 or None: none).
-            align: the global alignment search before the network's warp (``warpstyle run --align``).
+            align: the global alignment search before the network's warp (``warpstyle run --align``;
+                it implies ``method="network"``).
+            method: how the warp is estimated, ``"match"`` or ``"network"`` (``warpstyle run
+                --geometry-method``); None: the default, or the network with ``align``.
             progress: called as ``progress(fraction, desc=...)`` between stages (e.g. gr.Progress).
 
         Raises:
@@ -165,7 +169,9 @@ class DemoEngine:
             raise StyleTransferError("give a content image (the photo to transform)")
         start = time.perf_counter()
         colour = None if preserve_color in (None, "", "off") else preserve_color
-        options = PipelineOptions(strength=float(strength), smoothness=float(smoothness), alpha=float(alpha),
+        method = method or ("network" if align else DEFAULT_METHOD)
+        options = PipelineOptions(method=method, strength=float(strength),  # type: ignore[arg-type]
+                                  smoothness=float(smoothness), alpha=float(alpha),
                                   preserve_color=colour, size=int(size), align=bool(align),  # type: ignore[arg-type]
                                   warp_refine=int(refinement_steps or 0))
         with self._lock:
@@ -284,7 +290,7 @@ def build_app(engine: DemoEngine | None = None, *, examples: list[list[str | Non
             strength = gr.Slider(0, 2, value=1.0, step=0.05, label="Warp strength",
                                  info="0 = no warp, 1 = estimated warp, >1 exaggerates", elem_id="strength")
             smoothness = gr.Slider(0, 4, value=DEFAULT_SMOOTHNESS, step=0.05, label="Smoothness",
-                                   info="Gaussian smoothing of the field, in cells of its 16x16 grid",
+                                   info="Gaussian smoothing of the field, in cells of its grid",
                                    elem_id="smoothness")
             alpha = gr.Slider(0, 1, value=0.8, step=0.05, label="Texture strength (alpha)",
                               info="0 = warped content only, 1 = full texture", elem_id="alpha")
@@ -294,10 +300,12 @@ def build_app(engine: DemoEngine | None = None, *, examples: list[list[str | Non
             size = gr.Slider(SIZE_RANGE[0], SIZE_RANGE[1], value=DEFAULT_SIZE, step=16, label="Output size (px)",
                              info="longer side; the aspect is the geometry's, else the content's", elem_id="size")
             refinement = gr.Slider(0, 200, value=0, step=10, label="Warp refinement steps", elem_id="refinement")
-            align = gr.Checkbox(value=False, label="Align first",
-                                info="search where, and how large, the geometry's object is in the content, then warp: "
-                                     "for one object framed differently in the two images; zooms; a few seconds",
-                                elem_id="align")
+            method = gr.Radio(["match", "network"], value=DEFAULT_METHOD, label="Warp estimated by",
+                              info="match: semantic matching (places and shapes); network: the feed-forward network "
+                                   "(faster)", elem_id="method")
+            align = gr.Checkbox(value=False, label="Align first (network)",
+                                info="search where, and how large, the geometry's object is in the content, then the "
+                                     "network's warp; a few seconds", elem_id="align")
         run = gr.Button("Run", variant="primary", elem_id="run")
         if examples:
             gr.Examples(examples, inputs=[content, geometry, texture], label="Examples (bundled samples)")
@@ -311,10 +319,11 @@ def build_app(engine: DemoEngine | None = None, *, examples: list[list[str | Non
             info = gr.Textbox(label="Run", interactive=False, elem_id="info")
 
         def on_run(c: str | None, g: str | None, t: str | None, st: float, sm: float, a: float, col: str,
-                   sz: float, steps: float, al: bool, progress: gr.Progress = gr.Progress()) -> tuple:  # noqa: B008
+                   sz: float, steps: float, al: bool, me: str, progress: gr.Progress = gr.Progress()) -> tuple:  # noqa: B008
             try:
                 out = engine.run(c, g, t, strength=st, smoothness=sm, alpha=a, preserve_color=col, size=int(sz),
-                                 refinement_steps=int(steps), align=bool(al), progress=progress)
+                                 refinement_steps=int(steps), align=bool(al),
+                                 method="network" if al else me, progress=progress)
             except Exception as e:
                 message = _user_message(e)
                 if message is None:
@@ -322,7 +331,7 @@ def build_app(engine: DemoEngine | None = None, *, examples: list[list[str | Non
                 raise gr.Error(html.escape(message), print_exception=False) from None
             return out.result, out.warped, out.field, out.sheet, str(out.download), out.info
 
-        run.click(on_run, [content, geometry, texture, strength, smoothness, alpha, colour, size, refinement, align],
+        run.click(on_run, [content, geometry, texture, strength, smoothness, alpha, colour, size, refinement, align, method],
                   [result, warped, field, sheet, download, info], concurrency_limit=1)
     return app
 
