@@ -1,4 +1,5 @@
-"""Time Warper.estimate (256 px features; plain, with the alignment search and with the matcher) and Warper.apply on CPU.
+"""Time Warper.estimate (semantic matching, the default; the network, plain, with the alignment search and with the
+pool4 similarity) and Warper.apply on CPU, in fp32 and bf16 (bf16 is fast only on a CPU with native bf16).
 
     python benchmarks/bench_warper.py [--repeats 5]
 """
@@ -28,21 +29,25 @@ def main() -> None:
     warper = Warper.from_pretrained()
     c = load_image(os.path.join(SAMPLES, "content", "kodim04.jpg"))
     g = load_image(os.path.join(SAMPLES, "geometry", "munch_the-scream.jpg"))
-    print(f"# warper on {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    from adain.base.runtime import default_bf16
+    bf16_native = "native bf16" if default_bf16(torch.device("cpu")) else "no native bf16"
+    print(f"# warper on {platform.processor() or platform.machine()} ({bf16_native}), {torch.get_num_threads()} threads, torch {torch.__version__}")
     print("| step | precision | time (s) |")
     print("|---|---|---|")
     for bf16 in (False, True):
-        t = median_time(lambda: warper.estimate(c, g, bf16=bf16), args.repeats)
-        print(f"| estimate (2 x 256 px VGG + regressor) | {'bf16' if bf16 else 'fp32'} | {t:.3f} |", flush=True)
-    t = median_time(lambda: warper.estimate(c, g, align=True), args.repeats)
+        t = median_time(lambda: warper.estimate(c, g, method="match", bf16=bf16), args.repeats)
+        print(f"| estimate, method=match (default: 2 VGG passes, matches, fit) | {'bf16' if bf16 else 'fp32'} | {t:.3f} |", flush=True)
+        t = median_time(lambda: warper.estimate(c, g, method="network", bf16=bf16), args.repeats)
+        print(f"| estimate, method=network (2 x 256 px VGG + regressor) | {'bf16' if bf16 else 'fp32'} | {t:.3f} |", flush=True)
+    t = median_time(lambda: warper.estimate(c, g, method="network", align=True), args.repeats)
     print(f"| estimate with --align (the multi-scale search: about 18 VGG passes) | fp32 | {t:.3f} |", flush=True)
     fc, fg = warper.encode(c), warper.encode(g)
     hw_c, hw_g = tuple(c.shape[-2:]), tuple(g.shape[-2:])
     for align in (False, "matches"):
         t = median_time(lambda: warper.estimate(None, None, content_features=fc, geometry_features=fg, content_size=hw_c,
-                                                geometry_size=hw_g, align=align), args.repeats)
+                                                geometry_size=hw_g, method="network", align=align), args.repeats)
         print(f"| estimate from features{', align=matches' if align else ''} | fp32 | {t:.4f} |", flush=True)
-    field = warper.estimate(c, g)
+    field = warper.estimate(c, g, method="network")
     for size in (512, 2048):
         big = resize_longer(c, size)
         t = median_time(lambda: warper.apply(big, field), args.repeats)
