@@ -310,7 +310,9 @@ def load_weights(
     """
     path = Path(path)
     if not _is_safetensors(path):
-        return load_state_dict_file(path), None
+        state = load_state_dict_file(path)
+        check_finite(state, path)
+        return state, None
     from safetensors import SafetensorError
     from safetensors.torch import load as load_safetensors
 
@@ -332,4 +334,17 @@ def load_weights(
         state = load_safetensors(data)
     except (SafetensorError, ValueError, RuntimeError) as e:
         raise CheckpointError(path, f"truncated or corrupt checkpoint ({str(e).splitlines()[0][:160]})") from None
+    check_finite(state, path)
     return state, meta
+
+
+def check_finite(state: Mapping[str, Any], source: str | Path) -> None:
+    """Refuse weights holding NaN or inf (a diverged run): they would give black images and exit 0.
+
+    Raises:
+        CheckpointError: naming the file and the first non-finite tensor.
+    """
+    for key, t in state.items():
+        if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise CheckpointError(source, f"refused: tensor '{key}' holds NaN or infinite values (weights of a "
+                                          "diverged training run?)")
