@@ -80,7 +80,7 @@ def run_cmd(contents: Sequence[Path], geometry: Path | None, textures: Sequence[
 
     from adain.base.files import check_output_path
     from adain.base.image import check_image_output, save_image
-    from adain.base.outputs import check_not_inputs, plan_batch, side_paths
+    from adain.base.outputs import check_not_inputs, check_replaceable, plan_batch, side_paths
     from adain.base.data import IMAGE_EXTENSIONS
     from adain.base.training import resolve_device
 
@@ -92,6 +92,10 @@ def run_cmd(contents: Sequence[Path], geometry: Path | None, textures: Sequence[
                                  param_hint="--texture-weight")
     if skip_existing and overwrite:
         raise click.BadParameter("give --skip-existing or --overwrite, not both", param_hint="--overwrite")
+    if geometry is None and (save_field or save_warped):
+        flag = "--save-field" if save_field else "--save-warped"
+        raise click.BadParameter("needs --geometry: without one nothing is warped, so there is no field or warped "
+                                 "image to save", param_hint=flag)
     if geometry is None and not textures:
         click.echo("warpstyle: warning: neither --geometry nor --texture given; the output is the resized content", err=True)
     opts = PipelineOptions(
@@ -121,6 +125,8 @@ def run_cmd(contents: Sequence[Path], geometry: Path | None, textures: Sequence[
         items = plan.items
         if not items:
             raise click.BadParameter("no content images found", param_hint="--content")
+        if plan.existing and overwrite:
+            check_replaceable(plan.existing)
         if plan.existing and not overwrite:
             if not skip_existing:
                 first = next(o for o in plan.existing[0].outputs if o.exists())
@@ -320,7 +326,15 @@ def eval_warper_cmd(warper_path: Path | None, image_dir: str | None, holdout: fl
             raise ImageError(folder, "no such folder")
     require_inputs(weights=[warper_path])  # (the PF-PASCAL CSV may be relative to its root: its loader checks it)
     if json_out:
+        from adain.base.outputs import check_not_inputs
+
         check_output_path(json_out)
+        check_not_inputs([json_out], [("--warper", warper_path), ("--image-dir", Path(image_dir) if image_dir else None),
+                                      ("--pf-pascal-root", Path(pf_pascal_root) if pf_pascal_root else None),
+                                      ("--pf-pascal-csv", Path(pf_pascal_csv) if pf_pascal_csv else None),
+                                      ("--landmark-cache", landmark_cache),
+                                      *(("--faces-content", f) for f in faces_content),
+                                      *(("--faces-geometry", f) for f in faces_geometry)])
     tune_allocator_for(None)  # fixed 256 px pairs
     landmarker = None
     if landmark_mode:
