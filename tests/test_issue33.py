@@ -235,3 +235,26 @@ def test_i12_demo_port_in_use_is_one_line():
         port = s.getsockname()[1]
         with pytest.raises(StyleTransferError, match="choose another --port"):
             launch(None, host="127.0.0.1", port=port, block=False)
+
+
+# 7. a zip-compressed legacy .pt is refused before it expands ---------------------------------------------------
+
+def test_i7_compressed_zero_tensor_checkpoint_is_refused_before_loading(tmp_path, monkeypatch):
+    import zipfile
+
+    from adain.decoder import Decoder
+
+    plain = tmp_path / "plain.pt"
+    torch.save({"w": torch.zeros(20 * 2**20)}, plain)  # 80 MB of zeros
+    bomb = tmp_path / "bomb.pt"
+    with zipfile.ZipFile(plain) as src, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info.filename))
+    assert bomb.stat().st_size < 2**20
+
+    def no_load(*a, **k):
+        raise AssertionError("torch.load reached")
+
+    monkeypatch.setattr(torch, "load", no_load)
+    with pytest.raises(CheckpointError, match="bomb.pt.*refused: its entries expand"):
+        Decoder.from_pretrained(bomb)

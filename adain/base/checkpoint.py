@@ -51,6 +51,7 @@ def _torch_load(path: str | Path) -> Any:
         raise CheckpointError(path, problem)
     if path.stat().st_size == 0:
         raise CheckpointError(path, "file is empty (0 bytes)")
+    _check_declared_size(path)
     try:
         with warnings.catch_warnings():
             # torch warns about non-default pickle protocols before refusing or loading them; the
@@ -87,6 +88,30 @@ def _torch_load(path: str | Path) -> Any:
 
 
 _SCAN_LIMIT = 64 * 2**20
+#: torch.save's zip layout stores tensors uncompressed; a file whose entries expand far beyond its
+#: size (a zip-compressed zero tensor grows about 1000:1) is refused before torch.load reads it.
+_MAX_EXPANSION = 8
+_MAX_DECLARED = 4 * 2**30
+_EXPANSION_FLOOR = 64 * 2**20
+
+
+def _check_declared_size(path: Path) -> None:
+    """Refuse a zip checkpoint whose entries declare far more bytes than the file holds (a zip bomb).
+
+    Reads only the zip's central directory: nothing is decompressed or unpickled.
+    """
+    try:
+        if not zipfile.is_zipfile(path):
+            return
+        with zipfile.ZipFile(path) as z:
+            declared = sum(i.file_size for i in z.infolist())
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return  # torch.load reports the corruption in its own words below
+    size = path.stat().st_size
+    if declared > _MAX_DECLARED or (declared > _EXPANSION_FLOOR and declared > _MAX_EXPANSION * size):
+        raise CheckpointError(path, f"refused: its entries expand to {declared / 2**20:.0f} MiB from a "
+                                    f"{size / 2**20:.1f} MiB file (compressed tensor data; torch.save never "
+                                    "writes that)")
 
 
 def _find_code_opcode(path: Path) -> str | None:
