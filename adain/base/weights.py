@@ -140,6 +140,7 @@ def check_state(
         if not _dense(t):
             raise CheckpointError(source, f"refused: tensor '{key}' of shape {tuple(t.shape)} is not dense "
                                           f"(strides {tuple(t.stride())}); a crafted file would expand in memory")
+    check_finite({k: state[k] for k in expected}, source)  # after the shapes: a dense, bounded read
 
 
 def _few(keys: list[str]) -> str:
@@ -310,9 +311,7 @@ def load_weights(
     """
     path = Path(path)
     if not _is_safetensors(path):
-        state = load_state_dict_file(path)
-        check_finite(state, path)
-        return state, None
+        return load_state_dict_file(path), None  # check_state checks shapes, density, then finiteness
     from safetensors import SafetensorError
     from safetensors.torch import load as load_safetensors
 
