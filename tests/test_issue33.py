@@ -258,3 +258,21 @@ def test_i7_compressed_zero_tensor_checkpoint_is_refused_before_loading(tmp_path
     monkeypatch.setattr(torch, "load", no_load)
     with pytest.raises(CheckpointError, match="bomb.pt.*refused: its entries expand"):
         Decoder.from_pretrained(bomb)
+
+
+# 6. every size and count of the trainers has an upper bound ------------------------------------------------------
+
+@pytest.mark.parametrize("key", ["workers", "load_size", "batch_size"])
+def test_i6_huge_training_values_are_refused(key):
+    from adain.base.errors import ConfigError
+    from adain.config import StylerTrainConfig
+    from warpstyle.training.config import WarperTrainConfig
+
+    for cls in (StylerTrainConfig, WarperTrainConfig):
+        with pytest.raises(ConfigError, match=key):
+            cls(**{key: 100000})
+
+
+def test_i6_huge_workers_flag_is_one_line(tmp_path, capsys):
+    code, err = _run(ws_main, ["train-warper", "--image-dir", str(tmp_path), "--workers", "100000"], capsys)
+    assert code == 2 and "--workers" in _one_line_error(err)

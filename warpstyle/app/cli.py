@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from adain import __version__
-from adain.base.config import SEED_MAX
+from adain.base.config import MAX_BATCH, MAX_WORKERS, SEED_MAX
 from adain.base.cli_support import (options_dict, parse_scales, pass_progress, require_inputs, run_cli, set_verbosity,
                                     tune_allocator_for, want_progress)
 from adain.base.errors import OutputError, StyleTransferError
@@ -213,16 +213,16 @@ def demo_cmd(host: str, port: int, share: bool, warper_path: Path | None, decode
 @click.option("--pf-pascal-csv", default=None, help="PF-PASCAL pair CSV with keypoint columns (e.g. trn_pairs.csv).")
 @click.option("--output-dir", default=None, help="Run folder for checkpoint.pt, warper.safetensors, losses.csv [default: runs/warper].")
 @click.option("--iterations", type=click.IntRange(min=1), default=None, help="Total iterations [default: 20000].")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Pairs per step per process [default: 16].")
+@click.option("--batch-size", type=click.IntRange(1, MAX_BATCH), default=None, help="Pairs per step per process [default: 16].")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Adam learning rate, decayed as lr/(1+lr_decay*i) [default: 5e-4].")
 @click.option("--pair-dirs", default=None, help="Comma-separated image folders to mine related pairs from (photos, paintings, geometry exemplars) for the feature-matching objective [default: none].")
-@click.option("--pair-batch-size", type=click.IntRange(min=0), default=None, help="Mined pairs per step (0: synthetic pairs only) [default: 0].")
+@click.option("--pair-batch-size", type=click.IntRange(0, MAX_BATCH), default=None, help="Mined pairs per step (0: synthetic pairs only) [default: 0].")
 @click.option("--match-weight", type=click.FloatRange(min=0), default=None, help="Weight of the feature-matching loss on mined pairs [default: 1].")
 @click.option("--init-warper", default=None, help="Warm-start from these warper weights.")
 @click.option("--smooth-weight", type=click.FloatRange(min=0), default=None, help="Weight of the field smoothness loss [default: 0].")
 @click.option("--fold-weight", type=click.FloatRange(min=0), default=None, help="Weight of the fold (Jacobian determinant) penalty [default: 0].")
 @click.option("--holdout", type=click.FloatRange(0, 0.9), default=None, help="Fraction of the image folder held out by a fixed hash split [default: 0].")
-@click.option("--workers", type=click.IntRange(min=0), default=None, help="Data-loading worker processes [default: 2].")
+@click.option("--workers", type=click.IntRange(0, MAX_WORKERS), default=None, help="Data-loading worker processes [default: 2].")
 @click.option("--seed", type=click.IntRange(0, SEED_MAX), default=None, help="Random seed, 0 to 2^63-1 [default: 0].")
 @click.option("--device", default=None, help="auto, cpu, cuda or cuda:N [default: auto].")
 @click.option("--bf16/--fp32", "--amp/--no-amp", "bf16", default=None, help="bf16 autocast on CUDA and on a CPU with native bf16 [default: on]; --amp/--no-amp are the old names.")
