@@ -10,7 +10,7 @@ import click
 
 from . import __version__
 from .base.config import MAX_BATCH, MAX_WORKERS, SEED_MAX
-from .base.cli_support import (options_dict, parse_scales, pass_progress, require_inputs, run_cli, set_verbosity,
+from .base.cli_support import (TRAIN_OOM_ADVICE, options_dict, parse_scales, pass_progress, require_inputs, run_cli, set_verbosity,
                                tune_allocator_for, want_progress)
 
 OOM_ADVICE = "try a smaller output, e.g. --size 1024 (the finest pass decides the peak memory)"
@@ -131,7 +131,7 @@ def train_styler_cmd(config_path: Path | None, resume: str | None, progress: boo
 
 
 def main(args: Sequence[str] | None = None) -> None:
-    sys.exit(run_cli(cli, "adain", args, oom_advice=OOM_ADVICE))
+    sys.exit(run_cli(cli, "adain", args, oom_advice={"": OOM_ADVICE, "train-styler": TRAIN_OOM_ADVICE}))
 
 
 if __name__ == "__main__":

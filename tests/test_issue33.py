@@ -276,3 +276,71 @@ def test_i6_huge_training_values_are_refused(key):
 def test_i6_huge_workers_flag_is_one_line(tmp_path, capsys):
     code, err = _run(ws_main, ["train-warper", "--image-dir", str(tmp_path), "--workers", "100000"], capsys)
     assert code == 2 and "--workers" in _one_line_error(err)
+
+
+# 13. messages -----------------------------------------------------------------------------------------------------
+
+def test_i13_same_folder_twice_is_one_input(tmp_path):
+    from adain.base.outputs import plan_batch
+
+    _img(tmp_path / "in2" / "a.jpg")
+    plan = plan_batch([tmp_path / "in2", tmp_path / "in2"], tmp_path / "out")
+    assert [it.input.name for it in plan.items] == ["a.jpg"]
+
+
+def test_i13_input_folder_inside_the_output_folder_holds_inputs(tmp_path):
+    from adain.base.outputs import plan_batch
+
+    _img(tmp_path / "out" / "in" / "a.jpg")
+    plan = plan_batch([tmp_path / "out" / "in"], tmp_path / "out")
+    assert [it.input.name for it in plan.items] == ["a.jpg"] and not plan.excluded
+
+
+def test_i13_weights_file_as_resume_says_what_it_is(tmp_path):
+    from adain.base.checkpoint import load_checkpoint
+    from adain.decoder import Decoder
+
+    path = tmp_path / "decoder.safetensors"
+    Decoder().save(path) if hasattr(Decoder, "save") else None
+    if not path.exists():
+        from adain.base.weights import save_weights
+
+        save_weights(path, "Decoder", Decoder().state_dict(), {}, {})
+    with pytest.raises(CheckpointError, match="weights file.*not a 'adain.train' training checkpoint") as e:
+        load_checkpoint(path, expected_format="adain.train")
+    assert "operand" not in str(e.value)
+
+
+def test_i13_truncated_checkpoint_message_is_not_cut_mid_sentence(tmp_path, monkeypatch):
+    from adain.base.checkpoint import load_checkpoint
+
+    path = tmp_path / "ck.pt"
+    torch.save({"format": "adain.train"}, path)
+
+    def cut(*a, **k):
+        raise RuntimeError("PytorchStreamReader failed reading file data/0: file read failed at the record of "
+                           "the tensor storage declared in the archive. " + "More detail follows here " * 10)
+
+    monkeypatch.setattr(torch, "load", cut)
+    with pytest.raises(CheckpointError) as e:
+        load_checkpoint(path, expected_format="adain.train")
+    assert str(e.value).endswith("declared in the archive)"), str(e.value)
+
+
+def test_i13_trainer_out_of_memory_names_its_own_options(monkeypatch, capsys, tmp_path):
+    import adain.cli as acli
+
+    def boom(*a, **k):
+        raise MemoryError
+
+    monkeypatch.setattr("adain.train.train_styler", boom)
+    out = _train_args(tmp_path, tmp_path / "run")
+    code, err = _run(adain_main, out, capsys)
+    assert code == 2 and "--batch-size" in err and "--size 1024" not in err
+
+
+def test_i13_scales_above_the_output_size_are_refused(tmp_path, capsys):
+    c = _img(tmp_path / "c.png")
+    code, err = _run(ws_main, ["run", "-c", str(c), "-t", str(c), "--size", "256", "--scales", "16384",
+                               "-o", str(tmp_path / "o.png")], capsys)
+    assert code == 2 and "--scales" in _one_line_error(err) and "16384" in err

@@ -83,8 +83,17 @@ def _torch_load(path: str | Path) -> Any:
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, AttributeError, KeyError,
             IndexError, TypeError, UnicodeDecodeError, MemoryError) as e:
-        msg = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+        msg = _first_sentence(str(e)) if str(e) else type(e).__name__
         raise CheckpointError(path, f"truncated or corrupt checkpoint ({msg})") from None
+
+
+def _first_sentence(text: str, limit: int = 160) -> str:
+    """The first sentence of the first line, never cut mid-word (a cut is marked with '...')."""
+    line = text.strip().splitlines()[0] if text.strip() else text
+    line = re.split(r"(?<=[.!?])\s", line, maxsplit=1)[0].rstrip(".")
+    if len(line) <= limit:
+        return line
+    return line[:limit].rsplit(" ", 1)[0] + "..."
 
 
 _SCAN_LIMIT = 64 * 2**20
@@ -217,6 +226,15 @@ def load_checkpoint(path: str | Path, *, expected_format: str) -> dict[str, Any]
         CheckpointError: unreadable or code-running file, another format, a missing entry, or a
             digest that does not match the contents (corrupt bytes).
     """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError:
+        head = b""
+    if len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 2**24:
+        raise CheckpointError(path, f"it is a weights file (safetensors), not a '{expected_format}' training "
+                                    "checkpoint; resume from the run's checkpoint.pt, or warm-start from these "
+                                    "weights with --init-decoder / --init-warper")
     obj = _torch_load(path)
     if not isinstance(obj, Mapping) or obj.get("format") != expected_format:
         got = obj.get("format") if isinstance(obj, Mapping) else type(obj).__name__

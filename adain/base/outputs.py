@@ -125,14 +125,22 @@ def plan_batch(sources: Sequence[Path], output_dir: Path, *, extension: str = ".
                                       "--output is a folder)")
     pairs: list[tuple[Path, Path]] = []  # (input, output path relative to output_dir, input extension kept)
     excluded: list[Path] = []
+    seen: set[str] = set()
     for src in sources:
         src = Path(src)
+        key = os.path.normcase(os.path.realpath(src))
+        if key in seen:  # the same file or folder given twice is one input
+            continue
+        seen.add(key)
         if src.is_dir():
             if same_file(src, output_dir):
                 raise OutputError(output_dir, f"it is the input folder '{src}': the outputs would replace the "
                                               "inputs; choose another folder")
+            # Images under the output folder are earlier outputs only when the output folder is inside
+            # this input folder; an input folder inside the output folder holds inputs.
+            output_inside = _is_under(output_dir, src)
             for p in list_images(src):
-                if _is_under(p, output_dir):
+                if output_inside and _is_under(p, output_dir):
                     excluded.append(p)  # earlier outputs, not inputs (an output folder inside the input folder)
                 else:
                     pairs.append((p, p.relative_to(src)))

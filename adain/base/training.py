@@ -377,12 +377,15 @@ def _train(
         write_config(cfg, out_dir / "config.json")
         csv_log.rewind(start)
 
+    def kept() -> str:  # only claim a good checkpoint when there is one
+        return (f"kept the last good checkpoint in '{out_dir}'" if ckpt_path.exists() else
+                "no checkpoint was written")
+
     def save(iteration: int) -> None:
         state = {k: v.detach().cpu() for k, v in task.model.state_dict().items()}
         # every rank checks (and agrees), so no rank waits in a collective for one that stopped
         if ctx.any(not _all_finite(state), device):  # never replace a good checkpoint with broken weights
-            raise TrainingDiverged(f"weights became non-finite by iteration {iteration}; "
-                                   f"kept the last good checkpoint in '{out_dir}' (lower --lr?)")
+            raise TrainingDiverged(f"weights became non-finite by iteration {iteration}; {kept()} (lower --lr?)")
         if not ctx.is_main:
             return
         ck = {**training_header(task.name, iteration, config_to_dict(cfg)),
@@ -409,8 +412,8 @@ def _train(
             out = task.step(model, want_sample)
             skipped += out.skipped
             if ctx.any(not math.isfinite(float(out.loss.detach())), device):
-                raise TrainingDiverged(f"the loss became non-finite at iteration {done}; kept the last good "
-                                       f"checkpoint in '{out_dir}' (lower --lr or the loss weights?)")
+                raise TrainingDiverged(f"the loss became non-finite at iteration {done}; {kept()} "
+                                       "(lower --lr or the loss weights?)")
             optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
             optimizer.step()

@@ -11,7 +11,7 @@ import click
 
 from adain import __version__
 from adain.base.config import MAX_BATCH, MAX_WORKERS, SEED_MAX
-from adain.base.cli_support import (options_dict, parse_scales, pass_progress, require_inputs, run_cli, set_verbosity,
+from adain.base.cli_support import (WARPER_TRAIN_OOM_ADVICE, options_dict, parse_scales, pass_progress, require_inputs, run_cli, set_verbosity,
                                     tune_allocator_for, want_progress)
 from adain.base.errors import OutputError, StyleTransferError
 
@@ -98,6 +98,11 @@ def run_cmd(contents: Sequence[Path], geometry: Path | None, textures: Sequence[
                                  "image to save", param_hint=flag)
     if geometry is None and not textures:
         click.echo("warpstyle: warning: neither --geometry nor --texture given; the output is the resized content", err=True)
+    out_side = min(size or DEFAULT_SIZE, max_size)
+    too_big = [s for s in (parse_scales(scales) or []) if s > out_side]
+    if too_big:
+        raise click.BadParameter(f"scale {too_big[0]} is larger than the output ({out_side} px, from --size/--max-size); "
+                                 "every pass must be at most the output size", param_hint="--scales")
     opts = PipelineOptions(
         strength=strength, smoothness=DEFAULT_SMOOTHNESS if smoothness is None else smoothness, alpha=alpha,
         warp_refine=warp_refine, align=DEFAULT_ALIGN if align is None else align,
@@ -412,7 +417,8 @@ def export_cmd(fmt: str, output: Path, models: Sequence[str], warper_path: Path 
 
 
 def main(args: Sequence[str] | None = None) -> None:
-    sys.exit(run_cli(cli, "warpstyle", args, oom_advice=OOM_ADVICE))
+    sys.exit(run_cli(cli, "warpstyle", args, oom_advice={"": OOM_ADVICE, "train-warper": WARPER_TRAIN_OOM_ADVICE,
+                                                          "eval-warper": "try fewer --pairs or a smaller --size"}))
 
 
 if __name__ == "__main__":
