@@ -344,3 +344,20 @@ def test_i13_scales_above_the_output_size_are_refused(tmp_path, capsys):
     code, err = _run(ws_main, ["run", "-c", str(c), "-t", str(c), "--size", "256", "--scales", "16384",
                                "-o", str(tmp_path / "o.png")], capsys)
     assert code == 2 and "--scales" in _one_line_error(err) and "16384" in err
+
+
+# 8. (part) a MemoryError while decoding is reported as memory, not corruption -------------------------------------
+
+def test_i8_memory_error_while_decoding_is_reported_as_memory(tmp_path, monkeypatch):
+    from adain.base.errors import ImageError
+    from adain.base.image import load_image
+
+    path = _img(tmp_path / "big.png", (64, 48))
+
+    def no_memory(*a, **k):
+        raise MemoryError("Unable to allocate 732. MiB for an array with shape (8000, 8000, 3) and data type float32")
+
+    monkeypatch.setattr("adain.base.image._pil_to_rgb_array", no_memory)
+    with pytest.raises(ImageError) as e:
+        load_image(path)
+    assert "out of memory decoding its 64x48 pixels" in str(e.value) and "corrupt" not in str(e.value)

@@ -194,13 +194,18 @@ def _decode(im: Image.Image, name: str, max_pixels: int) -> np.ndarray:
         raise
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
         raise ImageError(name, "image is too large (decompression bomb guard)") from None
+    except MemoryError:  # numpy's "Unable to allocate ..." too: memory, not a corrupt file
+        raise ImageError(name, f"out of memory decoding its {w}x{h} pixels (about {w * h * 16 / 2**30:.1f} GiB "
+                               "as float RGB); give a smaller image or free memory") from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError, ZeroDivisionError,
-            struct.error, MemoryError) as e:
+            struct.error) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if len(msg) > 80:  # never cut mid-word
+            msg = msg[:80].rsplit(" ", 1)[0] + "..."
         if "truncated" in msg.lower() or isinstance(e, EOFError):
             reason = f"truncated {im.format or 'image'} file"
         else:
-            reason = f"corrupt {im.format or 'image'} data ({msg[:80]})"
+            reason = f"corrupt {im.format or 'image'} data ({msg})"
         raise ImageError(name, reason) from None
 
 
