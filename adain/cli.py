@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .base.config import SEED_MAX
-from .base.cli_support import (options_dict, parse_scales, pass_progress, require_inputs, run_cli, set_verbosity,
+from .base.config import MAX_BATCH, MAX_WORKERS, SEED_MAX
+from .base.cli_support import (TRAIN_OOM_ADVICE, options_dict, parse_scales, pass_progress, require_inputs, run_cli, set_verbosity,
                                tune_allocator_for, want_progress)
 
 OOM_ADVICE = "try a smaller output, e.g. --size 1024 (the finest pass decides the peak memory)"
@@ -89,7 +89,7 @@ def stylize_cmd(content: Path, styles: Sequence[Path], weights: Sequence[float],
 @click.option("--style-dir", default=None, help="Folder of style images, searched recursively (e.g. WikiArt).")
 @click.option("--output-dir", default=None, help="Run folder for checkpoint.pt, decoder.safetensors, losses.csv, samples/ [default: runs/styler].")
 @click.option("--iterations", type=click.IntRange(min=1), default=None, help="Total iterations [default: 160000].")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Images per step per process [default: 8].")
+@click.option("--batch-size", type=click.IntRange(1, MAX_BATCH), default=None, help="Images per step per process [default: 8].")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Adam learning rate, decayed as lr/(1+lr_decay*i) [default: 1e-4].")
 @click.option("--lr-decay", type=click.FloatRange(min=0), default=None, help="Learning-rate decay [default: 5e-5].")
 @click.option("--style-weight", type=click.FloatRange(min=0), default=None, help="Weight of the style loss, channel-averaged MSE as in the PyTorch port [default: 10].")
@@ -100,10 +100,10 @@ def stylize_cmd(content: Path, styles: Sequence[Path], weights: Sequence[float],
 @click.option("--skip-lr-scale", type=click.FloatRange(min=0, min_open=True), default=None, help="The skip and keep convolutions learn at lr times this [default: 1].")
 @click.option("--decoder-keep", default=None, help="Keep path of the decoder: some of its skips, comma-separated; 1x1 convolutions for the content's own features at alpha < 1, starting at zero [default: none].")
 @click.option("--train-keep-only/--train-all", default=None, help="Train only the keep convolutions, on the identity losses; the rest stays frozen, so alpha-1 outputs do not change [default: --train-all].")
-@click.option("--load-size", type=click.IntRange(min=8), default=None, help="Shorter side before cropping, px [default: 512].")
-@click.option("--crop-size", type=click.IntRange(min=16), default=None, help="Random crop side, px [default: 256].")
+@click.option("--load-size", type=click.IntRange(8, 4096), default=None, help="Shorter side before cropping, px [default: 512].")
+@click.option("--crop-size", type=click.IntRange(16, 4096), default=None, help="Random crop side, px [default: 256].")
 @click.option("--holdout", type=click.FloatRange(0, 0.9), default=None, help="Fraction of each folder held out by a fixed hash split [default: 0].")
-@click.option("--workers", type=click.IntRange(min=0), default=None, help="Data-loading worker processes [default: 2].")
+@click.option("--workers", type=click.IntRange(0, MAX_WORKERS), default=None, help="Data-loading worker processes [default: 2].")
 @click.option("--seed", type=click.IntRange(0, SEED_MAX), default=None, help="Random seed, 0 to 2^63-1 [default: 0].")
 @click.option("--device", default=None, help="auto, cpu, cuda or cuda:N [default: auto].")
 @click.option("--bf16/--fp32", "--amp/--no-amp", "bf16", default=None, help="bf16 autocast on CUDA and on a CPU with native bf16 [default: on]; --amp/--no-amp are the old names.")
@@ -131,7 +131,7 @@ def train_styler_cmd(config_path: Path | None, resume: str | None, progress: boo
 
 
 def main(args: Sequence[str] | None = None) -> None:
-    sys.exit(run_cli(cli, "adain", args, oom_advice=OOM_ADVICE))
+    sys.exit(run_cli(cli, "adain", args, oom_advice={"": OOM_ADVICE, "train-styler": TRAIN_OOM_ADVICE}))
 
 
 if __name__ == "__main__":

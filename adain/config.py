@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
-from .base.config import SEED_MAX, Range, validate_config
+from .base.config import MAX_BATCH, MAX_WORKERS, SEED_MAX, Range, validate_config
 from .base.errors import ConfigError
 
 __all__ = ["StylerTrainConfig"]
@@ -54,13 +54,14 @@ class StylerTrainConfig:
     time_limit_s: float = 0.0  # stop cleanly (with a checkpoint) after this many seconds; 0: no limit
 
     #: Allowed values, checked on construction (files, flags and the API alike); the CLI's option
-    #: ranges are tested against this table. 16 px is the smallest crop whose relu4_1 map (1/8 of it)
+    #: ranges are tested against this table. Every size and count has an upper bound (issue 33:
+    #: ``workers = 100000`` started ~1,000 processes; ``load_size = 100000`` took 21.9 GB). 16 px is the smallest crop whose relu4_1 map (1/8 of it)
     #: the decoder's reflection padding accepts.
     RANGES: ClassVar[dict[str, Range]] = {
-        "iterations": Range(1), "batch_size": Range(1), "lr": Range(0, min_open=True), "lr_decay": Range(0),
+        "iterations": Range(1), "batch_size": Range(1, MAX_BATCH), "lr": Range(0, min_open=True), "lr_decay": Range(0),
         "content_weight": Range(0), "style_weight": Range(0), "identity_pixel_weight": Range(0),
-        "identity_feature_weight": Range(0), "skip_lr_scale": Range(0, min_open=True), "load_size": Range(8), "crop_size": Range(16),
-        "holdout": Range(0, 0.9), "workers": Range(0), "seed": Range(0, SEED_MAX), "log_every": Range(1),
+        "identity_feature_weight": Range(0), "skip_lr_scale": Range(0, min_open=True), "load_size": Range(8, 4096), "crop_size": Range(16, 4096),
+        "holdout": Range(0, 0.9), "workers": Range(0, MAX_WORKERS), "seed": Range(0, SEED_MAX), "log_every": Range(1),
         "sample_every": Range(0), "checkpoint_every": Range(1), "time_limit_s": Range(0),
     }
 

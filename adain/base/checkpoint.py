@@ -51,6 +51,7 @@ def _torch_load(path: str | Path) -> Any:
         raise CheckpointError(path, problem)
     if path.stat().st_size == 0:
         raise CheckpointError(path, "file is empty (0 bytes)")
+    _check_declared_size(path)
     try:
         with warnings.catch_warnings():
             # torch warns about non-default pickle protocols before refusing or loading them; the
@@ -82,11 +83,44 @@ def _torch_load(path: str | Path) -> Any:
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, AttributeError, KeyError,
             IndexError, TypeError, UnicodeDecodeError, MemoryError) as e:
-        msg = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+        msg = _first_sentence(str(e)) if str(e) else type(e).__name__
         raise CheckpointError(path, f"truncated or corrupt checkpoint ({msg})") from None
 
 
+def _first_sentence(text: str, limit: int = 160) -> str:
+    """The first sentence of the first line, never cut mid-word (a cut is marked with '...')."""
+    line = text.strip().splitlines()[0] if text.strip() else text
+    line = re.split(r"(?<=[.!?])\s", line, maxsplit=1)[0].rstrip(".")
+    if len(line) <= limit:
+        return line
+    return line[:limit].rsplit(" ", 1)[0] + "..."
+
+
 _SCAN_LIMIT = 64 * 2**20
+#: torch.save's zip layout stores tensors uncompressed; a file whose entries expand far beyond its
+#: size (a zip-compressed zero tensor grows about 1000:1) is refused before torch.load reads it.
+_MAX_EXPANSION = 8
+_MAX_DECLARED = 4 * 2**30
+_EXPANSION_FLOOR = 64 * 2**20
+
+
+def _check_declared_size(path: Path) -> None:
+    """Refuse a zip checkpoint whose entries declare far more bytes than the file holds (a zip bomb).
+
+    Reads only the zip's central directory: nothing is decompressed or unpickled.
+    """
+    try:
+        if not zipfile.is_zipfile(path):
+            return
+        with zipfile.ZipFile(path) as z:
+            declared = sum(i.file_size for i in z.infolist())
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return  # torch.load reports the corruption in its own words below
+    size = path.stat().st_size
+    if declared > _MAX_DECLARED or (declared > _EXPANSION_FLOOR and declared > _MAX_EXPANSION * size):
+        raise CheckpointError(path, f"refused: its entries expand to {declared / 2**20:.0f} MiB from a "
+                                    f"{size / 2**20:.1f} MiB file (compressed tensor data; torch.save never "
+                                    "writes that)")
 
 
 def _find_code_opcode(path: Path) -> str | None:
@@ -192,6 +226,15 @@ def load_checkpoint(path: str | Path, *, expected_format: str) -> dict[str, Any]
         CheckpointError: unreadable or code-running file, another format, a missing entry, or a
             digest that does not match the contents (corrupt bytes).
     """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError:
+        head = b""
+    if len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 2**24:
+        raise CheckpointError(path, f"it is a weights file (safetensors), not a '{expected_format}' training "
+                                    "checkpoint; resume from the run's checkpoint.pt, or warm-start from these "
+                                    "weights with --init-decoder / --init-warper")
     obj = _torch_load(path)
     if not isinstance(obj, Mapping) or obj.get("format") != expected_format:
         got = obj.get("format") if isinstance(obj, Mapping) else type(obj).__name__

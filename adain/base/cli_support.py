@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,11 +74,22 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
-def run_cli(group: click.Group, prog: str, args: Sequence[str] | None = None, *, oom_advice: str = "") -> int:
+#: What a trainer out of memory should try: options each trainer has (neither has --size).
+TRAIN_OOM_ADVICE = "try a smaller --batch-size, --crop-size or --load-size"
+WARPER_TRAIN_OOM_ADVICE = "try a smaller --batch-size or --pair-batch-size (or load_size in the config)"
+
+
+def run_cli(group: click.Group, prog: str, args: Sequence[str] | None = None, *,
+            oom_advice: str | Mapping[str, str] = "") -> int:
     """Run ``group``; user errors print ``prog: error: ...`` on one line and return status 2.
 
-    Programming errors keep their traceback (they are bugs to report).
+    ``oom_advice`` is one hint, or one per command name (``""`` keys the default), so each command
+    suggests only options it has. Programming errors keep their traceback (they are bugs to report).
     """
+    if not isinstance(oom_advice, str):
+        argv = list(args) if args is not None else sys.argv[1:]
+        command = next((a for a in argv if a in group.commands), "")
+        oom_advice = oom_advice.get(command, oom_advice.get("", ""))
     try:
         rv = group.main(args=list(args) if args is not None else None, prog_name=prog, standalone_mode=False)
     except click.exceptions.Exit as e:

@@ -43,6 +43,9 @@ def _apply_renames(values: dict[str, Any], fields: Mapping[str, Any], path: str 
 
 #: Largest seed: torch seeds are 64-bit and the trainers also use ``seed + 1``.
 SEED_MAX = 2**63 - 1
+#: Upper bounds shared by both trainers' tables: data-loader processes and images per step.
+MAX_WORKERS = 64
+MAX_BATCH = 1024
 
 
 @dataclasses.dataclass(frozen=True)

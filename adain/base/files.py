@@ -6,6 +6,10 @@ would silently turn it into a regular file.) A dangling link creates its target.
 
 Non-regular files (devices such as ``/dev/full``, FIFOs, sockets, folders) are refused with an
 :class:`~adain.base.errors.OutputError`: a rename would replace the device node or FIFO itself.
+
+Permissions: a replaced file keeps its mode (a private 0600 output stays 0600); an existing file
+with no write bit (0444) is refused unless the caller passes ``replace_readonly=True`` (as ``cp``
+refuses it); a folder the process cannot write into is refused before any work, not at the end.
 """
 
 from __future__ import annotations
@@ -36,14 +40,19 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def check_output_path(path: str | Path) -> Path:
+def check_output_path(path: str | Path, *, replace_readonly: bool = False) -> Path:
     """Check that ``path`` can be replaced by a regular file; return the path to write (links resolved).
 
     Cheap (a few ``stat`` calls), so CLIs call it for every output before any model work.
 
+    Args:
+        path: the output.
+        replace_readonly: allow replacing an existing file that has no write permission bit.
+
     Raises:
-        OutputError: ``path`` (or what it links to) exists and is not a regular file, or a
-            component of its folder is an existing non-folder.
+        OutputError: ``path`` (or what it links to) exists and is not a regular file, or is
+            read-only; a component of its folder is an existing non-folder; or the nearest
+            existing folder cannot be written.
     """
     path = Path(path)
     target = Path(os.path.realpath(path))  # write through symlinks (see the module docstring)
@@ -51,6 +60,8 @@ def check_output_path(path: str | Path) -> Path:
         if parent.exists():
             if not parent.is_dir():
                 raise OutputError(path, f"'{parent}' is not a folder")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise OutputError(path, f"folder '{parent}' is not writable (permission denied)")
             break
     try:
         st = os.stat(target)
@@ -61,6 +72,9 @@ def check_output_path(path: str | Path) -> Path:
     if st is not None and not stat.S_ISREG(st.st_mode):
         where = "" if str(target) == os.path.abspath(path) else f" ('{target}')"
         raise OutputError(path, f"it exists and is {_kind(st.st_mode)}{where}; give a file path")
+    if st is not None and not replace_readonly and not st.st_mode & 0o222:
+        raise OutputError(path, f"it exists and is read-only (mode {stat.S_IMODE(st.st_mode):04o}); make it "
+                                "writable (chmod u+w) to replace it, or choose another output")
     return target
 
 
@@ -73,29 +87,42 @@ def same_file(a: str | Path, b: str | Path) -> bool:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
+def atomic_path(path: str | Path, *, replace_readonly: bool = False) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success rename it onto ``path``.
 
     A crash or exception leaves either the old file or none, never a half-written one.
     The temp file lives in the same directory so ``os.replace`` is a same-filesystem rename.
     A symlink is written through (its target is replaced); see the module docstring.
 
+    A replaced file keeps its permission bits; a new one gets what a plain ``open()`` would give.
+
     Raises:
-        OutputError: ``path`` exists and is not a regular file (a device, FIFO, folder, ...).
+        OutputError: ``path`` exists and is not a regular file (a device, FIFO, folder, ...), is
+            read-only (unless ``replace_readonly``), or its folder cannot be created or written.
     """
-    path = check_output_path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    given = path
+    path = check_output_path(path, replace_readonly=replace_readonly)
+    try:
+        old_mode: int | None = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        old_mode = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise OutputError(given, (e.strerror or str(e)).lower()) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
-        # mkstemp creates 0600; give the file the permissions a plain open() would have.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)
+        if old_mode is not None:  # keep a replaced file's mode (0600 stays private)
+            os.chmod(tmp_path, old_mode)
+        else:  # mkstemp creates 0600; give a new file the permissions a plain open() would have.
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp_path, 0o666 & ~umask)
         os.replace(tmp_path, path)
     finally:
         with contextlib.suppress(FileNotFoundError):

@@ -194,13 +194,18 @@ def _decode(im: Image.Image, name: str, max_pixels: int) -> np.ndarray:
         raise
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
         raise ImageError(name, "image is too large (decompression bomb guard)") from None
+    except MemoryError:  # numpy's "Unable to allocate ..." too: memory, not a corrupt file
+        raise ImageError(name, f"out of memory decoding its {w}x{h} pixels (about {w * h * 16 / 2**30:.1f} GiB "
+                               "as float RGB); give a smaller image or free memory") from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError, ZeroDivisionError,
-            struct.error, MemoryError) as e:
+            struct.error) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if len(msg) > 80:  # never cut mid-word
+            msg = msg[:80].rsplit(" ", 1)[0] + "..."
         if "truncated" in msg.lower() or isinstance(e, EOFError):
             reason = f"truncated {im.format or 'image'} file"
         else:
-            reason = f"corrupt {im.format or 'image'} data ({msg[:80]})"
+            reason = f"corrupt {im.format or 'image'} data ({msg})"
         raise ImageError(name, reason) from None
 
 
@@ -286,7 +291,7 @@ def to_pil(image: torch.Tensor) -> Image.Image:
     return Image.fromarray(arr, "RGB")
 
 
-def check_image_output(path: str | os.PathLike) -> str:
+def check_image_output(path: str | os.PathLike, *, replace_readonly: bool = False) -> str:
     """Check, before any work, that :func:`save_image` can write ``path``; return its Pillow format.
 
     Raises:
@@ -300,27 +305,62 @@ def check_image_output(path: str | os.PathLike) -> str:
             path, f"unknown output extension '{path.suffix}' (use one of {', '.join(sorted(_SAVE_FORMATS))})",
             action="write",
         )
-    check_output_path(path)
+    check_output_path(path, replace_readonly=replace_readonly)
     return fmt
 
 
-def save_image(image: torch.Tensor | Image.Image, path: str | os.PathLike, *, quality: int = 95) -> Path:
+#: Written into every PNG (text chunk ``Software``) and JPEG (comment) that :func:`save_image` writes,
+#: so a batch run with ``--overwrite`` replaces only its own earlier outputs, never a user's photo.
+OUTPUT_MARKER = "adain/warpstyle output"
+
+
+def is_marked_output(path: str | os.PathLike) -> bool:
+    """True when ``path`` is an image that :func:`save_image` wrote (it carries :data:`OUTPUT_MARKER`)."""
+    try:
+        with Image.open(path) as im:
+            tag = im.info.get("Software") or im.info.get("comment") or b""
+    except Exception:  # noqa: BLE001 - unreadable or not an image: not one of ours
+        return False
+    if isinstance(tag, bytes):
+        tag = tag.decode("latin-1", "replace")
+    return tag == OUTPUT_MARKER
+
+
+def save_image(image: torch.Tensor | Image.Image, path: str | os.PathLike, *, quality: int = 95,
+               replace_readonly: bool = False) -> Path:
     """Save an image atomically; the format follows the extension (.png, .jpg, .webp, ...).
 
     Args:
         image: ``(1, 3, H, W)`` / ``(3, H, W)`` float tensor in [0, 1], or a PIL image.
         path: destination; its parent directories are created.
         quality: JPEG/WebP quality (1-95).
+        replace_readonly: replace an existing read-only file (refused by default).
 
     Returns:
         The written path.
+
+    Raises:
+        ImageError: a tensor holding NaN or inf (broken weights give these; writing them would save
+            a black image as if it had worked), or the write failed.
+        OutputError: see :func:`~adain.base.files.check_output_path`.
     """
     path = Path(path)
-    fmt = check_image_output(path)
+    fmt = check_image_output(path, replace_readonly=replace_readonly)
+    if isinstance(image, torch.Tensor) and not bool(torch.isfinite(image.detach()).all()):
+        raise ImageError(path, "the result holds NaN or infinite values (broken or overflowing weights?); "
+                               "nothing was written", action="write")
     im = image if isinstance(image, Image.Image) else to_pil(image)
-    kwargs = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    kwargs: dict[str, Any] = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    if fmt == "PNG":
+        from PIL.PngImagePlugin import PngInfo
+
+        info = PngInfo()
+        info.add_text("Software", OUTPUT_MARKER)
+        kwargs["pnginfo"] = info
+    elif fmt == "JPEG":
+        kwargs["comment"] = OUTPUT_MARKER.encode()
     try:
-        with atomic_path(path) as tmp:
+        with atomic_path(path, replace_readonly=replace_readonly) as tmp:
             im.save(tmp, format=fmt, **kwargs)
     except OSError as e:
         raise ImageError(path, f"{e.strerror or e}", action="write") from None

@@ -22,7 +22,7 @@ from .data import list_images
 from .errors import ImageError, OutputError
 from .files import check_output_path, same_file
 
-__all__ = ["BatchItem", "BatchPlan", "check_not_inputs", "plan_batch", "side_paths"]
+__all__ = ["BatchItem", "BatchPlan", "check_not_inputs", "check_replaceable", "plan_batch", "side_paths"]
 
 
 def side_paths(output: Path, suffixes: Sequence[str]) -> list[Path]:
@@ -34,6 +34,9 @@ def side_paths(output: Path, suffixes: Sequence[str]) -> list[Path]:
 def check_not_inputs(outputs: Iterable[Path], inputs: Iterable[tuple[str, Path | None]]) -> None:
     """Refuse any output that is one of the inputs (same file, or the same path once resolved).
 
+    An input may be a folder (``--image-dir``): an output that already exists inside it is one of
+    its files and is refused too (a new file written into it is allowed).
+
     Args:
         outputs: every file the run will write.
         inputs: ``(option, path)`` pairs, e.g. ``("--content", Path("c.jpg"))``; None paths are ignored.
@@ -41,6 +44,8 @@ def check_not_inputs(outputs: Iterable[Path], inputs: Iterable[tuple[str, Path |
     Raises:
         OutputError: naming the output and the input option it would overwrite.
     """
+    inputs = list(inputs)
+    folders = [(opt, p) for opt, p in inputs if p is not None and os.path.isdir(p)]
     # Keyed by inode (hard links, symlinks, case-insensitive file systems) and by resolved path
     # (inputs that do not exist yet cannot clash by inode): O(inputs + outputs) for large batches.
     by_key: dict[object, tuple[str, Path]] = {}
@@ -59,6 +64,10 @@ def check_not_inputs(outputs: Iterable[Path], inputs: Iterable[tuple[str, Path |
                 hit = by_key.get((st.st_dev, st.st_ino))
         if hit is not None:
             raise OutputError(out, f"it is the {hit[0]} input '{hit[1]}'; choose another output")
+        if os.path.lexists(out):
+            for opt, folder in folders:
+                if _is_under(out, folder):
+                    raise OutputError(out, f"it is a file of the {opt} folder '{folder}'; choose another output")
 
 
 def _is_under(path: Path, folder: Path) -> bool:
@@ -116,14 +125,22 @@ def plan_batch(sources: Sequence[Path], output_dir: Path, *, extension: str = ".
                                       "--output is a folder)")
     pairs: list[tuple[Path, Path]] = []  # (input, output path relative to output_dir, input extension kept)
     excluded: list[Path] = []
+    seen: set[str] = set()
     for src in sources:
         src = Path(src)
+        key = os.path.normcase(os.path.realpath(src))
+        if key in seen:  # the same file or folder given twice is one input
+            continue
+        seen.add(key)
         if src.is_dir():
             if same_file(src, output_dir):
                 raise OutputError(output_dir, f"it is the input folder '{src}': the outputs would replace the "
                                               "inputs; choose another folder")
+            # Images under the output folder are earlier outputs only when the output folder is inside
+            # this input folder; an input folder inside the output folder holds inputs.
+            output_inside = _is_under(output_dir, src)
             for p in list_images(src):
-                if _is_under(p, output_dir):
+                if output_inside and _is_under(p, output_dir):
                     excluded.append(p)  # earlier outputs, not inputs (an output folder inside the input folder)
                 else:
                     pairs.append((p, p.relative_to(src)))
@@ -160,3 +177,28 @@ def plan_batch(sources: Sequence[Path], output_dir: Path, *, extension: str = ".
             check_output_path(out)
     existing = [it for it in items if any(o.exists() for o in it.outputs)]
     return BatchPlan(items, excluded, existing)
+
+
+def check_replaceable(items: Iterable[BatchItem]) -> None:
+    """Before ``--overwrite`` replaces earlier outputs, make sure each one is an earlier output.
+
+    An existing image output must carry the marker :func:`~adain.base.image.save_image` writes; a
+    side file that is not an image (``_field.npy``) counts as ours when its item's image is ours.
+    A user's photo that happens to have an output's name (``sub/a.png`` for the input ``a.jpg``) is
+    refused rather than replaced.
+
+    Raises:
+        OutputError: naming the first existing output that this program did not write.
+    """
+    from .data import IMAGE_EXTENSIONS
+    from .image import is_marked_output
+
+    for it in items:
+        main_ours = not it.output.exists() or is_marked_output(it.output)
+        for out in it.outputs:
+            if not out.exists():
+                continue
+            ours = is_marked_output(out) if out.suffix.lower() in IMAGE_EXTENSIONS else main_ours
+            if not ours:
+                raise OutputError(out, "it exists and was not written by this program (no output marker), so "
+                                       "--overwrite will not replace it; move it or choose another output folder")

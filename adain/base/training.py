@@ -27,8 +27,9 @@ from tqdm.auto import tqdm
 from .checks import check_device
 from .checkpoint import load_checkpoint, restore_training_state, rng_state, save_checkpoint, training_header
 from .config import config_to_dict, write_config
-from .errors import ConfigError, StyleTransferError
-from .files import atomic_path, remove_stale_temp_files
+from .errors import ConfigError, OutputError, StyleTransferError
+from .files import atomic_path, check_output_path, remove_stale_temp_files, same_file
+from .outputs import check_not_inputs
 from .image import save_image
 
 __all__ = [
@@ -245,6 +246,38 @@ def run_folder_lock(out_dir: Path, enabled: bool) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+#: What a run writes into its folder: a new run refuses a folder holding any of them (a finished
+#: run whose checkpoint was deleted, or a user's own files of those names).
+RUN_FILES = ("checkpoint.pt", "config.json", "losses.csv", "decoder.safetensors", "warper.safetensors")
+RUN_FOLDERS = ("samples", "snapshots")
+
+
+def check_run_folder(out_dir: Path, cfg: Any, *, resuming: bool) -> None:
+    """Refuse, before any work, a run folder that cannot be written or whose files a run would replace.
+
+    Raises:
+        OutputError: ``out_dir`` is an existing non-folder (a file, ``/dev/full``), sits under one,
+            or cannot be written; or an ``init_*`` weights file of ``cfg`` is one of the run's files.
+        ConfigError: a new run (nothing to resume) would replace files already in ``out_dir``.
+    """
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(out_dir, "it exists and is not a folder; --output-dir is the run folder")
+    check_output_path(out_dir / "checkpoint.pt", replace_readonly=True)  # a parent that is a file, no permission
+    run_files = [out_dir / n for n in RUN_FILES]
+    check_not_inputs(run_files, [(f"--{k.replace('_', '-')}", Path(v)) for k in ("init_decoder", "init_warper")
+                                 if (v := getattr(cfg, k, None))])
+    if resuming:
+        return
+    held = [p.name for p in run_files if os.path.lexists(p)]
+    held += [f"{d.name}/" for d in (out_dir / n for n in RUN_FOLDERS) if d.is_dir() and any(d.iterdir())]
+    if held:
+        what = ("a run (checkpoint.pt); use --resume auto to continue it, or another --output-dir"
+                if "checkpoint.pt" in held else
+                f"files a new run would replace ({', '.join(held)}) and no checkpoint.pt to resume; move them or "
+                "choose another --output-dir")
+        raise ConfigError(None, f"output_dir '{out_dir}' already holds {what}")
+
+
 def _all_finite(tensors: Mapping[str, torch.Tensor]) -> bool:
     return all(bool(torch.isfinite(t).all()) for t in tensors.values() if t.is_floating_point())
 
@@ -281,9 +314,8 @@ def run_training(
         device = ctx.device(cfg.device)
         out_dir = Path(cfg.output_dir)
         resume_path = find_resume(resume, out_dir)
-        if resume is None and (out_dir / "checkpoint.pt").exists():
-            raise ConfigError(None, f"output_dir '{out_dir}' already holds a run (checkpoint.pt); "
-                                    "use --resume auto to continue it, or another --output-dir")
+        # Resuming this folder's own run may rewrite its files; a checkpoint from elsewhere starts this folder anew.
+        check_run_folder(out_dir, cfg, resuming=resume_path is not None and same_file(resume_path.parent, out_dir))
         with run_folder_lock(out_dir, ctx.is_main):
             return _train(task_factory, cfg, ctx, device, out_dir, resume_path, progress, desc)
     finally:
@@ -333,12 +365,15 @@ def _train(
         write_config(cfg, out_dir / "config.json")
         csv_log.rewind(start)
 
+    def kept() -> str:  # only claim a good checkpoint when there is one
+        return (f"kept the last good checkpoint in '{out_dir}'" if ckpt_path.exists() else
+                "no checkpoint was written")
+
     def save(iteration: int) -> None:
         state = {k: v.detach().cpu() for k, v in task.model.state_dict().items()}
         # every rank checks (and agrees), so no rank waits in a collective for one that stopped
         if ctx.any(not _all_finite(state), device):  # never replace a good checkpoint with broken weights
-            raise TrainingDiverged(f"weights became non-finite by iteration {iteration}; "
-                                   f"kept the last good checkpoint in '{out_dir}' (lower --lr?)")
+            raise TrainingDiverged(f"weights became non-finite by iteration {iteration}; {kept()} (lower --lr?)")
         if not ctx.is_main:
             return
         ck = {**training_header(task.name, iteration, config_to_dict(cfg)),
@@ -365,8 +400,8 @@ def _train(
             out = task.step(model, want_sample)
             skipped += out.skipped
             if ctx.any(not math.isfinite(float(out.loss.detach())), device):
-                raise TrainingDiverged(f"the loss became non-finite at iteration {done}; kept the last good "
-                                       f"checkpoint in '{out_dir}' (lower --lr or the loss weights?)")
+                raise TrainingDiverged(f"the loss became non-finite at iteration {done}; {kept()} "
+                                       "(lower --lr or the loss weights?)")
             optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
             optimizer.step()

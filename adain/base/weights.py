@@ -141,6 +141,7 @@ def check_state(
         if not _dense(t):
             raise CheckpointError(source, f"refused: tensor '{key}' of shape {tuple(t.shape)} is not dense "
                                           f"(strides {tuple(t.stride())}); a crafted file would expand in memory")
+    check_finite({k: state[k] for k in expected}, source)  # after the shapes: a dense, bounded read
 
 
 def _few(keys: list[str]) -> str:
@@ -332,7 +333,7 @@ def load_weights(
     """
     path = Path(path)
     if not _is_safetensors(path):
-        return load_state_dict_file(path), None
+        return load_state_dict_file(path), None  # check_state checks shapes, density, then finiteness
     from safetensors import SafetensorError
     from safetensors.torch import load as load_safetensors
 
@@ -354,4 +355,17 @@ def load_weights(
         state = load_safetensors(data)
     except (SafetensorError, ValueError, RuntimeError) as e:
         raise CheckpointError(path, f"truncated or corrupt checkpoint ({str(e).splitlines()[0][:160]})") from None
+    check_finite(state, path)
     return state, meta
+
+
+def check_finite(state: Mapping[str, Any], source: str | Path) -> None:
+    """Refuse weights holding NaN or inf (a diverged run): they would give black images and exit 0.
+
+    Raises:
+        CheckpointError: naming the file and the first non-finite tensor.
+    """
+    for key, t in state.items():
+        if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise CheckpointError(source, f"refused: tensor '{key}' holds NaN or infinite values (weights of a "
+                                          "diverged training run?)")

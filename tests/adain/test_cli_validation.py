@@ -15,7 +15,7 @@ def _run(args, capsys):
 def test_crop_size_below_16_is_refused(tmp_path, capsys):
     code, err = _run(["train-styler", "--content-dir", str(tmp_path), "--style-dir", str(tmp_path),
                       "--crop-size", "8", "--output-dir", str(tmp_path / "run")], capsys)
-    assert code == 2 and "--crop-size" in err and "8 is not in the range x>=16" in err
+    assert code == 2 and "--crop-size" in err and "8 is not in the range 16<=x<=4096" in err
     assert len(err.strip().splitlines()) == 1
 
 

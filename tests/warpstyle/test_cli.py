@@ -199,6 +199,11 @@ def test_batch_output_inside_the_input_folder_and_earlier_runs(tmp_path, samples
     assert "1 of 1 done, 0 failed, 3 skipped" in capsys.readouterr().err
     assert (out / "a_png.png").read_bytes() == b"edited by the user" and (out / "y" / "c.png").is_file()
 
+    # Issue 33 item 4: --overwrite replaces only files this program wrote, not the user's edit.
+    assert _run(base + ["--overwrite"]) == 2
+    assert "not written by this program" in capsys.readouterr().err
+    assert (out / "a_png.png").read_bytes() == b"edited by the user"
+    (out / "a_png.png").write_bytes(first[out / "a_png.png"])
     assert _run(base + ["--overwrite"]) == 0
     assert "4 of 4 done, 0 failed" in capsys.readouterr().err
     assert {p: p.read_bytes() for p in out.rglob("*.png")} == first

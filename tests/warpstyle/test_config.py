@@ -10,7 +10,7 @@ from warpstyle.training.config import WarperTrainConfig
 
 @pytest.mark.parametrize("text, key", [
     ("iterations = -5", "iterations must be >= 1; got -5"),
-    ("batch_size = 0", "batch_size must be >= 1; got 0"),
+    ("batch_size = 0", "batch_size must be in [1, 1024]; got 0"),
     ("holdout = 5.0", "holdout must be in [0, 0.9]; got 5.0"),
     ("texture_prob = nan", "texture_prob must be in [0, 1]; got nan"),
 ])

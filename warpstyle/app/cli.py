@@ -10,8 +10,8 @@ from pathlib import Path
 import click
 
 from adain import __version__
-from adain.base.config import SEED_MAX
-from adain.base.cli_support import (options_dict, parse_scales, pass_progress, require_inputs, run_cli, set_verbosity,
+from adain.base.config import MAX_BATCH, MAX_WORKERS, SEED_MAX
+from adain.base.cli_support import (WARPER_TRAIN_OOM_ADVICE, options_dict, parse_scales, pass_progress, require_inputs, run_cli, set_verbosity,
                                     tune_allocator_for, want_progress)
 from adain.base.errors import OutputError, StyleTransferError
 
@@ -84,7 +84,7 @@ def run_cmd(contents: Sequence[Path], geometry: Path | None, textures: Sequence[
 
     from adain.base.files import check_output_path
     from adain.base.image import check_image_output, save_image
-    from adain.base.outputs import check_not_inputs, plan_batch, side_paths
+    from adain.base.outputs import check_not_inputs, check_replaceable, plan_batch, side_paths
     from adain.base.data import IMAGE_EXTENSIONS
     from adain.base.training import resolve_device
 
@@ -96,6 +96,10 @@ def run_cmd(contents: Sequence[Path], geometry: Path | None, textures: Sequence[
                                  param_hint="--texture-weight")
     if skip_existing and overwrite:
         raise click.BadParameter("give --skip-existing or --overwrite, not both", param_hint="--overwrite")
+    if geometry is None and (save_field or save_warped):
+        flag = "--save-field" if save_field else "--save-warped"
+        raise click.BadParameter("needs --geometry: without one nothing is warped, so there is no field or warped "
+                                 "image to save", param_hint=flag)
     if geometry is None and not textures:
         click.echo("warpstyle: warning: neither --geometry nor --texture given; the output is the resized content", err=True)
     if align and method is None:
@@ -103,6 +107,11 @@ def run_cmd(contents: Sequence[Path], geometry: Path | None, textures: Sequence[
     if align and method == "match":
         raise click.BadParameter("--align is part of --geometry-method network; matching finds its own alignment",
                                  param_hint="--align")
+    out_side = min(size or DEFAULT_SIZE, max_size)
+    too_big = [s for s in (parse_scales(scales) or []) if s > out_side]
+    if too_big:
+        raise click.BadParameter(f"scale {too_big[0]} is larger than the output ({out_side} px, from --size/--max-size); "
+                                 "every pass must be at most the output size", param_hint="--scales")
     opts = PipelineOptions(
         method=DEFAULT_METHOD if method is None else method,  # type: ignore[arg-type]
         strength=strength, padding=padding, smoothness=DEFAULT_SMOOTHNESS if smoothness is None else smoothness, alpha=alpha,
@@ -131,6 +140,8 @@ def run_cmd(contents: Sequence[Path], geometry: Path | None, textures: Sequence[
         items = plan.items
         if not items:
             raise click.BadParameter("no content images found", param_hint="--content")
+        if plan.existing and overwrite:
+            check_replaceable(plan.existing)
         if plan.existing and not overwrite:
             if not skip_existing:
                 first = next(o for o in plan.existing[0].outputs if o.exists())
@@ -215,16 +226,16 @@ def demo_cmd(host: str, port: int, share: bool, warper_path: Path | None, decode
 @click.option("--pf-pascal-csv", default=None, help="PF-PASCAL pair CSV with keypoint columns (e.g. trn_pairs.csv).")
 @click.option("--output-dir", default=None, help="Run folder for checkpoint.pt, warper.safetensors, losses.csv [default: runs/warper].")
 @click.option("--iterations", type=click.IntRange(min=1), default=None, help="Total iterations [default: 20000].")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Pairs per step per process [default: 16].")
+@click.option("--batch-size", type=click.IntRange(1, MAX_BATCH), default=None, help="Pairs per step per process [default: 16].")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Adam learning rate, decayed as lr/(1+lr_decay*i) [default: 5e-4].")
 @click.option("--pair-dirs", default=None, help="Comma-separated image folders to mine related pairs from (photos, paintings, geometry exemplars) for the feature-matching objective [default: none].")
-@click.option("--pair-batch-size", type=click.IntRange(min=0), default=None, help="Mined pairs per step (0: synthetic pairs only) [default: 0].")
+@click.option("--pair-batch-size", type=click.IntRange(0, MAX_BATCH), default=None, help="Mined pairs per step (0: synthetic pairs only) [default: 0].")
 @click.option("--match-weight", type=click.FloatRange(min=0), default=None, help="Weight of the feature-matching loss on mined pairs [default: 1].")
 @click.option("--init-warper", default=None, help="Warm-start from these warper weights.")
 @click.option("--smooth-weight", type=click.FloatRange(min=0), default=None, help="Weight of the field smoothness loss [default: 0].")
 @click.option("--fold-weight", type=click.FloatRange(min=0), default=None, help="Weight of the fold (Jacobian determinant) penalty [default: 0].")
 @click.option("--holdout", type=click.FloatRange(0, 0.9), default=None, help="Fraction of the image folder held out by a fixed hash split [default: 0].")
-@click.option("--workers", type=click.IntRange(min=0), default=None, help="Data-loading worker processes [default: 2].")
+@click.option("--workers", type=click.IntRange(0, MAX_WORKERS), default=None, help="Data-loading worker processes [default: 2].")
 @click.option("--seed", type=click.IntRange(0, SEED_MAX), default=None, help="Random seed, 0 to 2^63-1 [default: 0].")
 @click.option("--device", default=None, help="auto, cpu, cuda or cuda:N [default: auto].")
 @click.option("--bf16/--fp32", "--amp/--no-amp", "bf16", default=None, help="bf16 autocast on CUDA and on a CPU with native bf16 [default: on]; --amp/--no-amp are the old names.")
@@ -328,7 +339,15 @@ def eval_warper_cmd(warper_path: Path | None, image_dir: str | None, holdout: fl
             raise ImageError(folder, "no such folder")
     require_inputs(weights=[warper_path])  # (the PF-PASCAL CSV may be relative to its root: its loader checks it)
     if json_out:
+        from adain.base.outputs import check_not_inputs
+
         check_output_path(json_out)
+        check_not_inputs([json_out], [("--warper", warper_path), ("--image-dir", Path(image_dir) if image_dir else None),
+                                      ("--pf-pascal-root", Path(pf_pascal_root) if pf_pascal_root else None),
+                                      ("--pf-pascal-csv", Path(pf_pascal_csv) if pf_pascal_csv else None),
+                                      ("--landmark-cache", landmark_cache),
+                                      *(("--faces-content", f) for f in faces_content),
+                                      *(("--faces-geometry", f) for f in faces_geometry)])
     tune_allocator_for(None)  # fixed 256 px pairs
     landmarker = None
     if landmark_mode:
@@ -410,7 +429,8 @@ def export_cmd(fmt: str, output: Path, models: Sequence[str], warper_path: Path 
 
 
 def main(args: Sequence[str] | None = None) -> None:
-    sys.exit(run_cli(cli, "warpstyle", args, oom_advice=OOM_ADVICE))
+    sys.exit(run_cli(cli, "warpstyle", args, oom_advice={"": OOM_ADVICE, "train-warper": WARPER_TRAIN_OOM_ADVICE,
+                                                          "eval-warper": "try fewer --pairs or a smaller --size"}))
 
 
 if __name__ == "__main__":

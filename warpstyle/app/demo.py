@@ -271,6 +271,8 @@ def build_app(engine: DemoEngine | None = None, *, examples: list[list[str | Non
         engine: the request logic (default: a :class:`DemoEngine` over the bundled models).
         examples: example rows of (content, geometry, texture) paths (default: :func:`sample_examples`).
     """
+    if port is not None:
+        _check_port_free(host, port)  # before the models load: a taken port is a one-line error, not a traceback
     gr = _import_gradio()
     engine = engine or DemoEngine()
     examples = sample_examples() if examples is None else examples
@@ -328,12 +330,29 @@ def build_app(engine: DemoEngine | None = None, *, examples: list[list[str | Non
                 message = _user_message(e)
                 if message is None:
                     raise  # a bug: Gradio logs the traceback and shows a plain "Error"
-                raise gr.Error(html.escape(message), print_exception=False) from None
+                raise gr.Error(html.escape(message, quote=False), print_exception=False) from None  # quotes stay readable for API clients
             return out.result, out.warped, out.field, out.sheet, str(out.download), out.info
 
         run.click(on_run, [content, geometry, texture, strength, smoothness, alpha, colour, size, refinement, align, method],
                   [result, warped, field, sheet, download, info], concurrency_limit=1)
     return app
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Raise a one-line error when ``host:port`` cannot be bound (in use, or not this machine's address)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as e:
+        raise StyleTransferError(f"cannot serve on {host}:{port}: {e.strerror or e}") from None
+    family, _, _, _, addr = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(addr)
+        except OSError as e:
+            raise StyleTransferError(f"cannot serve on {host}:{port}: {(e.strerror or str(e)).lower()} "
+                                     "(choose another --port)") from None
 
 
 def launch(engine: DemoEngine | None = None, *, host: str = DEFAULT_HOST, port: int | None = DEFAULT_PORT,
@@ -346,6 +365,8 @@ def launch(engine: DemoEngine | None = None, *, host: str = DEFAULT_HOST, port: 
         share: also open a public gradio.live tunnel (goes online; never the default).
         block: serve until interrupted (False: return the running app, e.g. for tests).
     """
+    if port is not None:
+        _check_port_free(host, port)  # before the models load: a taken port is a one-line error, not a traceback
     gr = _import_gradio()
     engine = engine or DemoEngine()
     engine.pipeline  # noqa: B018 (load now rather than in the first request)

@@ -41,8 +41,9 @@ import torch
 import torch.nn as nn
 
 from adain import Styler, __version__
-from adain.base.errors import StyleTransferError
-from adain.base.files import atomic_path
+from adain.base.errors import OutputError, StyleTransferError
+from adain.base.files import atomic_path, check_output_path
+from adain.base.outputs import check_not_inputs
 from adain.base.vgg import VGGEncoder
 from adain.decoder import SKIP_SHAPES, Decoder
 
@@ -262,6 +263,16 @@ def export_models(
     if format == "onnx":
         _require_onnx()
     out = Path(output_dir)
+    # Every file this call writes, checked before any model loads: never onto an input, a device or a
+    # read-only file, and never into a folder that cannot be written.
+    if out.exists() and not out.is_dir():
+        raise OutputError(out, "it exists and is not a folder; --output is the folder that receives the graphs")
+    planned = [out / f"{m}{s}" for m in EXPORT_MODELS if m in models for s in (_SUFFIX[format], ".json")]
+    for p in planned:
+        check_output_path(p)
+    check_not_inputs(planned, [("--warper", None if warper is None else Path(warper)),
+                               ("--decoder", None if decoder is None else Path(decoder)),
+                               ("--vgg", None if vgg is None else Path(vgg))])
     encoder = VGGEncoder.from_pretrained(vgg)
     # Plain float32, contiguous weights: the graphs should not carry this CPU's layout choices.
     styler = Styler(encoder, Decoder.from_pretrained(decoder)).eval().requires_grad_(False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
-from adain.base.config import SEED_MAX, Range, validate_config
+from adain.base.config import MAX_BATCH, MAX_WORKERS, SEED_MAX, Range, validate_config
 from adain.base.errors import ConfigError
 
 from warpstyle.training.data.synthetic import SyntheticWarpSpec
@@ -74,15 +74,15 @@ class WarperTrainConfig:
     #: Allowed values, checked on construction (files, flags and the API alike); the CLI's option
     #: ranges are tested against this table.
     RANGES: ClassVar[dict[str, Range]] = {
-        "iterations": Range(1), "batch_size": Range(1), "lr": Range(0, min_open=True), "lr_decay": Range(0),
-        "load_size": Range(8), "holdout": Range(0, 0.9), "hidden": Range(1), "refine_steps": Range(0),
+        "iterations": Range(1), "batch_size": Range(1, MAX_BATCH), "lr": Range(0, min_open=True), "lr_decay": Range(0),
+        "load_size": Range(8, 2048), "holdout": Range(0, 0.9), "hidden": Range(1, 4096), "refine_steps": Range(0, 64),
         "scale_min": Range(0, min_open=True), "scale_max": Range(0, min_open=True), "rotation_deg": Range(0, 180),
         "shear_deg": Range(0, 80), "translation": Range(0), "tps_jitter": Range(0), "texture_prob": Range(0, 1),
         "texture_alpha_min": Range(0, 1), "field_weight": Range(0), "match_weight": Range(0),
-        "smooth_weight": Range(0), "fold_weight": Range(0), "keypoint_weight": Range(0), "pair_k": Range(1),
-        "pair_batch_size": Range(0), "pair_max_similarity": Range(0, 1.01), "pair_texture_prob": Range(0, 1),
+        "smooth_weight": Range(0), "fold_weight": Range(0), "keypoint_weight": Range(0), "pair_k": Range(1, 1000),
+        "pair_batch_size": Range(0, MAX_BATCH), "pair_max_similarity": Range(0, 1.01), "pair_texture_prob": Range(0, 1),
         "teacher_weight": Range(0), "teacher_pairs": Range(0),
-        "sample_every": Range(0), "workers": Range(0), "seed": Range(0, SEED_MAX),
+        "sample_every": Range(0), "workers": Range(0, MAX_WORKERS), "seed": Range(0, SEED_MAX),
         "log_every": Range(1), "checkpoint_every": Range(1), "time_limit_s": Range(0),
     }
 
