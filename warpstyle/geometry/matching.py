@@ -1,4 +1,4 @@
-"""Training-free semantic matching: a smooth field from VGG best-buddy matches, a robust similarity and a thin-plate spline.
+"""Training-free semantic matching: a field from VGG best-buddy matches, a robust similarity and a thin-plate spline.
 
 No network is trained here; only the VGG-19 encoder's features are used, and nothing is face-specific.
 
@@ -20,6 +20,10 @@ No network is trained here; only the VGG-19 encoder's features are used, and not
 
 The local soft-argmax refinement some matchers add after step 5 is deliberately absent: each cell
 snaps to its own spot and the rendered image tears.
+
+Known limits: when the geometry's object is much smaller than the content's (a small tiger in a wide
+landscape), the prior keeps the scale modest and the fit can crop the content rather than shrink it
+onto the object; in-plane tilts below about 15 degrees are left upright on purpose.
 
 Convention:
     Fields are backward grids ``(1, N, N, 2)`` from the output (geometry) frame into the content,
@@ -227,8 +231,9 @@ def _solve(zg: np.ndarray, zc: np.ndarray, w: np.ndarray, rotate: bool) -> tuple
         return complex(sol[0]), complex(sol[1])
     # Real unknowns (s, bx, by): x and y equations stacked.
     ones, zeros = np.ones(len(zg)), np.zeros(len(zg))
-    design = np.concatenate([np.stack([zg.real, ones, zeros], 1), np.stack([zg.imag, zeros, ones], 1)]) * np.concatenate([sw, sw])[:, None]
-    sol = np.linalg.lstsq(design, np.concatenate([zc.real, zc.imag]) * np.concatenate([sw, sw]), rcond=None)[0]
+    sw2 = np.concatenate([sw, sw])
+    design = np.concatenate([np.stack([zg.real, ones, zeros], 1), np.stack([zg.imag, zeros, ones], 1)]) * sw2[:, None]
+    sol = np.linalg.lstsq(design, np.concatenate([zc.real, zc.imag]) * sw2, rcond=None)[0]
     return complex(max(sol[0], 1e-6)), complex(sol[1], sol[2])
 
 
@@ -352,7 +357,8 @@ def match_field(content: dict[str, torch.Tensor], geometry: dict[str, torch.Tens
     check_hw(geometry_hw, "geometry_hw")
     if isinstance(grid_size, bool) or not isinstance(grid_size, numbers.Integral) or grid_size < 2:
         raise ValueError(f"grid_size must be an int >= 2; got {grid_size!r}")
-    if isinstance(smoothing, bool) or not isinstance(smoothing, numbers.Real) or not math.isfinite(smoothing) or smoothing < 0:
+    if (isinstance(smoothing, bool) or not isinstance(smoothing, numbers.Real) or not math.isfinite(smoothing)
+            or smoothing < 0):
         raise ValueError(f"smoothing must be a finite number >= 0; got {smoothing!r}")
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise ValueError(f"seed must be a non-negative int; got {seed!r}")
