@@ -66,16 +66,28 @@ def test_a_strongly_supported_rotation_is_recovered_across_aspect_ratios():
     assert (r.grid.double() - want).abs().max() < 0.08
 
 
-def test_the_field_never_folds_even_with_almost_no_smoothing():
-    truth = Similarity(1.0, 0.0, (0.0, 0.0))
-    content, geometry = _pair(truth)
-    g = torch.Generator().manual_seed(3)
-    # Jitter the geometry's fine taps so the matches disagree locally; a bare spline would fold.
-    for t in MATCH_TAPS[1:]:
-        geometry[t] = geometry[t] + 0.6 * torch.rand(geometry[t].shape, generator=g)
-    r = match_field(content, geometry, (64, 64), (64, 64), grid_size=32, smoothing=1e-6)
+def _swapped(p: torch.Tensor) -> torch.Tensor:
+    """Neighbouring columns and rows swapped at every tap: locally crossing matches."""
+    n = p.shape[1]
+    step = torch.where(torch.arange(n) % 2 == 0, 2.0 / n, -2.0 / n).double()
+    q = p.clone()
+    q[..., 0] += step[None, :]
+    q[..., 1] += step[:, None]
+    return q
+
+
+def test_the_field_never_folds_even_with_almost_no_smoothing(monkeypatch):
+    import warpstyle.geometry.matching as matching
+
+    content, geometry = _taps(lambda p: p), _taps(_swapped)
+    r = match_field(content, geometry, (64, 64), (64, 64), grid_size=64, smoothing=1e-6)
     assert r.confident
     assert float(fold_fraction(r.grid)[0]) == 0.0
+    # The guard is what does it: accepting the first spline gives a folded field on these matches.
+    monkeypatch.setattr(matching, "fold_fraction", lambda grid: torch.zeros(1))
+    monkeypatch.setattr(matching, "_MIN_JACOBIAN_RATIO", -math.inf)
+    bare = match_field(content, geometry, (64, 64), (64, 64), grid_size=64, smoothing=1e-6)
+    assert float(fold_fraction(bare.grid)[0]) > 0.01
 
 
 def test_deterministic_for_a_seed():
