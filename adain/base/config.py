@@ -149,7 +149,5 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: Mapping
 
 def write_config(cfg: Any, path: str | Path) -> None:
     """Write the effective config as JSON (atomically)."""
-    from .files import atomic_path
-
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(config_to_dict(cfg), indent=2) + "\n")

@@ -271,8 +271,6 @@ def build_app(engine: DemoEngine | None = None, *, examples: list[list[str | Non
         engine: the request logic (default: a :class:`DemoEngine` over the bundled models).
         examples: example rows of (content, geometry, texture) paths (default: :func:`sample_examples`).
     """
-    if port is not None:
-        _check_port_free(host, port)  # before the models load: a taken port is a one-line error, not a traceback
     gr = _import_gradio()
     engine = engine or DemoEngine()
     examples = sample_examples() if examples is None else examples
