@@ -57,7 +57,7 @@ DEFAULT_SMOOTHNESS = 0.75
 #: ``"network"``, the feed-forward correlation network (fast, less exact).
 Method = Literal["match", "network"]
 METHODS: tuple[str, ...] = ("match", "network")
-DEFAULT_METHOD: Method = "network"
+DEFAULT_METHOD: Method = "match"
 #: Global similarity alignment before the network's field (:mod:`warpstyle.geometry.scale_search`).
 DEFAULT_ALIGN = False
 #: ``align`` values: True is ``"search"`` (:mod:`warpstyle.geometry.scale_search`, needs the images);
