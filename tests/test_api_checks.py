@@ -113,7 +113,7 @@ def test_correlation_4d_messages(a, b, text):
     (IMG, identity_grid(1, 8, 8).long(), {}, TypeError, "field must be a floating-point tensor; got dtype torch.int64"),
     (torch.rand(3, 3, 8, 8), identity_grid(2, 8, 8), {}, ValueError, "field batch 2 does not match image batch 3"),
     (IMG, identity_grid(1, 8, 8), {"padding": "zeros"}, ValueError,
-     "padding must be 'reflection' or 'border'; got 'zeros'"),
+     "padding must be one of ['blur', 'border', 'reflection']; got 'zeros'"),
     (IMG, identity_grid(1, 8, 8), {"mode": "area"}, ValueError,
      "mode must be 'bilinear', 'bicubic' or 'nearest'; got 'area'"),
 ])
@@ -202,7 +202,7 @@ def test_warper_apply_messages(image, field, kwargs, exc, text):
     (IMG, IMG, [IMG], {"max_size": 0}, ValueError, r"max_size must be at least 8 px; got 0"),
     (IMG, IMG, [IMG], {"strength": -1}, ValueError, r"strength must be in \[0\.0, 4\.0\]; got -1"),
     (IMG, IMG, [IMG], {"alpha": 2}, ValueError, r"alpha must be in \[0\.0, 1\.0\]; got 2"),
-    (IMG, IMG, [IMG], {"padding": "zeros"}, ValueError, r"padding must be 'reflection' or 'border'; got 'zeros'"),
+    (IMG, IMG, [IMG], {"padding": "zeros"}, ValueError, r"padding must be one of \['blur', 'border', 'reflection'\]; got 'zeros'"),
 ])
 def test_pipeline_run_messages(models, content, geometry, texture, kwargs, exc, text):
     pipe = models[2]

@@ -38,7 +38,7 @@ DEFAULT_MAX_SIZE = 4096
 class PipelineOptions:
     """Controls of :meth:`Pipeline.run`; the defaults give good results on the bundled samples."""
 
-    method: Method = DEFAULT_METHOD  # how the field is estimated: "match" (semantic matching) or "network"
+    method: Method | None = None  # "match" (semantic matching) or "network"; None: matching, the network with align
     strength: float = 1.0  # warp strength: 0 = no warp, 1 = estimated warp
     smoothness: float = DEFAULT_SMOOTHNESS  # Gaussian sigma on the field, in 16x16-grid cells
     warp_refine: int = 0  # Adam steps refining the field per pair on the feature-matching objective
@@ -119,6 +119,7 @@ class _Prepared:
     geometry_features: Encoding | None
     textures: list[torch.Tensor]
     bank: StyleBank | None
+    geometry_network: torch.Tensor | None = None  # with matching: the network's features, for its fallback
 
 
 class Pipeline:
@@ -167,17 +168,20 @@ class Pipeline:
             cache: reuse the encodings of images seen before, keyed by their pixels (e.g. across the
                 requests of a server: one geometry, many contents). The caller bounds its size.
         """
-        g = gf = None
+        g = gf = gn = None
         if geometry is not None:
             if self.warper is None:
                 raise StyleTransferError("this pipeline has no warper; load one to use a geometry image")
             g = as_image_batch(geometry, "geometry")
             key = ("geometry", _pixels_key(g), bf16, method)
-            gf = cache.get(key) if cache is not None else None
-            if gf is None:
-                gf = self.warper._pool4(g, bf16) if method == "network" else self.warper._match_taps(g, bf16)
+            encoded = cache.get(key) if cache is not None else None
+            if encoded is None:
+                # Matching falls back to the network where it is not confident: both encodings, once.
+                pool4 = self.warper._pool4(g, bf16)
+                encoded = (pool4, None) if method == "network" else (self.warper._match_taps(g, bf16), pool4)
                 if cache is not None:
-                    cache[key] = gf
+                    cache[key] = encoded
+            gf, gn = encoded
         textures: list[torch.Tensor] = []
         bank = None
         if texture is not None:
@@ -192,7 +196,7 @@ class Pipeline:
                 if bank is None:
                     bank = cache[key] = self.styler.encode_styles(imgs, name="texture")
             textures = [t.cpu() for t in bank.images]
-        return _Prepared(g, gf, textures, bank)
+        return _Prepared(g, gf, textures, bank, gn)
 
     def run(
         self,
@@ -228,7 +232,8 @@ class Pipeline:
         if opts.max_size < 8:
             raise ValueError(f"max_size must be at least 8 px; got {opts.max_size}")
         Warper.check_options(strength=opts.strength, smoothness=opts.smoothness, padding=opts.padding)
-        Warper.method(opts.method)  # bad values fail here, before any image is read
+        method = opts.method or ("network" if opts.align else DEFAULT_METHOD)
+        Warper.method(method)  # bad values fail here, before any image is read
         Warper.align_method(opts.align)
         bf16 = default_bf16(self.device) if opts.bf16 is None else bool(opts.bf16)
         if prepared is None and texture is not None:
@@ -240,7 +245,7 @@ class Pipeline:
             scales=opts.scales, bf16=bf16, schedule=opts.schedule, refine_steps=opts.refine_steps,
             name="texture", item="texture", weights_name="texture_weights")
         torch.manual_seed(opts.seed)  # the default path is deterministic; this covers stochastic variants
-        prep = prepared or self.prepare(geometry, texture, bf16, method=opts.method, cache=cache)
+        prep = prepared or self.prepare(geometry, texture, bf16, method=method, cache=cache)
         c = as_image_batch(content, "content")  # the one check of the content
         if c.shape[0] != 1:
             raise ValueError(f"content must be a single image (1, 3, H, W); got batch of {c.shape[0]}")
@@ -259,9 +264,10 @@ class Pipeline:
         if warping:
             assert self.warper is not None and prep.geometry is not None and prep.geometry_features is not None
             # Checked above, once: the warper trusts these tensors.
-            estimate = self.warper._estimate_trusted(c, prep.geometry, method=opts.method, align=opts.align,
+            estimate = self.warper._estimate_trusted(c, prep.geometry, method=method, align=opts.align,
                                                      refine_steps=opts.warp_refine, bf16=bf16,
-                                                     geometry_features=prep.geometry_features)
+                                                     geometry_features=prep.geometry_features,
+                                                     fallback_features=prep.geometry_network)
             warped, field = Warper._apply_trusted(c, estimate, opts.strength, opts.smoothness, out_hw, opts.padding)
             image = warped
         else:
@@ -287,7 +293,7 @@ class Pipeline:
         """
         opts = dataclasses.replace(options or PipelineOptions(), **overrides)  # type: ignore[arg-type]
         bf16 = default_bf16(self.device) if opts.bf16 is None else bool(opts.bf16)
-        prep = self.prepare(geometry, texture, bf16, method=opts.method)
+        prep = self.prepare(geometry, texture, bf16, method=opts.method or ("network" if opts.align else DEFAULT_METHOD))
         for item in contents:
             try:
                 yield item, self.run(item, options=opts, prepared=prep)

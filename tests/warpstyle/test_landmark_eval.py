@@ -65,7 +65,7 @@ def test_face_pairs_cache_and_evaluation_without_dlib(tmp_path, samples):
     warper = Warper(VGGEncoder(), WarpRegressor()).eval().requires_grad_(False)  # untrained: identity
     report = evaluate_landmarks(warper, pairs, refine_steps=[2, 1], size=64)
     rows = report["rows"]
-    assert list(rows) == ["identity", "similarity", "warper", "refine 1", "refine 2"]
+    assert list(rows) == ["identity", "similarity", "warper", "refine 1", "refine 2", "match"]
     # the fake landmarks sit at the same relative place in every image, so identity is exact
     assert rows["identity"]["mean_error"] < 0.01 and rows["identity"]["pck@0.02"] == 1.0
     # face_c is squeezed to another aspect ratio, which a similarity cannot follow exactly

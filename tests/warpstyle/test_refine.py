@@ -86,9 +86,9 @@ def test_estimate_refine_zero_is_bit_identical(tiny_warper):
 
 def test_estimate_with_refinement(tiny_warper):
     c, g = torch.rand(1, 3, 48, 40), torch.rand(1, 3, 40, 56)
-    f = tiny_warper.estimate(c, g, refine_steps=3)
+    f = tiny_warper.estimate(c, g, method="network", refine_steps=3)
     assert f.grid.shape == (1, 16, 16, 2) and f.output_size == (40, 56)
-    assert not torch.equal(f.grid, tiny_warper.estimate(c, g).grid)
+    assert not torch.equal(f.grid, tiny_warper.estimate(c, g, method="network").grid)
     # precomputed pool4 features for the network's pass are accepted alongside the images
     gf = tiny_warper.encode(g)
     f2 = tiny_warper.estimate(c, g, geometry_features=gf, geometry_size=(40, 56), refine_steps=3)

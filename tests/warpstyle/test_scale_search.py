@@ -104,7 +104,8 @@ def test_warper_composes_the_found_similarity_with_its_field_on_the_aligned_cont
     assert torch.allclose(got, want, atol=2e-3)
     # no similarity found (not moving scored as well): the plain network field
     monkeypatch.setattr(warper_module, "search_similarity", lambda enc, c, g, **k: None)
-    assert torch.allclose(warper.estimate(content, geometry, align=True).grid, warper.estimate(content, geometry).grid)
+    assert torch.allclose(warper.estimate(content, geometry, align=True).grid,
+                          warper.estimate(content, geometry, method="network").grid)
 
 
 def test_the_search_encodes_the_plain_content_only_where_it_finds_no_similarity(samples, monkeypatch):

@@ -32,7 +32,7 @@ def test_short_run_loads_with_from_pretrained(folders, tmp_path):
     assert r.iteration == 3 and r.weights.is_file() and r.weights.name == "warper.safetensors"
     assert r.losses["field_l1"] > 0 and r.losses["match"] < 0  # minus the summed cosines
     warper = Warper.from_pretrained(r.weights)
-    assert warper.estimate(torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)).grid.shape == (1, 16, 16, 2)
+    assert warper.estimate(torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64), method="network").grid.shape == (1, 16, 16, 2)
     warper2 = Warper.from_pretrained(r.checkpoint)  # a training checkpoint loads too
     assert torch.allclose(warper2.regressor.heads[0].out.weight, warper.regressor.heads[0].out.weight, atol=1e-3)
 

@@ -89,7 +89,7 @@ def run_cmd(contents: Sequence[Path], geometry: Path | None, textures: Sequence[
     from adain.base.training import resolve_device
 
     from warpstyle.pipeline import DEFAULT_SIZE, Pipeline, PipelineOptions
-    from warpstyle.geometry.warper import DEFAULT_ALIGN, DEFAULT_METHOD, DEFAULT_SMOOTHNESS
+    from warpstyle.geometry.warper import DEFAULT_ALIGN, DEFAULT_SMOOTHNESS
 
     if texture_weights and len(texture_weights) != len(textures):
         raise click.BadParameter(f"give one --texture-weight per --texture ({len(textures)}); got {len(texture_weights)}",
@@ -102,9 +102,7 @@ def run_cmd(contents: Sequence[Path], geometry: Path | None, textures: Sequence[
                                  "image to save", param_hint=flag)
     if geometry is None and not textures:
         click.echo("warpstyle: warning: neither --geometry nor --texture given; the output is the resized content", err=True)
-    if align and method is None:
-        method = "network"  # --align is the network's global step; matching finds its own similarity
-    if align and method == "match":
+    if align and method == "match":  # --align is the network's global step; matching finds its own similarity
         raise click.BadParameter("--align is part of --geometry-method network; matching finds its own alignment",
                                  param_hint="--align")
     out_side = min(size or DEFAULT_SIZE, max_size)
@@ -113,7 +111,7 @@ def run_cmd(contents: Sequence[Path], geometry: Path | None, textures: Sequence[
         raise click.BadParameter(f"scale {too_big[0]} is larger than the output ({out_side} px, from --size/--max-size); "
                                  "every pass must be at most the output size", param_hint="--scales")
     opts = PipelineOptions(
-        method=DEFAULT_METHOD if method is None else method,  # type: ignore[arg-type]
+        method=method,  # type: ignore[arg-type]
         strength=strength, padding=padding, smoothness=DEFAULT_SMOOTHNESS if smoothness is None else smoothness, alpha=alpha,
         warp_refine=warp_refine, align=DEFAULT_ALIGN if align is None else align,
         texture_weights=list(texture_weights) or None, preserve_color=preserve_color,  # type: ignore[arg-type]

@@ -169,7 +169,6 @@ class DemoEngine:
             raise StyleTransferError("give a content image (the photo to transform)")
         start = time.perf_counter()
         colour = None if preserve_color in (None, "", "off") else preserve_color
-        method = method or ("network" if align else DEFAULT_METHOD)
         options = PipelineOptions(method=method, strength=float(strength),  # type: ignore[arg-type]
                                   smoothness=float(smoothness), alpha=float(alpha),
                                   preserve_color=colour, size=int(size), align=bool(align),  # type: ignore[arg-type]
@@ -319,7 +318,7 @@ def build_app(engine: DemoEngine | None = None, *, examples: list[list[str | Non
             info = gr.Textbox(label="Run", interactive=False, elem_id="info")
 
         def on_run(c: str | None, g: str | None, t: str | None, st: float, sm: float, a: float, col: str,
-                   sz: float, steps: float, al: bool, me: str, progress: gr.Progress = gr.Progress()) -> tuple:  # noqa: B008
+                   sz: float, steps: float, al: bool, me: str = DEFAULT_METHOD, progress: gr.Progress = gr.Progress()) -> tuple:  # noqa: B008
             try:
                 out = engine.run(c, g, t, strength=st, smoothness=sm, alpha=a, preserve_color=col, size=int(sz),
                                  refinement_steps=int(steps), align=bool(al),

@@ -96,6 +96,7 @@ class _Pair:
     align: str | None
     refine_steps: int
     prior: torch.Tensor | None
+    fallback_geometry: torch.Tensor | None = None  # the network's geometry features, for matching's fallback
 
     @property
     def batch(self) -> int:
@@ -181,7 +182,7 @@ class Warper(nn.Module):
         content: ImageLike | None,
         geometry: ImageLike | None,
         *,
-        method: Method = DEFAULT_METHOD,
+        method: Method | None = None,
         align: bool | str = DEFAULT_ALIGN,
         refine_steps: int = 0,
         refine_size: int = REFINE_SIZE,
@@ -203,7 +204,8 @@ class Warper(nn.Module):
             method: ``"match"``: semantic matching (VGG best-buddy matches, a robust similarity and
                 a smooth non-rigid fit; :mod:`warpstyle.geometry.matching`); where it is not
                 confident, the network's field, said in the log. ``"network"``: the feed-forward
-                correlation network (faster).
+                correlation network (faster). None: matching, or the network where ``align`` is
+                asked or network features (tensors from ``encode(..., method="network")``) are given.
             align: network only: first find a global similarity between the two objects, estimate
                 the network's field against the content seen through it, and compose the two.
                 True or ``"search"``: a multi-scale search (:mod:`warpstyle.geometry.scale_search`;
@@ -239,9 +241,11 @@ class Warper(nn.Module):
         steps, without checking the two images a second time."""
         refine_size = int(options.pop("refine_size", REFINE_SIZE))  # type: ignore[call-overload]
         on_step = options.pop("on_refine_step", None)
-        pair = self._pair(content, geometry, options.pop("method", DEFAULT_METHOD), options.pop("align", DEFAULT_ALIGN),
-                          options.pop("refine_steps", 0), options.pop("prior", None),
+        fallback = options.pop("fallback_features", None)
+        pair = self._pair(content, geometry, options.pop("method", None), options.pop("align", DEFAULT_ALIGN),  # type: ignore[arg-type]
+                          options.pop("refine_steps", 0), options.pop("prior", None),  # type: ignore[arg-type]
                           None, options.pop("geometry_features", None), None, None, trusted=True)  # type: ignore[arg-type]
+        pair.fallback_geometry = fallback  # type: ignore[assignment]
         if options:
             raise TypeError(f"unexpected options {sorted(options)}")
         return self._estimate(pair, bf16, refine_size, on_step)  # type: ignore[arg-type]
@@ -272,7 +276,7 @@ class Warper(nn.Module):
             return align
         return "search" if align else None
 
-    def _pair(self, content: ImageLike | None, geometry: ImageLike | None, method: str, align: bool | str,
+    def _pair(self, content: ImageLike | None, geometry: ImageLike | None, method: str | None, align: bool | str,
               refine_steps: int, prior: WarpField | None, content_features: Encoding | None,
               geometry_features: Encoding | None, content_size: tuple[int, int] | None,
               geometry_size: tuple[int, int] | None, *, trusted: bool = False) -> _Pair:
@@ -282,7 +286,11 @@ class Warper(nn.Module):
         for hw, label in ((content_size, "content_size"), (geometry_size, "geometry_size")):
             if hw is not None:
                 check_hw(hw, label)
-        method, how = self.method(method), self.align_method(align)
+        how = self.align_method(align)
+        if method is None:  # the network where only it can serve what was asked
+            given = (content_features, geometry_features)
+            method = "network" if how is not None or any(isinstance(f, torch.Tensor) for f in given) else DEFAULT_METHOD
+        method = self.method(method)
         if method == "match" and how is not None:
             raise ValueError("align applies to method='network' only: semantic matching finds its own similarity")
         if isinstance(refine_steps, bool) or int(refine_steps) != refine_steps or refine_steps < 0:
@@ -380,8 +388,8 @@ class Warper(nn.Module):
                 continue
             log.warning("semantic matching is not confident (%s): using the network's field", found.reason)
             if network is None:
-                network = self._network(dataclasses.replace(pair, content_features=None, geometry_features=None,
-                                                            method="network"), None, bf16)[0]
+                network = self._network(dataclasses.replace(pair, content_features=None, method="network",
+                                                            geometry_features=pair.fallback_geometry), None, bf16)[0]
             grids.append(resize_field(network[k:k + 1], tuple(found.grid.shape[1:3])))
         return torch.cat(grids)
 
