@@ -51,6 +51,10 @@ class WarperTrainConfig:
     # the alignment search as a teacher of the global part (warpstyle/training/data/teacher.py)
     teacher_weight: float = 0.0  # L1 toward the search's similarity field on mined pairs (0: off)
     teacher_pairs: int = 0  # mined pairs given a teacher (a seeded sample; the loader serves only them); 0: all
+    # semantic matching as the teacher of the whole field, from cached features (warpstyle/training/data/distill.py)
+    distill_weight: float = 0.0  # L1 toward the matcher's field on mined pairs where it is confident (0: off)
+    distill_pairs: int = 0  # mined pairs given the matcher's field (a seeded sample); 0: all
+    distill_batch_size: int = 16  # cached pairs per step (no VGG pass: the network alone)
     init_warper: str = ""  # warm start from these warper weights
     # losses
     field_weight: float = 1.0
@@ -81,7 +85,8 @@ class WarperTrainConfig:
         "texture_alpha_min": Range(0, 1), "field_weight": Range(0), "match_weight": Range(0),
         "smooth_weight": Range(0), "fold_weight": Range(0), "keypoint_weight": Range(0), "pair_k": Range(1, 1000),
         "pair_batch_size": Range(0, MAX_BATCH), "pair_max_similarity": Range(0, 1.01), "pair_texture_prob": Range(0, 1),
-        "teacher_weight": Range(0), "teacher_pairs": Range(0),
+        "teacher_weight": Range(0), "teacher_pairs": Range(0), "distill_weight": Range(0),
+        "distill_pairs": Range(0, 100_000), "distill_batch_size": Range(1, MAX_BATCH),
         "sample_every": Range(0), "workers": Range(0, MAX_WORKERS), "seed": Range(0, SEED_MAX),
         "log_every": Range(1), "checkpoint_every": Range(1), "time_limit_s": Range(0),
     }
@@ -92,6 +97,8 @@ class WarperTrainConfig:
             raise ConfigError(None, f"scale_max must be >= scale_min ({self.scale_min}); got {self.scale_max}")
         if self.teacher_weight > 0 and not (self.pair_dirs and self.pair_batch_size > 0):
             raise ConfigError(None, "teacher_weight > 0 teaches mined pairs: set pair_dirs and pair_batch_size > 0")
+        if self.distill_weight > 0 and not self.pair_dirs:
+            raise ConfigError(None, "distill_weight > 0 teaches mined pairs: set pair_dirs")
         if self.teacher_pairs and not self.teacher_weight > 0:
             raise ConfigError(None, f"teacher_pairs ({self.teacher_pairs}) needs teacher_weight > 0")
         if 0 < self.teacher_pairs < self.pair_batch_size:

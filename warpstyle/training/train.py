@@ -38,6 +38,7 @@ from adain.decoder import Decoder
 from warpstyle.training.augment import texture_augment
 from warpstyle.training.config import WarperTrainConfig
 from warpstyle.training.data.pairs import MinedPairs
+from warpstyle.training.data.distill import DistillSet, distill_set
 from warpstyle.training.data.teacher import TeacherPairs, teacher_similarities
 from warpstyle.training.data.pf_pascal import PFPascalPairs, transfer_keypoints
 from warpstyle.training.data.synthetic import make_synthetic_pair, random_warp_params, synthetic_field
@@ -71,7 +72,8 @@ class WarperTask:
         self.cfg, self.device, self.generator = cfg, device, generator
         self.bf16 = training_bf16(device, cfg.bf16)
         # only runs with a teacher log its column: a resumed log must keep its header's width
-        self.columns = WarperTask.columns + (("teacher",) if cfg.teacher_weight > 0 else ())
+        self.columns = (WarperTask.columns + (("teacher",) if cfg.teacher_weight > 0 else ())
+                        + (("distill",) if cfg.distill_weight > 0 else ()))
         self.encoder = VGGEncoder.from_pretrained(cfg.vgg or None, device=device).requires_grad_(False)
         if cfg.init_warper:
             self.model = Warper.from_pretrained(cfg.init_warper, encoder=self.encoder).regressor
@@ -100,6 +102,9 @@ class WarperTask:
             textures = RandomCropFolder(cfg.texture_dir, load_size=cfg.load_size, crop_size=CROP, split="train",
                                         holdout=cfg.holdout, seed=cfg.seed + 1)
             self.textures = infinite_loader(textures, seed=cfg.seed + 1, **args)
+        self.distill = None
+        if cfg.pair_dirs and cfg.distill_weight > 0:
+            self.distill = self._distill_set(cfg)
         self.pairs = None
         if cfg.pair_dirs and cfg.pair_batch_size > 0:
             cache_dir = cfg.pair_cache_dir or Path(cfg.output_dir) / "pair_cache"
@@ -130,6 +135,20 @@ class WarperTask:
             self.pf = _cycle(torch.utils.data.DataLoader(pf, batch_size=cfg.batch_size, shuffle=True,
                                                          num_workers=cfg.workers, drop_last=False,
                                                          generator=torch.Generator().manual_seed(cfg.seed)))
+
+    def _distill_set(self, cfg: WarperTrainConfig) -> DistillSet:
+        """The matcher's fields and the network's input features of the distilled pairs, computed once."""
+        cache_dir = cfg.pair_cache_dir or Path(cfg.output_dir) / "pair_cache"
+        mined = MinedPairs([d for d in cfg.pair_dirs.split(",") if d], self.encoder, k=cfg.pair_k, cache_dir=cache_dir,
+                           split="train", holdout=cfg.holdout, size=CROP, max_similarity=cfg.pair_max_similarity)
+        order = torch.randperm(len(mined), generator=torch.Generator().manual_seed(cfg.seed + 4)).tolist()
+        indices = sorted(order[: cfg.distill_pairs or len(mined)])
+        data = distill_set(mined, self.warper, indices, bf16=cfg.bf16, cache_dir=cache_dir)
+        if int(data.confident.sum()) < cfg.distill_batch_size:
+            raise ConfigError(None, f"the matcher is confident on {int(data.confident.sum())} of {len(data)} pairs, "
+                                    f"fewer than distill_batch_size ({cfg.distill_batch_size})")
+        log.info("distill: the matcher is confident on %d of %d mined pairs", int(data.confident.sum()), len(data))
+        return data
 
     def _repaint(self, images: torch.Tensor, prob: float, styles: torch.Tensor | None) -> torch.Tensor:
         """Repaint a random share ``prob`` of ``images`` with ``styles`` (cycled), the art augmentation."""
@@ -168,6 +187,8 @@ class WarperTask:
         loss = cfg.field_weight * parts["field_l1"]
         smooth, fold = smoothness_energy(pred).mean(), fold_penalty(pred).mean()
         sample = None
+        if self.distill is not None:
+            loss, smooth, fold = self._distill_step(model, parts, loss, smooth, fold)
 
         if self.pairs is not None:
             served = next(self.pairs)
@@ -213,6 +234,24 @@ class WarperTask:
             loss = loss + cfg.keypoint_weight * parts["keypoint"]
         parts["loss"] = loss
         return StepOutput(loss=loss, parts=parts, sample=sample, skipped=skipped)
+
+    def _distill_step(self, model: torch.nn.Module, parts: dict[str, torch.Tensor], loss: torch.Tensor,
+                      smooth: torch.Tensor, fold: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """L1 toward the matcher's field on a batch of cached pairs, plus the feature-matching objective on
+        their pool4 features (sampled, not re-encoded): the network alone, no VGG pass."""
+        cfg, dev, data = self.cfg, self.device, self.distill
+        assert data is not None
+        # Only the confident pairs are drawn; the generator is the task's, so a resume continues the stream.
+        pool = torch.nonzero(data.confident).flatten()
+        idx = pool[torch.randint(len(pool), (cfg.distill_batch_size,), generator=self.generator)]
+        fc, fg = data.content[idx].to(dev).float(), data.geometry[idx].to(dev).float()
+        with bf16_autocast(dev, self.bf16):
+            grid = model(fc, fg).float()
+        parts["distill"] = (grid - data.target[idx].to(dev)).abs().mean()
+        obj = feature_matching_objective({"pool4": fc}, {"pool4": fg}, grid, content_warped=False)
+        parts["match"] = obj["feature"]
+        loss = loss + cfg.distill_weight * parts["distill"] + cfg.match_weight * obj["feature"]
+        return loss, smooth + obj["smooth"], fold + obj["fold"]
 
     def save_weights(self, path: Path) -> None:
         cfg = self.cfg
