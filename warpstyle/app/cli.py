@@ -217,10 +217,10 @@ def run_cmd(contents: Sequence[Path], geometry: Path | None, textures: Sequence[
               help="Weight of the past in the moving average of the warp's non-rigid part, 0-0.99 (0: per frame; higher: steadier shapes, slower to follow).")
 @click.option("--global-smoothing", default=0.5, show_default=True, type=click.FloatRange(0, 0.99),
               help="Weight of the past in the moving average of the warp's global (affine) part, 0-0.99: camera motion follows sooner.")
-@click.option("--stats-smoothing", default=0.9, show_default=True, type=click.FloatRange(0, 0.99),
+@click.option("--stats-smoothing", default=0.5, show_default=True, type=click.FloatRange(0, 0.99),
               help="Weight of the past in the moving average of the frames' AdaIN statistics, 0-0.99 (0: per frame; higher: less flicker).")
-@click.option("--blend", default=0.0, show_default=True, type=click.FloatRange(0, 0.99),
-              help="Share of the previous output kept where the content did not change, 0-0.99 (damps pixel noise in still regions).")
+@click.option("--blend", default=0.5, show_default=True, type=click.FloatRange(0, 0.99),
+              help="Share of the previous output kept, carried along the optical flow of the content where the flow explains it, 0-0.99 (0: off; the flow needs opencv-python-headless, without it only still regions blend).")
 @click.option("--cut-threshold", default=0.3, show_default=True, type=click.FloatRange(0, 1),
               help="Colour-histogram distance between frames (0-1) that counts as a scene cut and restarts every average (1: never).")
 @click.option("--track-steps", default=0, show_default=True, type=click.IntRange(0, 1000),

@@ -11,8 +11,10 @@ the output wobbles and flickers. Here, with the geometry and the texture encoded
   camera sooner than the shape detail, which should hardly move.
 * **Texture.** AdaIN normalises the content's features with their channel mean and std; those are
   smoothed over time the same way (``stats_smoothing``), so one shot keeps one colour and contrast
-  mapping. Optionally (``blend``), the previous output is blended in where the (warped) content did not
-  change, which damps the decoder's own pixel noise without ghosting moving parts.
+  mapping. The decoder's strokes are not shift-equivariant (VGG pools by 8 px: content moving by a
+  few pixels gets new strokes), so with ``blend`` the previous output, carried along the optical flow
+  of the warped content, is blended in wherever the flow explains the content (Lai et al. 2018's
+  warping error drops most from this; ghosts are kept out by a photometric check).
 * **Cuts.** A large jump of the frames' colour histograms (``cut_threshold``) is a scene cut: every
   average restarts from the new shot's first frame.
 
@@ -34,7 +36,7 @@ from adain.functional import match_color
 from adain.styler import StyleBank, Stats
 
 from warpstyle.fields.field import WarpField
-from warpstyle.fields.warp import _affine_part, _displacement, _from_displacement, resize_field
+from warpstyle.fields.warp import _affine_part, _displacement, _from_displacement, identity_grid, resize_field
 from warpstyle.geometry.warper import Warper
 from warpstyle.pipeline import Pipeline, PipelineOptions, _longer_side, _texture_items
 
@@ -51,7 +53,9 @@ class TemporalOptions:
         field_smoothing: EMA weight of the past for the field's non-rigid part.
         global_smoothing: EMA weight of the past for the field's global affine part (camera motion).
         stats_smoothing: EMA weight of the past for the content's AdaIN statistics.
-        blend: share of the previous output kept where the warped content is unchanged (0: none).
+        blend: share of the previous output kept, carried along the optical flow of the (warped)
+            content where that flow explains the content (0: none). The flow is OpenCV's DIS when
+            ``opencv-python-headless`` is installed; without it, only still regions are blended.
         cut_threshold: colour-histogram distance in [0, 1] between consecutive frames that counts as a
             scene cut and restarts every average (1: never).
         track_steps: Adam steps refining each frame's field from the previous one (the prior)
@@ -60,8 +64,8 @@ class TemporalOptions:
 
     field_smoothing: float = 0.8
     global_smoothing: float = 0.5
-    stats_smoothing: float = 0.9
-    blend: float = 0.0
+    stats_smoothing: float = 0.5
+    blend: float = 0.5
     cut_threshold: float = 0.3
     track_steps: int = 0
 
@@ -172,6 +176,7 @@ class TemporalStylizer:
         self._stats: dict[tuple[str, int], Stats] = {}
         self._prev_out: torch.Tensor | None = None
         self._prev_warped: torch.Tensor | None = None
+        self._dis: object = None  # OpenCV's DIS flow for the blend (False: OpenCV is not installed)
 
     def output_size(self, frame_hw: tuple[int, int]) -> tuple[int, int]:
         """``(H, W)`` of the outputs for frames of ``frame_hw``: the geometry's aspect ratio (else the
@@ -209,12 +214,41 @@ class TemporalStylizer:
             image = self._stylize(image)
         b = self.temporal.blend
         if b > 0 and self._prev_out is not None and self._prev_warped is not None:
-            # Keep the previous output where the content did not change (2/255 of grey level: noise).
-            diff = (warped - self._prev_warped).abs().mean(dim=1, keepdim=True)  # (1, 1, H, W)
-            still = torch.exp(-(diff / (4.0 / 255)) ** 2)
-            image = torch.lerp(image, self._prev_out, b * still)
+            prev_out, prev_warped = self._aligned_previous(warped)
+            # Keep the previous output where the (aligned) content agrees: a few grey levels are noise;
+            # more is motion the flow missed, or an occlusion, where a blend would leave a ghost.
+            diff = (warped - prev_warped).abs().mean(dim=1, keepdim=True)  # (1, 1, H, W)
+            agree = torch.exp(-(diff / (6.0 / 255)) ** 2)
+            image = torch.lerp(image, prev_out, b * agree)
         self._prev_out, self._prev_warped = image, warped
         return image.cpu()
+
+    def _aligned_previous(self, warped: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The previous output and (warped) content carried to this frame along the optical flow of the
+        warped contents (OpenCV's DIS, when ``cv2`` is installed: the ``eval`` extra); without OpenCV,
+        unmoved (the blend then only acts where the picture holds still)."""
+        assert self._prev_out is not None and self._prev_warped is not None
+        if self._dis is None:
+            try:
+                import cv2
+            except ImportError:
+                self._dis = False
+            else:
+                self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+        if self._dis is False:
+            return self._prev_out, self._prev_warped
+        import numpy as np
+
+        grey = lambda t: np.ascontiguousarray(  # noqa: E731
+            (t[0].float().clamp(0, 1).mul(255).permute(1, 2, 0).cpu().numpy() @ np.array([0.299, 0.587, 0.114]))
+            .round().astype(np.uint8))
+        flow = torch.from_numpy(self._dis.calc(grey(warped), grey(self._prev_warped), None))  # (H, W, 2): t -> t-1
+        h, w = flow.shape[:2]
+        grid = identity_grid(1, h, w) + flow[None] * flow.new_tensor([2.0 / w, 2.0 / h])  # pixels -> normalised
+        both = torch.cat([self._prev_out, self._prev_warped]).to(grid.device).float()
+        moved = torch.nn.functional.grid_sample(both, grid.expand(2, -1, -1, -1).to(both), mode="bilinear",
+                                                padding_mode="border", align_corners=False)
+        return moved[:1].to(warped), moved[1:].to(warped)
 
     def _warp(self, x: torch.Tensor) -> torch.Tensor:
         warper, opts, t = self.pipeline.warper, self.opts, self.temporal
@@ -243,8 +277,6 @@ class TemporalStylizer:
     @staticmethod
     def _linear(affine: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         """The affine displacement ``(1, 2, 3)`` evaluated at the cell centres of ``like`` ``(1, 2, N, M)``."""
-        from warpstyle.fields.warp import identity_grid
-
         xy = identity_grid(1, like.shape[-2], like.shape[-1], device=like.device, dtype=like.dtype)[0]  # (N, M, 2)
         out = affine[:, :, 0, None, None] * xy[..., 0] + affine[:, :, 1, None, None] * xy[..., 1]
         return out + affine[:, :, 2, None, None]  # (1, 2, N, M)
