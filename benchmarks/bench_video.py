@@ -102,7 +102,7 @@ def main() -> None:
     }
     report: dict = {"size": args.size, "frames": args.frames, "clips": {}}
     with tempfile.TemporaryDirectory() as tmp:
-        for name in args.clips.split(","):
+        for name in [c for c in args.clips.split(",") if c]:
             path = os.path.join(tmp, f"{name}.mp4")
             write_clip(path, make_frames(name, CLIPS[name], args.frames, 192, 128, 3.0 if name == "still" else 0.0))
             frames = _read(path)
