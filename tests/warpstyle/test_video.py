@@ -75,7 +75,13 @@ def _run(args):
     return e.value.code
 
 
-def test_frame_count_and_rate_kept(tmp_path, samples, pipeline):
+def _times(path):
+    av = pytest.importorskip("av")
+    with av.open(str(path)) as c:
+        return [float(f.pts * f.time_base) for f in c.decode(c.streams.video[0])]
+
+
+def test_frame_count_rate_and_time_stamps_kept(tmp_path, samples, pipeline):
     from warpstyle.video import stylize_video
 
     clip, out = tmp_path / "in.mp4", tmp_path / "out.mp4"
@@ -83,6 +89,7 @@ def test_frame_count_and_rate_kept(tmp_path, samples, pipeline):
     r = stylize_video(clip, out, pipeline, None, samples / TEXTURE, _options(size=64))
     n, rate, _, _ = _streams(out)
     assert (r.frames, n, rate) == (8, 8, Fraction(10))
+    assert _times(out) == pytest.approx(_times(clip), abs=1e-3)
     assert r.size == (48, 64)
     assert [p.name for p in tmp_path.iterdir()] and not [p for p in tmp_path.iterdir() if p.suffix == ".tmp"]
 
@@ -142,6 +149,28 @@ def test_stylize_frames_checks_options_at_the_call(pipeline):
         TemporalOptions(field_smoothing=1.5)
     with pytest.raises(ValueError, match="strength"):
         stylize_frames([], pipeline, strength=-1.0)
+
+
+def test_blend_without_opencv_blends_still_regions_only(samples, pipeline, monkeypatch):
+    monkeypatch.setitem(sys.modules, "cv2", None)
+    frames = [torch.from_numpy(f).permute(2, 0, 1)[None].float() / 255 for f in _frames(3, still=True)]
+    outs = list(stylize_frames(frames, pipeline, texture=samples / TEXTURE, size=32,
+                               temporal=TemporalOptions(blend=0.9)))
+    naive = list(stylize_frames(frames, pipeline, texture=samples / TEXTURE, size=32, temporal=NAIVE))
+    # A still clip: the blend pulls each output toward the previous one.
+    assert float((outs[2] - outs[1]).abs().mean()) < float((naive[2] - naive[1]).abs().mean())
+
+
+def test_help_describes_every_option():
+    from click.testing import CliRunner
+
+    from warpstyle.app.cli import cli
+
+    for param in cli.commands["video"].params:
+        if param.param_type_name == "option":
+            assert param.help, f"video {param.opts} has no help text"
+    res = CliRunner().invoke(cli, ["video", "--help"])
+    assert res.exit_code == 0 and "--stats-smoothing" in res.output
 
 
 def test_cut_detector():
