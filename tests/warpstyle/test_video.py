@@ -173,6 +173,22 @@ def test_help_describes_every_option():
     assert res.exit_code == 0 and "--stats-smoothing" in res.output
 
 
+def test_audio_reencoded_where_the_container_refuses_its_codec(tmp_path, pipeline):
+    from warpstyle.video import stylize_video
+
+    clip, out = tmp_path / "in.mp4", tmp_path / "out.webm"
+    _write(clip, _frames(4), audio=True)
+    stylize_video(clip, out, pipeline, options=_options(size=32))
+    n, _, audio, _ = _streams(out)
+    assert n == 4 and [name for name, _ in audio] == ["opus"]  # AAC cannot go into WebM: re-encoded
+
+
+def test_package_exports():
+    import warpstyle
+
+    assert warpstyle.stylize_frames is stylize_frames and callable(warpstyle.stylize_video)
+
+
 def test_cut_detector():
     frames = [torch.from_numpy(f).permute(2, 0, 1)[None].float() / 255 for f in _frames(4)]
     d = CutDetector(0.3)
