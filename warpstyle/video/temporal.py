@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from collections.abc import Iterable, Iterator, Sequence
 
 import torch
@@ -115,6 +116,34 @@ class CutDetector:
         return self.last_distance > self.threshold
 
 
+class _RepeatsQuiet(logging.Filter):
+    """While active on ``logger``: each kind of warning (its text up to the first digit or parenthesis)
+    passes once, with a note that repeats are only logged at debug level; later ones are demoted."""
+
+    def __init__(self, logger: logging.Logger, seen: set[str]) -> None:
+        super().__init__()
+        self.logger, self.seen = logger, seen
+
+    def __enter__(self) -> _RepeatsQuiet:
+        self.logger.addFilter(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.logger.removeFilter(self)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        msg = record.getMessage()
+        key = re.split(r"[\d(]", msg, maxsplit=1)[0]
+        if key in self.seen:
+            log.debug("(repeat) %s", msg)
+            return False
+        self.seen.add(key)
+        record.msg, record.args = msg + " (on later frames: logged at debug level, -vv)", None
+        return True
+
+
 def _ema(prev: torch.Tensor | None, new: torch.Tensor, past: float) -> torch.Tensor:
     return new if prev is None or past == 0 else torch.lerp(new, prev, past)
 
@@ -177,6 +206,7 @@ class TemporalStylizer:
         self._prev_out: torch.Tensor | None = None
         self._prev_warped: torch.Tensor | None = None
         self._dis: object = None  # OpenCV's DIS flow for the blend (False: OpenCV is not installed)
+        self._seen_warnings: set[str] = set()
 
     def output_size(self, frame_hw: tuple[int, int]) -> tuple[int, int]:
         """``(H, W)`` of the outputs for frames of ``frame_hw``: the geometry's aspect ratio (else the
@@ -250,16 +280,24 @@ class TemporalStylizer:
                                                 padding_mode="border", align_corners=False)
         return moved[:1].to(warped), moved[1:].to(warped)
 
-    def _warp(self, x: torch.Tensor) -> torch.Tensor:
+    def _estimate(self, x: torch.Tensor) -> WarpField:
+        """This frame's field: tracked from the previous estimate (``track_steps``) or estimated afresh."""
         warper, opts, t = self.pipeline.warper, self.opts, self.temporal
-        assert warper is not None and self.prep.geometry is not None and self.out_hw is not None
+        assert warper is not None and self.prep.geometry is not None
         if t.track_steps and self._raw is not None:
-            raw = warper._estimate_trusted(x, self.prep.geometry, method=opts.method, prior=self._raw,
-                                           refine_steps=t.track_steps, bf16=self.bf16)
-        else:
-            raw = warper._estimate_trusted(x, self.prep.geometry, method=opts.method, align=opts.align,
-                                           refine_steps=opts.warp_refine, bf16=self.bf16,
-                                           geometry_features=self.prep.geometry_features)
+            return warper._estimate_trusted(x, self.prep.geometry, method=opts.method, prior=self._raw,
+                                            refine_steps=t.track_steps, bf16=self.bf16)
+        return warper._estimate_trusted(x, self.prep.geometry, method=opts.method, align=opts.align,
+                                        refine_steps=opts.warp_refine, bf16=self.bf16,
+                                        geometry_features=self.prep.geometry_features)
+
+    def _warp(self, x: torch.Tensor) -> torch.Tensor:
+        opts, t = self.opts, self.temporal
+        assert self.out_hw is not None
+        # The warper's per-image notes (e.g. "matching is not confident: the network's field") once per
+        # kind of note, not once a frame.
+        with _RepeatsQuiet(logging.getLogger("warpstyle.geometry.warper"), self._seen_warnings):
+            raw = self._estimate(x)
         self._raw = raw
         grid = raw.grid.float()
         if self._rest is not None and tuple(grid.shape[1:3]) != tuple(self._rest.shape[-2:]):
