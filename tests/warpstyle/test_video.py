@@ -253,3 +253,12 @@ def test_cli_end_to_end(tmp_path, samples, capsys):
     assert code == 0 and out.is_file()
     n, _, audio, _ = _streams(out)
     assert n == 4 and audio == [("aac", 16000)]
+
+
+def test_tracking_from_the_previous_field(samples, pipeline):
+    frames = [torch.from_numpy(f).permute(2, 0, 1)[None].float() / 255 for f in _frames(2, 48, 64)]
+    state = TemporalStylizer(pipeline, samples / GEOMETRY, None, _options(size=48, method="network"),
+                             TemporalOptions(track_steps=2))
+    outs = [state.step(f) for f in frames]
+    assert outs[1].shape == (1, 3, *state.out_hw) and state.field is not None
+    assert state.field.grid.shape == (1, *state.out_hw, 2)
