@@ -149,6 +149,8 @@ def test_stylize_frames_checks_options_at_the_call(pipeline):
         TemporalOptions(field_smoothing=1.5)
     with pytest.raises(ValueError, match="strength"):
         stylize_frames([], pipeline, strength=-1.0)
+    with pytest.raises(ValueError, match="preserve_color"):
+        stylize_frames([], pipeline, preserve_color="sepia")
 
 
 def test_blend_without_opencv_blends_still_regions_only(samples, pipeline, monkeypatch):

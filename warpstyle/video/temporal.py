@@ -183,6 +183,8 @@ class TemporalStylizer:
         opts = options or PipelineOptions()
         Warper.check_options(strength=opts.strength, smoothness=opts.smoothness, padding=opts.padding)
         Warper.method(opts.method)
+        if opts.preserve_color not in (None, "match", "luminance"):
+            raise ValueError(f"preserve_color must be None, 'match' or 'luminance'; got {opts.preserve_color!r}")
         if opts.size is not None and opts.size < 16:
             raise ValueError(f"size must be at least 16 px for video; got {opts.size}")
         self.pipeline, self.opts = pipeline, opts
