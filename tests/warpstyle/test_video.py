@@ -264,3 +264,15 @@ def test_tracking_from_the_previous_field(samples, pipeline):
     outs = [state.step(f) for f in frames]
     assert outs[1].shape == (1, 3, *state.out_hw) and state.field is not None
     assert state.field.grid.shape == (1, *state.out_hw, 2)
+
+
+@pytest.mark.parametrize("mode", ["match", "luminance"])
+def test_preserve_color_per_shot(samples, pipeline, mode):
+    frames = [torch.from_numpy(f).permute(2, 0, 1)[None].float() / 255 for f in _frames(2)]
+    outs = list(stylize_frames(frames, pipeline, texture=samples / TEXTURE, size=32, preserve_color=mode))
+    assert len(outs) == 2 and outs[0].shape == (1, 3, 24, 32)
+    plain = list(stylize_frames(frames, pipeline, texture=samples / TEXTURE, size=32))
+    # The clip's colours are kept: the output's mean colour is nearer the frame's than without.
+    want = frames[1].mean(dim=(2, 3))
+    gap = lambda out: float((out.mean(dim=(2, 3)) - want).abs().sum())  # noqa: E731
+    assert gap(outs[1]) < gap(plain[1])
