@@ -63,6 +63,8 @@ def scale_schedule(size: int, scales: Sequence[int] | None = None) -> list[int]:
 Feats = dict[str, torch.Tensor]
 #: Channel ``(mean, std)`` of a feature map, each ``(1, C, 1, 1)`` (:func:`adain.functional.calc_mean_std`).
 Stats = tuple[torch.Tensor, torch.Tensor]
+#: ``(tap, pass_size, content_stats) -> stats to normalise with`` (:meth:`Styler.stylize_planned`).
+StatsFilter = Callable[[str, int, Stats], Stats]
 
 
 @dataclasses.dataclass
@@ -407,7 +409,8 @@ class Styler(nn.Module):
     @torch.no_grad()
     def stylize_planned(self, x: torch.Tensor, bank: StyleBank, plan: StylizePlan, *, size: int | None = None,
                         masks: torch.Tensor | None = None,
-                        progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+                        progress: Callable[[int, int], None] | None = None,
+                        content_stats: StatsFilter | None = None) -> torch.Tensor:
         """:meth:`stylize` without its checks and memory pre-flight, for callers that did both once.
 
         Args:
@@ -417,6 +420,10 @@ class Styler(nn.Module):
             size: longer side of the output (default: the content's), see :meth:`output_size`.
             masks: checked ``(1, K, H, W)`` masks on the styler's device, or None.
             progress: as in :meth:`stylize`.
+            content_stats: called as ``content_stats(tap, pass_size, (mean, std))`` with the content's
+                channel statistics at each tap of each pass; AdaIN normalises with the ``(mean, std)``
+                it returns (e.g. statistics smoothed over the frames of a clip, :mod:`warpstyle.video`).
+                Without masks only; None (default): the content's own.
         """
         decoder = self._decoder_for(plan.bf16)
         bf16, alpha, preserve_color, schedule = plan.bf16, plan.alpha, plan.preserve_color, plan.schedule
@@ -459,7 +466,7 @@ class Styler(nn.Module):
             if alpha >= 1 or fold < 1:
                 f_content = None  # not needed for a blend: free it before the AdaIN targets exist
             target = self._mix(f_in, bank, plan.weights, masks, s, x_s if preserve_color == "match" else None, bf16,
-                               alpha=fold)
+                               alpha=fold, content_stats=content_stats)
             del f_in
             if f_content is not None:
                 for k, v in target.items():  # alpha * target + (1 - alpha) * content, in place
@@ -531,21 +538,27 @@ class Styler(nn.Module):
         return x.detach()
 
     def _mix(self, f: Feats, bank: StyleBank, w: torch.Tensor, masks: torch.Tensor | None, size: int,
-             color_ref: torch.Tensor | None, bf16: bool, alpha: float = 1.0) -> Feats:
+             color_ref: torch.Tensor | None, bf16: bool, alpha: float = 1.0,
+             content_stats: StatsFilter | None = None) -> Feats:
         """Weighted (and masked) sum of AdaIN targets of each tap of ``f`` (relu4_1 ``(1, 512, h, w)``
         and the decoder's skip taps) for each style; ``alpha < 1`` (only without masks) blends ``f``
         itself back in: ``alpha * target + (1 - alpha) * f``."""
         styles = [self._style_stats(bank, i, size, color_ref, bf16) for i in range(len(bank.images))]
-        return {t: self._mix_tap(f[t], [fs[t] for fs in styles], w, masks, alpha) for t in f}
+        return {t: self._mix_tap(f[t], [fs[t] for fs in styles], w, masks, alpha,
+                                 None if content_stats is None else (lambda st, t=t: content_stats(t, size, st)))
+                for t in f}
 
     @staticmethod
     def _mix_tap(f: torch.Tensor, styles: list[Stats], w: torch.Tensor,
-                 masks: torch.Tensor | None, alpha: float = 1.0) -> torch.Tensor:
+                 masks: torch.Tensor | None, alpha: float = 1.0,
+                 content_stats: Callable[[Stats], Stats] | None = None) -> torch.Tensor:
         if masks is None:
             # AdaIN to each style, their weighted sum and the alpha blend with f are together one affine
             # map per channel, f * scale + shift: one pass over f instead of four (a 512 px relu1_1 map
             # takes about 45 ms a pass on the 2-core CPU).
             c_mean, c_std = calc_mean_std(f)
+            if content_stats is not None:
+                c_mean, c_std = content_stats((c_mean, c_std))
             mean = sum(float(w[i]) * m for i, (m, _) in enumerate(styles))
             scale = sum(float(w[i]) * sd for i, (_, sd) in enumerate(styles)) / c_std
             shift = mean - c_mean * scale

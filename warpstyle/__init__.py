@@ -31,6 +31,9 @@ _EXPORTS = {
     "Similarity": "warpstyle.geometry.align",
     "estimate_similarity": "warpstyle.geometry.align",
     "search_similarity": "warpstyle.geometry.scale_search",
+    "stylize_frames": "warpstyle.video.temporal",
+    "stylize_video": "warpstyle.video.render",
+    "TemporalOptions": "warpstyle.video.temporal",
 }
 
 if TYPE_CHECKING:
@@ -46,6 +49,8 @@ if TYPE_CHECKING:
     from warpstyle.geometry.regressor import WarpRegressor
     from warpstyle.fields.warp import apply_warp, identity_grid, resize_field, scale_field, smooth_field
     from warpstyle.geometry.warper import Warper
+    from warpstyle.video.render import stylize_video
+    from warpstyle.video.temporal import TemporalOptions, stylize_frames
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
@@ -74,4 +79,7 @@ __all__ = [
     "scale_field",
     "smooth_field",
     "tune_cpu_allocator",
+    "stylize_frames",
+    "stylize_video",
+    "TemporalOptions",
 ]

@@ -340,3 +340,24 @@ def test_mix_folds_weights_and_alpha_into_one_affine_map():
     got = Styler._mix_tap(f, styles, w, None, alpha=0.6)
     want = 0.6 * (0.3 * adain_to_stats(f, *styles[0]) + 0.7 * adain_to_stats(f, *styles[1])) + 0.4 * f
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_content_stats_filter_known_answers():
+    """``stylize_planned(content_stats=...)``: the identity filter changes nothing; the filter sees each
+    tap of each pass and what it returns is what AdaIN normalises with."""
+    styler = Styler(VGGEncoder(), Decoder()).eval()
+    g = torch.Generator().manual_seed(0)
+    x, s = torch.rand(1, 3, 32, 32, generator=g), torch.rand(1, 3, 32, 32, generator=g)
+    bank = styler.encode_styles([s])
+    plan = styler.plan(1, alpha=1.0, bf16=False)
+    seen = []
+
+    def identity(tap, size, stats):
+        seen.append((tap, size))
+        return stats
+
+    plain = styler.stylize_planned(x, bank, plan)
+    assert torch.equal(styler.stylize_planned(x, bank, plan, content_stats=identity), plain)
+    assert seen == [(t, 32) for t in styler.taps]
+    shifted = styler.stylize_planned(x, bank, plan, content_stats=lambda t, n, st: (st[0] + 1.0, st[1]))
+    assert not torch.allclose(shifted, plain)

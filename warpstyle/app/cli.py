@@ -1,4 +1,4 @@
-"""The ``warpstyle`` command: ``run``, ``demo``, ``train-warper``, ``eval-warper``, ``export``. Parses options, calls the library."""
+"""The ``warpstyle`` command: ``run``, ``video``, ``demo``, ``train-warper``, ``eval-warper``, ``export``. Parses options, calls the library."""
 
 from __future__ import annotations
 
@@ -192,6 +192,108 @@ def run_cmd(contents: Sequence[Path], geometry: Path | None, textures: Sequence[
     kept = f", {skipped} skipped (outputs exist)" if skipped else ""
     click.echo(f"{len(items) - failures} of {len(items)} done, {failures} failed{kept}; outputs in {output}", err=True)
     return USER_ERROR if failures else 0
+
+
+@cli.command("video")
+@click.option("--content", "-c", "clip", required=True, type=click.Path(path_type=Path),
+              help="Input clip (anything FFmpeg reads: .mp4, .mov, .mkv, .webm, ...).")
+@click.option("--geometry", "-g", type=click.Path(path_type=Path), default=None, help="Image whose shapes the frames take (omit: no warp).")
+@click.option("--texture", "-t", "textures", multiple=True, type=click.Path(path_type=Path),
+              help="Image whose brushwork and colours the frames take; repeat to mix (omit: no stylization).")
+@click.option("--texture-weight", "texture_weights", multiple=True, type=click.FloatRange(min=0), help="Weight per --texture, in order (default: equal).")
+@click.option("--geometry-method", "method", type=click.Choice(["match", "network"]), default="match", show_default=True,
+              help="How each frame's warp is estimated: 'match', semantic matching (about a second a frame on CPU); 'network', the correlation network (faster).")
+@click.option("--strength", default=1.0, show_default=True, type=click.FloatRange(0, 4), help="Warp strength: 0 = none, 1 = estimated warp, >1 exaggerates.")
+@click.option("--fill", "padding", type=click.Choice(["blur", "border", "reflection"]), default="blur", show_default=True,
+              help="What fills the frame where the warp reaches beyond the content (as warpstyle run).")
+@click.option("--smoothness", default=0.75, show_default=True, type=click.FloatRange(0, 16), help="Gaussian smoothing of the warp field in space, in cells of its grid.")
+@click.option("--alpha", default=0.8, show_default=True, type=click.FloatRange(0, 1), help="Texture strength: 0 = warped content only, 1 = full texture.")
+@click.option("--preserve-color", type=click.Choice(["match", "luminance"]), default=None,
+              help="Keep the clip's colours ('match' recolours the texture to the first frame of each shot; 'luminance' transfers luminance only).")
+@click.option("--size", type=click.IntRange(16, 4096), default=None, help="Longer side of the output frames in px, rounded down to even; aspect of the geometry (or the clip) [default: 512].")
+@click.option("--field-smoothing", default=0.8, show_default=True, type=click.FloatRange(0, 0.99),
+              help="Weight of the past in the moving average of the warp's non-rigid part, 0-0.99 (0: per frame; higher: steadier shapes, slower to follow).")
+@click.option("--global-smoothing", default=0.5, show_default=True, type=click.FloatRange(0, 0.99),
+              help="Weight of the past in the moving average of the warp's global (affine) part, 0-0.99: camera motion follows sooner.")
+@click.option("--stats-smoothing", default=0.5, show_default=True, type=click.FloatRange(0, 0.99),
+              help="Weight of the past in the moving average of the frames' AdaIN statistics, 0-0.99 (0: per frame; higher: less flicker).")
+@click.option("--blend", default=0.5, show_default=True, type=click.FloatRange(0, 0.99),
+              help="Share of the previous output kept, carried along the optical flow of the content where the flow explains it, 0-0.99 (0: off; the flow needs opencv-python-headless, without it only still regions blend).")
+@click.option("--cut-threshold", default=0.3, show_default=True, type=click.FloatRange(0, 1),
+              help="Colour-histogram distance between frames (0-1) that counts as a scene cut and restarts every average (1: never).")
+@click.option("--track-steps", default=0, show_default=True, type=click.IntRange(0, 1000),
+              help="Refine each frame's warp from the previous frame's with this many Adam steps instead of estimating it afresh (0: estimate every frame).")
+@click.option("--crf", default=18, show_default=True, type=click.IntRange(0, 51), help="Encoder quality (constant rate factor; lower: better and larger).")
+@click.option("--audio/--no-audio", default=True, show_default=True, help="Carry the clip's audio track across (copied unchanged where the output container takes its codec).")
+@click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Stop after this many frames (a quick preview) [default: all].")
+@click.option("--warper", "warper_path", type=click.Path(path_type=Path), default=None, help="Warper weights [default: bundled].")
+@click.option("--decoder", type=click.Path(path_type=Path), default=None, help="AdaIN decoder weights [default: bundled].")
+@click.option("--vgg", type=click.Path(path_type=Path), default=None, help="VGG-19 weights [default: bundled Oxford].")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--bf16/--fp32", "bf16", default=None, help="bf16 autocast [default: on for a CPU with native bf16, else off].")
+@click.option("--output", "-o", required=True, type=click.Path(path_type=Path),
+              help="Output clip; the extension picks the codec: .mp4/.m4v/.mov/.mkv H.264, .webm VP9. Written to a "
+                   "temp file beside it and renamed at the end (never a partial file under this name); never an input.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar with frames per second and ETA on stderr [default: when stderr is a terminal].")
+def video_cmd(clip: Path, geometry: Path | None, textures: Sequence[Path], texture_weights: Sequence[float], method: str,
+              strength: float, padding: str, smoothness: float, alpha: float, preserve_color: str | None,
+              size: int | None, field_smoothing: float, global_smoothing: float, stats_smoothing: float, blend: float,
+              cut_threshold: float, track_steps: int, crf: int, audio: bool, max_frames: int | None,
+              warper_path: Path | None, decoder: Path | None, vgg: Path | None, device: str, bf16: bool | None,
+              output: Path, progress: bool | None) -> None:
+    """Warp every frame of a clip toward GEOMETRY and paint it with TEXTURE, stable in time (needs the 'video' extra).
+
+    The geometry and texture are encoded once; each frame's warp and texture statistics are averaged
+    over time and restart at scene cuts. Frame rate, time stamps, rotation and audio are kept. There
+    is no --resume (see warpstyle.video.render).
+    """
+    from adain.base.files import check_output_path
+    from adain.base.outputs import check_not_inputs
+
+    from warpstyle.video.frames import output_codec, probe_video
+
+    if texture_weights and len(texture_weights) != len(textures):
+        raise click.BadParameter(f"give one --texture-weight per --texture ({len(textures)}); got {len(texture_weights)}",
+                                 param_hint="--texture-weight")
+    if geometry is None and not textures:
+        click.echo("warpstyle: warning: neither --geometry nor --texture given; the output is the resized clip", err=True)
+    # Every path first, before any model loads.
+    require_inputs(images=[geometry, *textures], weights=[warper_path, decoder, vgg])
+    check_output_path(output)
+    check_not_inputs([output], [("--content", clip), ("--geometry", geometry), *(("--texture", t) for t in textures),
+                                ("--warper", warper_path), ("--decoder", decoder), ("--vgg", vgg)])
+    output_codec(output)
+    info = probe_video(clip)
+
+    from tqdm import tqdm
+
+    from adain.base.training import resolve_device
+
+    from warpstyle.pipeline import Pipeline, PipelineOptions
+    from warpstyle.video.render import stylize_video
+    from warpstyle.video.temporal import TemporalOptions
+
+    opts = PipelineOptions(method=method, strength=strength, padding=padding, smoothness=smoothness,  # type: ignore[arg-type]
+                           alpha=alpha, texture_weights=list(texture_weights) or None,
+                           preserve_color=preserve_color, size=size, bf16=bf16)  # type: ignore[arg-type]
+    temporal = TemporalOptions(field_smoothing=field_smoothing, global_smoothing=global_smoothing,
+                               stats_smoothing=stats_smoothing, blend=blend, cut_threshold=cut_threshold,
+                               track_steps=track_steps)
+    tune_allocator_for(size)
+    pipe = Pipeline.from_pretrained(warper=warper_path, decoder=decoder, vgg=vgg, device=resolve_device(device))
+    if geometry is None:
+        pipe.warper = None
+    total = min(info.frames, max_frames) if (info.frames and max_frames) else (info.frames or max_frames or None)
+    bar = tqdm(total=total, desc="warpstyle video", unit="frame", file=sys.stderr, dynamic_ncols=True,
+               disable=not want_progress(progress))
+    try:
+        result = stylize_video(clip, output, pipe, geometry, list(textures) or None, opts, temporal, audio=audio,
+                               crf=crf, max_frames=max_frames, progress=lambda done, _total: bar.update(done - bar.n))
+    finally:
+        bar.close()
+    click.echo(f"{result.output}\t{result.frames} frames, {result.size[1]}x{result.size[0]}, {result.fps:.2f} fps, "
+               f"{result.cuts} cuts{', audio kept' if result.audio else ''}", err=True)
+    click.echo(str(result.output))
 
 
 @cli.command("demo")
