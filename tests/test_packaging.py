@@ -43,10 +43,11 @@ def test_test_only_packages_are_in_the_test_extra():
     imported = _imported_top_levels()
     deps = _names(_project()["dependencies"])
     test = _names(_project()["optional-dependencies"]["test"])
-    for name in ("torchvision", "scipy"):
+    for name in ("torchvision",):
         assert name not in imported, f"{name} is imported by the package; it must be a dependency"
         assert name not in deps, f"{name} is only used by tests; keep it in the test extra"
         assert name in test
-    for name in ("torch", "kornia", "numpy", "click", "tqdm"):
+    # scipy: the matcher's thin-plate spline (warpstyle/geometry/matching.py), a core dependency.
+    for name in ("torch", "kornia", "numpy", "click", "tqdm", "scipy"):
         assert name in imported and name in deps
     assert "PIL" in imported and "pillow" in deps
