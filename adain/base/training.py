@@ -322,6 +322,145 @@ def run_training(
         ctx.close()
 
 
+def _make_optimizer(task: TrainTask, cfg: Any) -> tuple[torch.optim.Optimizer, list[float]]:
+    """Adam over the task's parameter groups, and each group's learning-rate scale."""
+    # A task may give parameter groups with an "lr_scale" (e.g. new layers that start from zero).
+    groups = task.param_groups() if hasattr(task, "param_groups") else [{"params": list(task.model.parameters())}]
+    # Kept beside the optimizer: loading a checkpoint's optimizer state replaces its groups' keys.
+    lr_scales = [float(g.get("lr_scale", 1.0)) for g in groups]
+    optimizer = torch.optim.Adam([{k: v for k, v in g.items() if k != "lr_scale"} for g in groups], lr=cfg.lr)
+    return optimizer, lr_scales
+
+
+def _wrap_distributed(model: torch.nn.Module, ctx: DistributedContext, device: torch.device) -> torch.nn.Module:
+    """The model wrapped in DDP when there are several ranks, else the model itself."""
+    if ctx.world > 1:
+        return torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    return model
+
+
+def _prepare_run_folder(cfg: Any, out_dir: Path, csv_log: CsvLog, start: int) -> None:
+    """Create the run folder, clear stale temp files, write the config and rewind the loss log (main rank)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for d in (out_dir, out_dir / "samples", out_dir / "snapshots"):
+        remove_stale_temp_files(d)  # left by a run killed mid-write; never read, only clutter
+    write_config(cfg, out_dir / "config.json")
+    csv_log.rewind(start)
+
+
+@dataclasses.dataclass
+class _Run:
+    """What one run's iterations and checkpoints share."""
+
+    task: TrainTask
+    cfg: Any
+    ctx: DistributedContext
+    device: torch.device
+    out_dir: Path
+    optimizer: torch.optim.Optimizer
+    lr_scales: list[float]
+    generator: torch.Generator
+
+    @property
+    def ckpt_path(self) -> Path:
+        """The training checkpoint."""
+        return self.out_dir / "checkpoint.pt"
+
+    @property
+    def weights_path(self) -> Path:
+        """The shipped weights."""
+        return self.out_dir / self.task.weights_name
+
+    def kept(self) -> str:
+        """What a diverged run leaves behind."""
+        # Only claim a good checkpoint when there is one.
+        return (f"kept the last good checkpoint in '{self.out_dir}'" if self.ckpt_path.exists() else
+                "no checkpoint was written")
+
+    def resume(self, resume_path: Path) -> int:
+        """Restore model, optimizer and generator from ``resume_path``; the iteration to go on from."""
+        ck = load_checkpoint(resume_path, expected_format=self.task.name)
+        start = restore_training_state(ck, resume_path, model=self.task.model, optimizer=self.optimizer,
+                                       generator=self.generator, hint=self.task.resume_hint)
+        log.info("resumed from %s at iteration %d", resume_path, start)
+        return start
+
+    def set_lr(self, iteration: int) -> float:
+        """Set every group's learning rate for ``iteration`` (the AdaIN paper's decay); the base rate."""
+        lr = self.cfg.lr / (1.0 + self.cfg.lr_decay * iteration)
+        for group, scale in zip(self.optimizer.param_groups, self.lr_scales):
+            group["lr"] = lr * scale
+        return lr
+
+    def save(self, iteration: int) -> None:
+        """Write the checkpoint, the weights and (if asked) a snapshot; refuse non-finite weights."""
+        task, cfg = self.task, self.cfg
+        state = {k: v.detach().cpu() for k, v in task.model.state_dict().items()}
+        # every rank checks (and agrees), so no rank waits in a collective for one that stopped
+        if self.ctx.any(not _all_finite(state), self.device):  # never replace a good checkpoint with broken weights
+            raise TrainingDiverged(f"weights became non-finite by iteration {iteration}; {self.kept()} (lower --lr?)")
+        if not self.ctx.is_main:
+            return
+        ck = {**training_header(task.name, iteration, config_to_dict(cfg)),
+              "model": state, "optimizer": self.optimizer.state_dict(), "rng": rng_state(self.generator)}
+        save_checkpoint(ck, self.ckpt_path)
+        task.save_weights(self.weights_path)
+        if cfg.keep_snapshots:
+            stem, suffix = os.path.splitext(task.weights_name)
+            task.save_weights(self.out_dir / "snapshots" / f"{stem}_iter{iteration:07d}{suffix}")
+
+
+def _optimize(run: _Run, model: torch.nn.Module, done: int, want_sample: bool) -> StepOutput:
+    """One step of the task and of the optimizer; raises when the loss is non-finite on any rank."""
+    out = run.task.step(model, want_sample)
+    if run.ctx.any(not math.isfinite(float(out.loss.detach())), run.device):
+        raise TrainingDiverged(f"the loss became non-finite at iteration {done}; {run.kept()} "
+                               "(lower --lr or the loss weights?)")
+    run.optimizer.zero_grad(set_to_none=True)
+    out.loss.backward()
+    run.optimizer.step()
+    return out
+
+
+def _iterate(run: _Run, model: torch.nn.Module, start: int, csv_log: CsvLog, progress: bool, desc: str
+             ) -> tuple[int, dict[str, float], int]:
+    """Train from ``start`` to the end or the time limit; the last iteration done, its losses and skipped files."""
+    cfg, ctx = run.cfg, run.ctx
+    bar = tqdm(total=cfg.iterations, initial=start, disable=not (progress and ctx.is_main),
+               desc=desc, unit="it", dynamic_ncols=True)
+    last: dict[str, float] = {c: float("nan") for c in run.task.columns}
+    skipped = 0
+    t0 = time.time()
+    done = start
+    try:
+        for iteration in range(start, cfg.iterations):
+            lr = run.set_lr(iteration)
+            done = iteration + 1
+            want_sample = ctx.is_main and cfg.sample_every > 0 and done % cfg.sample_every == 0
+            out = _optimize(run, model, done, want_sample)
+            skipped += out.skipped
+            if done % cfg.log_every == 0 or done == cfg.iterations:
+                last = {k: float(ctx.mean(v.detach().float())) for k, v in out.parts.items()}
+                bar.set_postfix({k: f"{v:.4g}" for k, v in last.items()} | {"lr": f"{lr:.2e}"})
+                if ctx.is_main:
+                    csv_log.write(iteration=done, lr=lr, elapsed_s=round(time.time() - t0, 1), **last)
+            if want_sample and out.sample is not None:
+                save_image(out.sample.detach().float().clamp(0, 1), run.out_dir / "samples" / f"iter_{done:07d}.jpg",
+                           quality=85)
+            out_of_time = ctx.any(cfg.time_limit_s > 0 and time.time() - t0 > cfg.time_limit_s, run.device)
+            if done % cfg.checkpoint_every == 0 or done == cfg.iterations or out_of_time:
+                run.save(done)
+            bar.update(1)
+            if out_of_time:
+                log.info("time limit of %.0f s reached at iteration %d; checkpoint saved", cfg.time_limit_s, done)
+                break
+    finally:
+        bar.close()
+    return done, last, skipped
+
+
 def _train(
     task_factory: Callable[[torch.device, torch.Generator], TrainTask],
     cfg: Any,
@@ -332,98 +471,21 @@ def _train(
     progress: bool,
     desc: str,
 ) -> TrainResult:
-    ckpt_path = out_dir / "checkpoint.pt"
+    """One run of the shared loop on this rank: build, resume, iterate, checkpoint."""
     torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
     task = task_factory(device, generator)
-    weights_path = out_dir / task.weights_name
-    # A task may give parameter groups with an "lr_scale" (e.g. new layers that start from zero).
-    groups = task.param_groups() if hasattr(task, "param_groups") else [{"params": list(task.model.parameters())}]
-    # Kept beside the optimizer: loading a checkpoint's optimizer state replaces its groups' keys.
-    lr_scales = [float(g.get("lr_scale", 1.0)) for g in groups]
-    optimizer = torch.optim.Adam([{k: v for k, v in g.items() if k != "lr_scale"} for g in groups], lr=cfg.lr)
-
-    start = 0
-    if resume_path is not None:
-        ck = load_checkpoint(resume_path, expected_format=task.name)
-        start = restore_training_state(ck, resume_path, model=task.model, optimizer=optimizer, generator=generator,
-                                       hint=task.resume_hint)
-        log.info("resumed from %s at iteration %d", resume_path, start)
-    model: torch.nn.Module = task.model
-    if ctx.world > 1:
-        model = torch.nn.parallel.DistributedDataParallel(
-            task.model, device_ids=[device.index] if device.type == "cuda" else None
-        )
+    optimizer, lr_scales = _make_optimizer(task, cfg)
+    run = _Run(task, cfg, ctx, device, out_dir, optimizer, lr_scales, generator)
+    start = 0 if resume_path is None else run.resume(resume_path)
+    model = _wrap_distributed(task.model, ctx, device)
     task.start(start, ctx)
 
-    columns = ["iteration", *task.columns, "lr", "elapsed_s"]
-    csv_log = CsvLog(out_dir / "losses.csv", columns)
+    csv_log = CsvLog(out_dir / "losses.csv", ["iteration", *task.columns, "lr", "elapsed_s"])
     if ctx.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for d in (out_dir, out_dir / "samples", out_dir / "snapshots"):
-            remove_stale_temp_files(d)  # left by a run killed mid-write; never read, only clutter
-        write_config(cfg, out_dir / "config.json")
-        csv_log.rewind(start)
-
-    def kept() -> str:  # only claim a good checkpoint when there is one
-        return (f"kept the last good checkpoint in '{out_dir}'" if ckpt_path.exists() else
-                "no checkpoint was written")
-
-    def save(iteration: int) -> None:
-        state = {k: v.detach().cpu() for k, v in task.model.state_dict().items()}
-        # every rank checks (and agrees), so no rank waits in a collective for one that stopped
-        if ctx.any(not _all_finite(state), device):  # never replace a good checkpoint with broken weights
-            raise TrainingDiverged(f"weights became non-finite by iteration {iteration}; {kept()} (lower --lr?)")
-        if not ctx.is_main:
-            return
-        ck = {**training_header(task.name, iteration, config_to_dict(cfg)),
-              "model": state, "optimizer": optimizer.state_dict(), "rng": rng_state(generator)}
-        save_checkpoint(ck, ckpt_path)
-        task.save_weights(weights_path)
-        if cfg.keep_snapshots:
-            stem, suffix = os.path.splitext(task.weights_name)
-            task.save_weights(out_dir / "snapshots" / f"{stem}_iter{iteration:07d}{suffix}")
-
-    bar = tqdm(total=cfg.iterations, initial=start, disable=not (progress and ctx.is_main),
-               desc=desc, unit="it", dynamic_ncols=True)
-    last: dict[str, float] = {c: float("nan") for c in task.columns}
-    skipped = 0
-    t0 = time.time()
-    done = start
-    try:
-        for iteration in range(start, cfg.iterations):
-            lr = cfg.lr / (1.0 + cfg.lr_decay * iteration)
-            for group, scale in zip(optimizer.param_groups, lr_scales):
-                group["lr"] = lr * scale
-            done = iteration + 1
-            want_sample = ctx.is_main and cfg.sample_every > 0 and done % cfg.sample_every == 0
-            out = task.step(model, want_sample)
-            skipped += out.skipped
-            if ctx.any(not math.isfinite(float(out.loss.detach())), device):
-                raise TrainingDiverged(f"the loss became non-finite at iteration {done}; {kept()} "
-                                       "(lower --lr or the loss weights?)")
-            optimizer.zero_grad(set_to_none=True)
-            out.loss.backward()
-            optimizer.step()
-
-            if done % cfg.log_every == 0 or done == cfg.iterations:
-                last = {k: float(ctx.mean(v.detach().float())) for k, v in out.parts.items()}
-                bar.set_postfix({k: f"{v:.4g}" for k, v in last.items()} | {"lr": f"{lr:.2e}"})
-                if ctx.is_main:
-                    csv_log.write(iteration=done, lr=lr, elapsed_s=round(time.time() - t0, 1), **last)
-            if want_sample and out.sample is not None:
-                save_image(out.sample.detach().float().clamp(0, 1), out_dir / "samples" / f"iter_{done:07d}.jpg",
-                           quality=85)
-            out_of_time = ctx.any(cfg.time_limit_s > 0 and time.time() - t0 > cfg.time_limit_s, device)
-            if done % cfg.checkpoint_every == 0 or done == cfg.iterations or out_of_time:
-                save(done)
-            bar.update(1)
-            if out_of_time:
-                log.info("time limit of %.0f s reached at iteration %d; checkpoint saved", cfg.time_limit_s, done)
-                break
-    finally:
-        bar.close()
-    if resume_path is not None and start >= cfg.iterations and not ckpt_path.exists():
-        save(start)  # resumed from a checkpoint elsewhere that is already past the end: keep it here
-    return TrainResult(iteration=max(done, start), checkpoint=ckpt_path, weights=weights_path,
+        _prepare_run_folder(cfg, out_dir, csv_log, start)
+    done, last, skipped = _iterate(run, model, start, csv_log, progress, desc)
+    if resume_path is not None and start >= cfg.iterations and not run.ckpt_path.exists():
+        run.save(start)  # resumed from a checkpoint elsewhere that is already past the end: keep it here
+    return TrainResult(iteration=max(done, start), checkpoint=run.ckpt_path, weights=run.weights_path,
                        losses=last, skipped_files=skipped)

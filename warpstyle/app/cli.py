@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import click
@@ -26,6 +27,93 @@ USER_ERROR = 2
 def cli(verbose: int, quiet: bool) -> None:
     """Geometric-plus-texture style transfer: warp a photo toward a geometry image, paint it with a texture."""
     set_verbosity(verbose, quiet)
+
+
+def _check_run_options(*, textures: Sequence[Path], texture_weights: Sequence[float], skip_existing: bool,
+                       overwrite: bool, geometry: Path | None, save_field: str | None, save_warped: bool,
+                       align: bool | None, method: str | None, size: int | None, max_size: int, scales: str) -> None:
+    """Reject contradictory ``run`` options (click.BadParameter) and warn when nothing would change the content."""
+    from warpstyle.pipeline import DEFAULT_SIZE
+
+    if texture_weights and len(texture_weights) != len(textures):
+        raise click.BadParameter(f"give one --texture-weight per --texture ({len(textures)}); got {len(texture_weights)}",
+                                 param_hint="--texture-weight")
+    if skip_existing and overwrite:
+        raise click.BadParameter("give --skip-existing or --overwrite, not both", param_hint="--overwrite")
+    if geometry is None and (save_field or save_warped):
+        flag = "--save-field" if save_field else "--save-warped"
+        raise click.BadParameter("needs --geometry: without one nothing is warped, so there is no field or warped "
+                                 "image to save", param_hint=flag)
+    if geometry is None and not textures:
+        click.echo("warpstyle: warning: neither --geometry nor --texture given; the output is the resized content", err=True)
+    if align and method == "match":  # --align is the network's global step; matching finds its own similarity
+        raise click.BadParameter("--align is part of --geometry-method network; matching finds its own alignment",
+                                 param_hint="--align")
+    out_side = min(size or DEFAULT_SIZE, max_size)
+    too_big = [s for s in (parse_scales(scales) or []) if s > out_side]
+    if too_big:
+        raise click.BadParameter(f"scale {too_big[0]} is larger than the output ({out_side} px, from --size/--max-size); "
+                                 "every pass must be at most the output size", param_hint="--scales")
+
+
+def _plan_batch_outputs(contents: Sequence[Path], output: Path, sides: list[str],
+                        others: list[tuple[str, Path | None]], skip_existing: bool, overwrite: bool
+                        ) -> tuple[list, int]:
+    """The batch items still to run and how many were skipped; refuses to clobber an earlier run's outputs."""
+    from adain.base.data import IMAGE_EXTENSIONS
+    from adain.base.outputs import check_replaceable, plan_batch
+
+    if output.suffix.lower() in IMAGE_EXTENSIONS:
+        raise click.BadParameter("with several contents or a folder, --output must be a folder", param_hint="--output")
+    plan = plan_batch(contents, output, side_suffixes=sides, other_inputs=others)
+    if plan.excluded:
+        click.echo(f"warpstyle: note: {len(plan.excluded)} images under the output folder '{output}' are "
+                   "earlier outputs, not inputs", err=True)
+    items = plan.items
+    if not items:
+        raise click.BadParameter("no content images found", param_hint="--content")
+    if plan.existing and overwrite:
+        check_replaceable(plan.existing)
+    if plan.existing and not overwrite:
+        if not skip_existing:
+            first = next(o for o in plan.existing[0].outputs if o.exists())
+            raise OutputError(first, f"it exists, as do the outputs of {len(plan.existing)} of {len(items)} "
+                                     "inputs (an earlier run?); add --skip-existing to keep them or --overwrite "
+                                     "to replace them")
+        done_before = set(plan.existing)
+        return [it for it in items if it not in done_before], len(plan.existing)
+    return items, 0
+
+
+def _check_single_output(output: Path, sides: list[str], content: Path, others: list[tuple[str, Path | None]]) -> None:
+    """Check the one output and its side files are writable and are none of the inputs."""
+    from adain.base.files import check_output_path
+    from adain.base.image import check_image_output
+    from adain.base.outputs import check_not_inputs, side_paths
+
+    check_image_output(output)
+    for side in side_paths(output, sides):
+        check_output_path(side)
+    check_not_inputs([output, *side_paths(output, sides)], [("--content", content), *others])
+
+
+def _run_batch(pipe: object, items: list, geometry: Path | None, textures: Sequence[Path], opts: object,
+               show: bool, write: Callable[..., None]) -> int:
+    """Run every item, reporting each failure on stderr and finishing the rest; the number that failed."""
+    from tqdm.auto import tqdm
+
+    failures = 0
+    bar = tqdm(total=len(items), disable=not show, desc="warpstyle run", unit="img")
+    for item, (_, res) in zip(items, pipe.run_batch([it.input for it in items], geometry, list(textures) or None, opts)):  # type: ignore[attr-defined]
+        if isinstance(res, StyleTransferError):
+            failures += 1
+            click.echo(f"warpstyle: skipped: {res}", err=True)
+        else:
+            write(res, item.output)
+        bar.update(1)
+    bar.close()
+    return failures
+
 
 
 @cli.command("run")
@@ -79,99 +167,36 @@ def run_cmd(contents: Sequence[Path], geometry: Path | None, textures: Sequence[
             bf16: bool | None, seed: int, output: Path, skip_existing: bool, overwrite: bool, save_warped: bool,
             save_field: str | None, save_sheet: bool, progress: bool | None) -> int:
     """Warp CONTENT toward GEOMETRY, then paint it with TEXTURE."""
-    from PIL import Image
-    from tqdm.auto import tqdm
-
-    from adain.base.files import check_output_path
-    from adain.base.image import check_image_output, save_image
-    from adain.base.outputs import check_not_inputs, check_replaceable, plan_batch, side_paths
-    from adain.base.data import IMAGE_EXTENSIONS
     from adain.base.training import resolve_device
 
-    from warpstyle.pipeline import DEFAULT_SIZE, Pipeline, PipelineOptions
-    from warpstyle.geometry.warper import DEFAULT_ALIGN, DEFAULT_SMOOTHNESS
+    from warpstyle.app.run_files import run_options, side_suffixes, write_result
+    from warpstyle.pipeline import DEFAULT_SIZE, Pipeline
 
-    if texture_weights and len(texture_weights) != len(textures):
-        raise click.BadParameter(f"give one --texture-weight per --texture ({len(textures)}); got {len(texture_weights)}",
-                                 param_hint="--texture-weight")
-    if skip_existing and overwrite:
-        raise click.BadParameter("give --skip-existing or --overwrite, not both", param_hint="--overwrite")
-    if geometry is None and (save_field or save_warped):
-        flag = "--save-field" if save_field else "--save-warped"
-        raise click.BadParameter("needs --geometry: without one nothing is warped, so there is no field or warped "
-                                 "image to save", param_hint=flag)
-    if geometry is None and not textures:
-        click.echo("warpstyle: warning: neither --geometry nor --texture given; the output is the resized content", err=True)
-    if align and method == "match":  # --align is the network's global step; matching finds its own similarity
-        raise click.BadParameter("--align is part of --geometry-method network; matching finds its own alignment",
-                                 param_hint="--align")
-    out_side = min(size or DEFAULT_SIZE, max_size)
-    too_big = [s for s in (parse_scales(scales) or []) if s > out_side]
-    if too_big:
-        raise click.BadParameter(f"scale {too_big[0]} is larger than the output ({out_side} px, from --size/--max-size); "
-                                 "every pass must be at most the output size", param_hint="--scales")
-    opts = PipelineOptions(
-        method=method,  # type: ignore[arg-type]
-        strength=strength, padding=padding, smoothness=DEFAULT_SMOOTHNESS if smoothness is None else smoothness, alpha=alpha,
-        warp_refine=warp_refine, align=DEFAULT_ALIGN if align is None else align,
-        texture_weights=list(texture_weights) or None, preserve_color=preserve_color,  # type: ignore[arg-type]
-        size=size, max_size=max_size, scales=parse_scales(scales), schedule=schedule, refine_steps=refine_steps,  # type: ignore[arg-type]
-        bf16=bf16, seed=seed,
-    )
+    _check_run_options(textures=textures, texture_weights=texture_weights, skip_existing=skip_existing,
+                       overwrite=overwrite, geometry=geometry, save_field=save_field, save_warped=save_warped,
+                       align=align, method=method, size=size, max_size=max_size, scales=scales)
+    opts = run_options(method=method, strength=strength, padding=padding, smoothness=smoothness, warp_refine=warp_refine,
+                       align=align, alpha=alpha, texture_weights=texture_weights, preserve_color=preserve_color,
+                       size=size, max_size=max_size, scales=parse_scales(scales), schedule=schedule,
+                       refine_steps=refine_steps, bf16=bf16, seed=seed)
 
     # Every path is checked before any model loads: a bad -o or a missing folder must not cost a run.
     require_inputs(images=[geometry, *textures], weights=[warper_path, decoder, vgg], folders_ok=contents)
-    sides = (["_warped.png"] if save_warped and geometry is not None else []) + \
-            ([f"_field.{save_field}", "_field.png"] if save_field and geometry is not None else []) + \
-            (["_sheet.jpg"] if save_sheet else [])
+    sides = side_suffixes(has_geometry=geometry is not None, save_warped=save_warped, save_field=save_field,
+                          save_sheet=save_sheet)
     others = [("--geometry", geometry), *(("--texture", t) for t in textures), ("--warper", warper_path),
               ("--decoder", decoder), ("--vgg", vgg)]
     batch = len(contents) > 1 or any(c.is_dir() for c in contents)
-    skipped = 0
     if batch:
-        if output.suffix.lower() in IMAGE_EXTENSIONS:
-            raise click.BadParameter("with several contents or a folder, --output must be a folder", param_hint="--output")
-        plan = plan_batch(contents, output, side_suffixes=sides, other_inputs=others)
-        if plan.excluded:
-            click.echo(f"warpstyle: note: {len(plan.excluded)} images under the output folder '{output}' are "
-                       "earlier outputs, not inputs", err=True)
-        items = plan.items
-        if not items:
-            raise click.BadParameter("no content images found", param_hint="--content")
-        if plan.existing and overwrite:
-            check_replaceable(plan.existing)
-        if plan.existing and not overwrite:
-            if not skip_existing:
-                first = next(o for o in plan.existing[0].outputs if o.exists())
-                raise OutputError(first, f"it exists, as do the outputs of {len(plan.existing)} of {len(items)} "
-                                         "inputs (an earlier run?); add --skip-existing to keep them or --overwrite "
-                                         "to replace them")
-            skipped = len(plan.existing)
-            done_before = set(plan.existing)
-            items = [it for it in items if it not in done_before]
+        items, skipped = _plan_batch_outputs(contents, output, sides, others, skip_existing, overwrite)
     else:
-        check_image_output(output)
-        for side in side_paths(output, sides):
-            check_output_path(side)
-        check_not_inputs([output, *side_paths(output, sides)], [("--content", contents[0]), *others])
+        _check_single_output(output, sides, contents[0], others)
 
     tune_allocator_for(min(size or DEFAULT_SIZE, max_size))
     pipe = Pipeline.from_pretrained(warper=warper_path, decoder=decoder, vgg=vgg, device=resolve_device(device))
     if geometry is None:
         pipe.warper = None
-
-    def write(result, out: Path) -> None:  # noqa: ANN001
-        save_image(result.image, out)
-        stem = out.with_suffix("")
-        if save_warped and result.warped is not None:
-            save_image(result.warped, f"{stem}_warped.png")
-        if save_field and result.field is not None:
-            # The field as applied: what reproduces the output (Warper.apply with smoothness=0).
-            result.field.save(f"{stem}_field.{save_field}")
-            save_image(Image.fromarray(result.field.visualize()), f"{stem}_field.png")
-        if save_sheet:
-            save_image(result.sheet(), f"{stem}_sheet.jpg")
-
+    write = functools.partial(write_result, save_warped=save_warped, save_field=save_field, save_sheet=save_sheet)
     show = want_progress(progress)
     if not batch:
         with pass_progress("warpstyle run", show) as report:
@@ -179,16 +204,7 @@ def run_cmd(contents: Sequence[Path], geometry: Path | None, textures: Sequence[
         write(result, output)
         click.echo(str(output))
         return 0
-    failures = 0
-    bar = tqdm(total=len(items), disable=not show, desc="warpstyle run", unit="img")
-    for item, (_, res) in zip(items, pipe.run_batch([it.input for it in items], geometry, list(textures) or None, opts)):
-        if isinstance(res, StyleTransferError):
-            failures += 1
-            click.echo(f"warpstyle: skipped: {res}", err=True)
-        else:
-            write(res, item.output)
-        bar.update(1)
-    bar.close()
+    failures = _run_batch(pipe, items, geometry, textures, opts, show, write)
     kept = f", {skipped} skipped (outputs exist)" if skipped else ""
     click.echo(f"{len(items) - failures} of {len(items)} done, {failures} failed{kept}; outputs in {output}", err=True)
     return USER_ERROR if failures else 0
@@ -361,6 +377,97 @@ def train_warper_cmd(config_path: Path | None, resume: str | None, progress: boo
     click.echo(f"iteration {r.iteration}: " + ", ".join(f"{k} {v:.4f}" for k, v in r.losses.items()) + f"; weights {r.weights}")
 
 
+def _parse_step_counts(refine_steps: str) -> list[int]:
+    """``--refine``'s ``"50,100,200"`` as step counts; click.BadParameter when malformed or negative."""
+    try:
+        steps = [int(x) for x in refine_steps.replace(" ", "").split(",") if x]
+    except ValueError:
+        raise click.BadParameter(f"expected step counts like 50,100,200; got {refine_steps!r}",
+                                 param_hint="--refine") from None
+    if any(n < 0 for n in steps):
+        raise click.BadParameter("step counts must be >= 0", param_hint="--refine")
+    return steps
+
+
+def _check_eval_paths(*, warper_path: Path | None, image_dir: str | None, pf_pascal_root: str | None,
+                      pf_pascal_csv: str | None, json_out: Path | None, landmark_cache: Path | None,
+                      faces_content: Sequence[Path], faces_geometry: Sequence[Path]) -> None:
+    """Check the inputs exist and the JSON output is writable and none of them, before anything loads."""
+    from adain.base.errors import ImageError
+    from adain.base.files import check_output_path
+
+    for folder in (image_dir, pf_pascal_root if pf_pascal_csv else None):
+        if folder and not Path(folder).is_dir():
+            raise ImageError(folder, "no such folder")
+    require_inputs(weights=[warper_path])  # (the PF-PASCAL CSV may be relative to its root: its loader checks it)
+    if json_out:
+        from adain.base.outputs import check_not_inputs
+
+        check_output_path(json_out)
+        check_not_inputs([json_out], [("--warper", warper_path), ("--image-dir", Path(image_dir) if image_dir else None),
+                                      ("--pf-pascal-root", Path(pf_pascal_root) if pf_pascal_root else None),
+                                      ("--pf-pascal-csv", Path(pf_pascal_csv) if pf_pascal_csv else None),
+                                      ("--landmark-cache", landmark_cache),
+                                      *(("--faces-content", f) for f in faces_content),
+                                      *(("--faces-geometry", f) for f in faces_geometry)])
+
+
+def _eval_synthetic(warper: object, image_dir: str, *, pairs: int, holdout: float, split: str, seed: int,
+                    smoothness: float, aligned: bool | str) -> tuple[dict[str, dict], list[str]]:
+    """Synthetic pairs scored for the warper and for matching: the report's entries and the table's lines."""
+    from warpstyle.evaluation.evaluate import evaluate_synthetic
+
+    s = evaluate_synthetic(warper, image_dir, pairs=pairs, holdout=holdout, split=split, seed=seed,  # type: ignore[arg-type]
+                           smoothness=smoothness, align=aligned)
+    m = evaluate_synthetic(warper, image_dir, pairs=pairs, holdout=holdout, split=split, seed=seed,  # type: ignore[arg-type]
+                           smoothness=smoothness, method="match")
+    lines = [f"synthetic pairs ({int(s['pairs'])}, {split} split of {image_dir}, 256 px):",
+             f"  {'field':<10} {'EPE px':>8} {'folds %':>8}",
+             f"  {'identity':<10} {s['epe_identity']:>8.2f} {100 * s['fold_identity']:>8.2f}",
+             f"  {'warper':<10} {s['epe']:>8.2f} {100 * s['fold']:>8.2f}",
+             f"  {'match':<10} {m['epe']:>8.2f} {100 * m['fold']:>8.2f}",
+             f"  EPE ratio to identity: warper {s['epe_ratio']:.3f}, match {m['epe_ratio']:.3f}"]
+    return {"synthetic": s, "synthetic_match": m}, lines
+
+
+def _eval_faces(warper: object, landmarker: object, *, faces_content: Sequence[Path], faces_geometry: Sequence[Path],
+                landmark_cache: Path | None, holdout: float, split: str, max_pairs: int | None, min_face: float,
+                max_overshoot: float | None, steps: list[int], refine_size: int, smoothness: float, out_size: int,
+                aligned: bool | str) -> tuple[dict, list[str]]:
+    """Face pairs scored on landmarks: the report's entry and the table's lines."""
+    from warpstyle.evaluation.face_landmarks import LandmarkCache, default_cache_path
+    from warpstyle.evaluation.landmark_eval import evaluate_landmarks, face_pairs, format_landmark_table
+
+    cache = LandmarkCache(landmark_cache or default_cache_path(), landmarker)  # type: ignore[arg-type]
+    fpairs, counts = face_pairs(faces_content, faces_geometry, cache, holdout=holdout, split=split,
+                                max_pairs=max_pairs, min_face=min_face, max_overshoot=max_overshoot)
+    if not fpairs:
+        within = "" if max_overshoot is None or not counts["all_pairs"] else f" within --max-overshoot {max_overshoot:g}"
+        raise StyleTransferError(f"no face pairs{within} in the {split} split of the given folders: {counts}")
+    lm = evaluate_landmarks(warper, fpairs, refine_steps=steps, refine_size=refine_size,  # type: ignore[arg-type]
+                            smoothness=smoothness, size=out_size, progress=True, align=aligned)
+    lm["counts"] = counts
+    lines = [f"face landmarks ({split} split; {counts['content_faces']} of {counts['content_images']} content "
+             f"images and {counts['geometry_faces']} of {counts['geometry_images']} geometry images have a "
+             f"face; "
+             + (f"{counts['pairs']} of {counts['all_pairs']} pairs scored" if max_overshoot is None else
+                f"{counts['all_pairs']} pairs, {counts['in_frame_pairs']} whose fitted similarity maps the geometry's "
+                f"frame at most {max_overshoot:g} content half-extents beyond the content, {counts['pairs']} scored")
+             + "; errors in units of the content's "
+             f"longer side; fields applied at {out_size} px):", format_landmark_table(lm),
+             "(landmarks: dlib 68-point model, iBUG 300-W, non-commercial research licence; evaluation only)"]
+    return lm, lines
+
+
+def _write_json_report(report: dict[str, dict], json_out: Path) -> None:
+    """Write the figures as indented JSON, atomically."""
+    from adain.base.files import atomic_path
+
+    with atomic_path(json_out) as tmp:
+        tmp.write_text(json.dumps(report, indent=2) + "\n")
+
+
+
 @cli.command("eval-warper")
 @click.option("--warper", "warper_path", type=click.Path(path_type=Path), default=None, help="Warper weights [default: bundled].")
 @click.option("--image-dir", default=None, help="Photo folder for seeded synthetic pairs (the held-out split by default).")
@@ -414,7 +521,7 @@ def eval_warper_cmd(warper_path: Path | None, image_dir: str | None, holdout: fl
     """
     from adain.base.training import resolve_device
 
-    from warpstyle.evaluation.evaluate import evaluate_pf_pascal, evaluate_synthetic
+    from warpstyle.evaluation.evaluate import evaluate_pf_pascal
     from warpstyle.geometry.warper import DEFAULT_SMOOTHNESS, Warper
 
     landmark_mode = bool(faces_content or faces_geometry)
@@ -423,31 +530,11 @@ def eval_warper_cmd(warper_path: Path | None, image_dir: str | None, holdout: fl
     if not image_dir and not (pf_pascal_root and pf_pascal_csv) and not landmark_mode:
         raise click.UsageError("give --image-dir, --pf-pascal-root with --pf-pascal-csv, and/or --faces-content "
                                "with --faces-geometry")
-    try:
-        steps = [int(x) for x in refine_steps.replace(" ", "").split(",") if x]
-    except ValueError:
-        raise click.BadParameter(f"expected step counts like 50,100,200; got {refine_steps!r}",
-                                 param_hint="--refine") from None
-    if any(n < 0 for n in steps):
-        raise click.BadParameter("step counts must be >= 0", param_hint="--refine")
+    steps = _parse_step_counts(refine_steps)
     # Paths first, before the warper loads and the pairs are scored.
-    from adain.base.errors import ImageError
-    from adain.base.files import check_output_path
-
-    for folder in (image_dir, pf_pascal_root if pf_pascal_csv else None):
-        if folder and not Path(folder).is_dir():
-            raise ImageError(folder, "no such folder")
-    require_inputs(weights=[warper_path])  # (the PF-PASCAL CSV may be relative to its root: its loader checks it)
-    if json_out:
-        from adain.base.outputs import check_not_inputs
-
-        check_output_path(json_out)
-        check_not_inputs([json_out], [("--warper", warper_path), ("--image-dir", Path(image_dir) if image_dir else None),
-                                      ("--pf-pascal-root", Path(pf_pascal_root) if pf_pascal_root else None),
-                                      ("--pf-pascal-csv", Path(pf_pascal_csv) if pf_pascal_csv else None),
-                                      ("--landmark-cache", landmark_cache),
-                                      *(("--faces-content", f) for f in faces_content),
-                                      *(("--faces-geometry", f) for f in faces_geometry)])
+    _check_eval_paths(warper_path=warper_path, image_dir=image_dir, pf_pascal_root=pf_pascal_root,
+                      pf_pascal_csv=pf_pascal_csv, json_out=json_out, landmark_cache=landmark_cache,
+                      faces_content=faces_content, faces_geometry=faces_geometry)
     tune_allocator_for(None)  # fixed 256 px pairs
     landmarker = None
     if landmark_mode:
@@ -459,52 +546,24 @@ def eval_warper_cmd(warper_path: Path | None, image_dir: str | None, holdout: fl
     report: dict[str, dict] = {}
     lines = []
     if image_dir:
-        s = evaluate_synthetic(warper, image_dir, pairs=pairs, holdout=holdout, split=split, seed=seed,
-                               smoothness=0.0 if smoothness is None else smoothness, align=aligned)
-        report["synthetic"] = s
-        m = evaluate_synthetic(warper, image_dir, pairs=pairs, holdout=holdout, split=split, seed=seed,
-                               smoothness=0.0 if smoothness is None else smoothness, method="match")
-        report["synthetic_match"] = m
-        lines += [f"synthetic pairs ({int(s['pairs'])}, {split} split of {image_dir}, 256 px):",
-                  f"  {'field':<10} {'EPE px':>8} {'folds %':>8}",
-                  f"  {'identity':<10} {s['epe_identity']:>8.2f} {100 * s['fold_identity']:>8.2f}",
-                  f"  {'warper':<10} {s['epe']:>8.2f} {100 * s['fold']:>8.2f}",
-                  f"  {'match':<10} {m['epe']:>8.2f} {100 * m['fold']:>8.2f}",
-                  f"  EPE ratio to identity: warper {s['epe_ratio']:.3f}, match {m['epe_ratio']:.3f}"]
+        entries, section = _eval_synthetic(warper, image_dir, pairs=pairs, holdout=holdout, split=split, seed=seed,
+                                           smoothness=0.0 if smoothness is None else smoothness, aligned=aligned)
+        report.update(entries)
+        lines += section
     if pf_pascal_root and pf_pascal_csv:
         p = evaluate_pf_pascal(warper, pf_pascal_root, pf_pascal_csv, alpha=pck_alpha, align=aligned)
         report["pf_pascal"] = p
         lines += [f"PF-PASCAL ({int(p['pairs'])} pairs) PCK@{pck_alpha}: identity {p['pck_identity']:.3f}, warper {p['pck']:.3f}"]
     if landmark_mode:
-        from warpstyle.evaluation.face_landmarks import LandmarkCache, default_cache_path
-        from warpstyle.evaluation.landmark_eval import evaluate_landmarks, face_pairs, format_landmark_table
-
-        cache = LandmarkCache(landmark_cache or default_cache_path(), landmarker)
-        fpairs, counts = face_pairs(faces_content, faces_geometry, cache, holdout=holdout, split=split,
-                                    max_pairs=max_pairs, min_face=min_face, max_overshoot=max_overshoot)
-        if not fpairs:
-            within = "" if max_overshoot is None or not counts["all_pairs"] else f" within --max-overshoot {max_overshoot:g}"
-            raise StyleTransferError(f"no face pairs{within} in the {split} split of the given folders: {counts}")
-        lm = evaluate_landmarks(warper, fpairs, refine_steps=steps, refine_size=refine_size,
-                                smoothness=DEFAULT_SMOOTHNESS if smoothness is None else smoothness,
-                                size=out_size, progress=True, align=aligned)
-        lm["counts"] = counts
-        report["landmarks"] = lm
-        lines += [f"face landmarks ({split} split; {counts['content_faces']} of {counts['content_images']} content "
-                  f"images and {counts['geometry_faces']} of {counts['geometry_images']} geometry images have a "
-                  f"face; "
-                  + (f"{counts['pairs']} of {counts['all_pairs']} pairs scored" if max_overshoot is None else
-                     f"{counts['all_pairs']} pairs, {counts['in_frame_pairs']} whose fitted similarity maps the geometry's "
-                     f"frame at most {max_overshoot:g} content half-extents beyond the content, {counts['pairs']} scored")
-                  + "; errors in units of the content's "
-                  f"longer side; fields applied at {out_size} px):", format_landmark_table(lm),
-                  "(landmarks: dlib 68-point model, iBUG 300-W, non-commercial research licence; evaluation only)"]
+        report["landmarks"], section = _eval_faces(
+            warper, landmarker, faces_content=faces_content, faces_geometry=faces_geometry,
+            landmark_cache=landmark_cache, holdout=holdout, split=split, max_pairs=max_pairs, min_face=min_face,
+            max_overshoot=max_overshoot, steps=steps, refine_size=refine_size,
+            smoothness=DEFAULT_SMOOTHNESS if smoothness is None else smoothness, out_size=out_size, aligned=aligned)
+        lines += section
     click.echo("\n".join(lines))
     if json_out:
-        from adain.base.files import atomic_path
-
-        with atomic_path(json_out) as tmp:
-            tmp.write_text(json.dumps(report, indent=2) + "\n")
+        _write_json_report(report, json_out)
 
 
 @cli.command("export")

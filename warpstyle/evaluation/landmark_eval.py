@@ -16,6 +16,7 @@ Convention:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -122,6 +123,119 @@ def face_extent(points: np.ndarray, hw: tuple[int, int]) -> float:
 
 
 @torch.no_grad()
+class _ImageCache:
+    """Each image read once and encoded once for all its pairs."""
+
+    def __init__(self, warper: Warper) -> None:
+        self.warper = warper
+        self.loaded: dict[Path, torch.Tensor] = {}
+        self.encoded: dict[Path, tuple[dict[str, torch.Tensor], float]] = {}
+
+    def image(self, path: Path) -> torch.Tensor:
+        """The image on the warper's device (the alignment search needs the pixels)."""
+        if path not in self.loaded:
+            self.loaded[path] = load_image(path).to(self.warper.device)
+        return self.loaded[path]
+
+    def encode(self, path: Path) -> tuple[dict[str, torch.Tensor], float]:
+        """The objective's features and the seconds their encoding took."""
+        # The encoding time is kept so that it is still charged to each pair that reuses it.
+        if path not in self.encoded:
+            x = load_image(path).to(self.warper.device)
+            t = time.perf_counter()
+            self.encoded[path] = (objective_features(self.warper.encoder, x), time.perf_counter() - t)
+        return self.encoded[path]
+
+
+@dataclasses.dataclass
+class _Tally:
+    """Per-row landmark errors, and objective, folds and seconds summed over the pairs."""
+
+    errors: dict[str, list[np.ndarray]]
+    sums: dict[str, dict[str, float]]
+
+    @classmethod
+    def empty(cls, names: Sequence[str]) -> _Tally:
+        """No pairs scored yet for any of ``names``."""
+        return cls({k: [] for k in names},
+                   {k: {"feature": 0.0, "objective": 0.0, "fold": 0.0, "fold_grid": 0.0, "seconds": 0.0}
+                    for k in names})
+
+
+def _network_field(warper: Warper, pair: FacePair, images: tuple[torch.Tensor | None, torch.Tensor | None],
+                   features: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]], encode_seconds: float, *,
+                   steps: list[int], align: bool | str, refine_size: int
+                   ) -> tuple[torch.Tensor, float, dict[int, tuple[torch.Tensor, float]]]:
+    """The network's field and its seconds, and the refined snapshot at each of ``steps``."""
+    snapshots: dict[int, tuple[torch.Tensor, float]] = {}
+    t0 = time.perf_counter()
+
+    def keep(step: int, field: torch.Tensor) -> None:
+        if step == 0 or step in steps:
+            snapshots[step] = (field, time.perf_counter() - t0)
+
+    if steps:
+        # One estimate gives the network's field (step 0) and every refined snapshot; with the
+        # search, refinement runs on the aligned view, as warpstyle run --align --warp-refine does.
+        warper.estimate(*images, method="network", content_size=pair.content_hw, geometry_size=pair.geometry_hw, align=align,
+                        refine_steps=steps[-1], refine_size=refine_size, on_refine_step=keep)
+        grid, t_net = snapshots[0]  # the encoding is inside this estimate
+    else:
+        cf, gf = features
+        grid = warper.estimate(*images, method="network", content_features=cf["pool4"], geometry_features=gf["pool4"],
+                               geometry_size=pair.geometry_hw, content_size=pair.content_hw, align=align).grid
+        t_net = time.perf_counter() - t0 + encode_seconds
+    return grid, t_net, snapshots
+
+
+def _score_field(tally: _Tally, name: str, raw: torch.Tensor, seconds: float, sigma: float, *, pair: FacePair,
+                 out_hw: tuple[int, int], features: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]) -> None:
+    """Apply ``raw`` as warpstyle run does and add its landmark errors, objective, folds and seconds to ``name``."""
+    applied = resize_field(smooth_field(raw, sigma), out_hw)
+    mapped = map_landmarks(applied, pair.geometry_points, pair.geometry_hw, pair.content_hw)
+    tally.errors[name].append(landmark_errors(mapped, pair.content_points, pair.content_hw))
+    obj = feature_matching_objective(*features, applied)
+    acc = tally.sums[name]
+    acc["feature"] += float(obj["feature"])
+    acc["objective"] += float(obj["loss"])
+    acc["fold"] += float(fold_fraction(applied)[0])
+    acc["fold_grid"] += float(fold_fraction(raw)[0])
+    acc["seconds"] += seconds
+
+
+def _similarity_errors(pair: FacePair) -> np.ndarray:
+    """Landmark errors of the least-squares similarity fitted on the pair's own landmarks."""
+    s, r, t = fit_similarity(pair.geometry_points, pair.content_points)
+    return landmark_errors(apply_similarity(pair.geometry_points, s, r, t), pair.content_points, pair.content_hw)
+
+
+def _timed_match(warper: Warper, cache: _ImageCache, pair: FacePair) -> tuple[torch.Tensor, float]:
+    """Semantic matching's field from the images, and its seconds with its own encoding included."""
+    c_img, g_img = cache.image(pair.content), cache.image(pair.geometry)
+    t = time.perf_counter()
+    found = warper.estimate(c_img, g_img, method="match", content_size=pair.content_hw,
+                            geometry_size=pair.geometry_hw)
+    return found.grid, time.perf_counter() - t
+
+
+def _landmark_report(pairs: Sequence[FacePair], names: list[str], tally: _Tally, thresholds: Sequence[float],
+                     settings: dict[str, object]) -> dict[str, object]:
+    """The report of :func:`evaluate_landmarks`: pooled rows, per-pair rows and the settings."""
+    n = max(len(pairs), 1)
+    # Per pair, so that figures can be split afterwards (e.g. by how far the fitted similarity overshoots).
+    per_pair = [{"content": str(p.content), "geometry": str(p.geometry),
+                 "overshoot": similarity_overshoot(p.geometry_points, p.content_points, p.geometry_hw, p.content_hw),
+                 "rows": {k: pck_summary(tally.errors[k][i], thresholds) for k in names}}
+                for i, p in enumerate(pairs)]
+    rows: dict[str, dict[str, float]] = {}
+    for name in names:
+        row = pck_summary(np.concatenate(tally.errors[name]) if tally.errors[name] else np.zeros(0), thresholds)
+        if name != "similarity":
+            row.update({k: v / n for k, v in tally.sums[name].items()})
+        rows[name] = row
+    return {"pairs": len(pairs), "rows": rows, "per_pair": per_pair, "settings": settings}
+
+
 def evaluate_landmarks(
     warper: Warper,
     pairs: Sequence[FacePair],
@@ -166,96 +280,31 @@ def evaluate_landmarks(
     """
     steps = sorted({int(n) for n in refine_steps if int(n) > 0})
     names = ["identity", "similarity", "warper"] + [f"refine {n}" for n in steps] + (["match"] if match else [])
-    errors: dict[str, list[np.ndarray]] = {k: [] for k in names}
-    sums: dict[str, dict[str, float]] = {k: {"feature": 0.0, "objective": 0.0, "fold": 0.0, "fold_grid": 0.0,
-                                             "seconds": 0.0} for k in names}
-    device = warper.device
-    encoded: dict[Path, tuple[dict[str, torch.Tensor], float]] = {}
-    loaded: dict[Path, torch.Tensor] = {}
-
-    def image(path: Path) -> torch.Tensor:
-        # Each image is read once for all its pairs (the alignment search needs the pixels).
-        if path not in loaded:
-            loaded[path] = load_image(path).to(device)
-        return loaded[path]
-
-    def encode(path: Path) -> tuple[dict[str, torch.Tensor], float]:
-        # Each image is encoded once for all its pairs; its encoding time is still charged to each pair.
-        if path not in encoded:
-            x = load_image(path).to(device)
-            t = time.perf_counter()
-            encoded[path] = (objective_features(warper.encoder, x), time.perf_counter() - t)
-        return encoded[path]
-
+    tally = _Tally.empty(names)
+    cache = _ImageCache(warper)
     for pair in tqdm(pairs, disable=not progress, desc="landmarks", unit="pair"):
         out_hw = Warper.output_size(pair.geometry_hw, size)  # what warpstyle run applies by default
-        (cf, t_c), (gf, t_g) = encode(pair.content), encode(pair.geometry)
+        (cf, t_c), (gf, t_g) = cache.encode(pair.content), cache.encode(pair.geometry)
         # The alignment search and the refinement need the images themselves (the matcher works from
         # features); they are read before the clock starts.
         need_images = bool(steps) or Warper.align_method(align) == "search"
-        images = (image(pair.content), image(pair.geometry)) if need_images else (None, None)
-        snapshots: dict[int, tuple[torch.Tensor, float]] = {}
-        t0 = time.perf_counter()
-
-        def keep(step: int, field: torch.Tensor) -> None:
-            if step == 0 or step in steps:
-                snapshots[step] = (field, time.perf_counter() - t0)
-
-        if steps:
-            # One estimate gives the network's field (step 0) and every refined snapshot; with the
-            # search, refinement runs on the aligned view, as warpstyle run --align --warp-refine does.
-            warper.estimate(*images, method="network", content_size=pair.content_hw, geometry_size=pair.geometry_hw, align=align,
-                            refine_steps=steps[-1], refine_size=refine_size, on_refine_step=keep)
-            grid, t_net = snapshots[0]  # the encoding is inside this estimate
-        else:
-            grid = warper.estimate(*images, method="network", content_features=cf["pool4"], geometry_features=gf["pool4"],
-                                   geometry_size=pair.geometry_hw, content_size=pair.content_hw, align=align).grid
-            t_net = time.perf_counter() - t0 + t_c + t_g
-
-        def score(name: str, raw: torch.Tensor, seconds: float, sigma: float = smoothness) -> None:
-            applied = resize_field(smooth_field(raw, sigma), out_hw)
-            mapped = map_landmarks(applied, pair.geometry_points, pair.geometry_hw, pair.content_hw)
-            errors[name].append(landmark_errors(mapped, pair.content_points, pair.content_hw))
-            obj = feature_matching_objective(cf, gf, applied)
-            acc = sums[name]
-            acc["feature"] += float(obj["feature"])
-            acc["objective"] += float(obj["loss"])
-            acc["fold"] += float(fold_fraction(applied)[0])
-            acc["fold_grid"] += float(fold_fraction(raw)[0])
-            acc["seconds"] += seconds
-
-        score("identity", identity_grid(1, *grid.shape[1:3], device=grid.device), 0.0)
-        s, r, t = fit_similarity(pair.geometry_points, pair.content_points)
-        errors["similarity"].append(landmark_errors(apply_similarity(pair.geometry_points, s, r, t),
-                                                    pair.content_points, pair.content_hw))
-        score("warper", grid, t_net)
+        images = (cache.image(pair.content), cache.image(pair.geometry)) if need_images else (None, None)
+        grid, t_net, snapshots = _network_field(warper, pair, images, (cf, gf), t_c + t_g,
+                                                steps=steps, align=align, refine_size=refine_size)
+        score = functools.partial(_score_field, tally, pair=pair, out_hw=out_hw, features=(cf, gf))
+        score("identity", identity_grid(1, *grid.shape[1:3], device=grid.device), 0.0, smoothness)
+        tally.errors["similarity"].append(_similarity_errors(pair))
+        score("warper", grid, t_net, smoothness)
         for n in steps:
             field, dt = snapshots[n]
             score(f"refine {n}", field, dt,  # from the clock's start: encoding, search, network, n steps
                   smoothness if refined_smoothness is None else refined_smoothness)
         if match:
-            # Semantic matching from the images, its own encoding included in its time.
-            c_img, g_img = image(pair.content), image(pair.geometry)
-            t = time.perf_counter()
-            found = warper.estimate(c_img, g_img, method="match", content_size=pair.content_hw,
-                                    geometry_size=pair.geometry_hw)
-            score("match", found.grid, time.perf_counter() - t)
-    n = max(len(pairs), 1)
-    # Per pair, so that figures can be split afterwards (e.g. by how far the fitted similarity overshoots).
-    per_pair = [{"content": str(p.content), "geometry": str(p.geometry),
-                 "overshoot": similarity_overshoot(p.geometry_points, p.content_points, p.geometry_hw, p.content_hw),
-                 "rows": {k: pck_summary(errors[k][i], thresholds) for k in names}}
-                for i, p in enumerate(pairs)]
-    rows: dict[str, dict[str, float]] = {}
-    for name in names:
-        row = pck_summary(np.concatenate(errors[name]) if errors[name] else np.zeros(0), thresholds)
-        if name != "similarity":
-            row.update({k: v / n for k, v in sums[name].items()})
-        rows[name] = row
-    return {"pairs": len(pairs), "rows": rows, "per_pair": per_pair,
-            "settings": {"align": align, "refine_view": "aligned" if Warper.align_method(align) == "search" else "content",
-                         "smoothness": smoothness, "refined_smoothness": refined_smoothness, "size": size, "refine_size": refine_size,
-                         "thresholds": list(thresholds)}}
+            score("match", *_timed_match(warper, cache, pair), smoothness)
+    return _landmark_report(pairs, names, tally, thresholds, {
+        "align": align, "refine_view": "aligned" if Warper.align_method(align) == "search" else "content",
+        "smoothness": smoothness, "refined_smoothness": refined_smoothness, "size": size, "refine_size": refine_size,
+        "thresholds": list(thresholds)})
 
 
 def format_landmark_table(report: dict[str, object]) -> str:

@@ -22,8 +22,10 @@ Convention:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import operator
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -123,6 +125,69 @@ def _solve(zg: torch.Tensor, zc: torch.Tensor, w: torch.Tensor) -> tuple[torch.T
     return sol[0], sol[1]
 
 
+def _plausible(a: torch.Tensor, b: torch.Tensor, *, max_scale: float, max_angle_deg: float,
+               frames: tuple[tuple[float, float], tuple[float, float]] | None, max_overshoot: float) -> torch.Tensor:
+    """``(K,)`` bool: which similarities ``z -> a z + b`` have a plausible scale, angle and overshoot."""
+    s = a.abs()
+    # A relative slack of 1e-9 at the scale bounds: an exact 1/2 or 2 must not flip with rounding.
+    ok = ((s >= (1 - 1e-9) / max_scale) & (s <= max_scale * (1 + 1e-9))
+          & (torch.angle(a).abs() <= math.radians(max_angle_deg)))
+    return ok & (frame_overshoot(a, b, frames) <= max_overshoot) if frames is not None else ok
+
+
+def _support(resid: torch.Tensor, tol: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Summed weight of the matches whose residual is within ``tol`` (over the last dimension)."""
+    return ((resid < tol).double() * w).sum(-1)
+
+
+def _best_hypothesis(zg: torch.Tensor, zc: torch.Tensor, w: torch.Tensor, *, threshold: float, iterations: int,
+                     seed: int, plausible: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+                     ) -> tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor] | None:
+    """The best-supported plausible two-point hypothesis ``(a, b)`` and its inliers; None if none is plausible."""
+    n = zg.shape[0]
+    gen = torch.Generator().manual_seed(seed)
+    i = torch.randint(n, (iterations,), generator=gen).to(zg.device)
+    j = torch.randint(n, (iterations,), generator=gen).to(zg.device)
+    dz = zg[i] - zg[j]
+    ok = dz.abs() > 1e-9
+    i, j, dz = i[ok], j[ok], dz[ok]
+    a = (zc[i] - zc[j]) / dz
+    b = zc[i] - a * zg[i]
+    keep = plausible(a, b)
+    if not bool(keep.any()):
+        return None
+    a, b = a[keep], b[keep]
+    tol = threshold * a.abs().clamp_min(1.0)  # residuals are in the content: a larger scale, a larger spread
+    resid = (zc[None] - (a[:, None] * zg[None] + b[:, None])).abs()  # (hypotheses, N)
+    best = int(_support(resid, tol[:, None], w).argmax())
+    return (a[best], b[best]), resid[best] < tol[best]
+
+
+def _refit(zg: torch.Tensor, zc: torch.Tensor, w: torch.Tensor, ab: tuple[torch.Tensor, torch.Tensor],
+           inl: torch.Tensor, *, threshold: float, min_inliers: int
+           ) -> tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor] | None:
+    """Three rounds of weighted least squares on the inliers; None once too few inliers remain."""
+    for _ in range(3):
+        if int(inl.sum()) < max(2, min_inliers):
+            return None
+        ab = _solve(zg[inl], zc[inl], w[inl].clamp_min(1e-6))
+        inl = (zc - (ab[0] * zg + ab[1])).abs() < threshold * max(float(ab[0].abs()), 1.0)
+    return ab, inl
+
+
+def _gains_over_still(zg: torch.Tensor, zc: torch.Tensor, w: torch.Tensor, ab: tuple[torch.Tensor, torch.Tensor], *,
+                      threshold: float, min_gain: float,
+                      frames: tuple[tuple[float, float], tuple[float, float]] | None) -> bool:
+    """Whether the fit gathers ``1 + min_gain`` times the weight that not moving gathers."""
+    # "Not moving" is the normalised identity, which stretches between the two frames' aspect ratios.
+    stretch = (1.0, 1.0) if frames is None else (frames[1][0] / frames[0][0], frames[1][1] / frames[0][1])
+    z_still = torch.complex(zg.real * stretch[0], zg.imag * stretch[1])
+    final_tol = threshold * max(float(ab[0].abs()), 1.0)
+    moved = float(_support((zc - (ab[0] * zg + ab[1])).abs(), final_tol, w))
+    still = float(_support((zc - z_still).abs(), final_tol, w))
+    return moved > 0 and moved >= (1 + min_gain) * still  # written so that no evidence never passes
+
+
 def fit_similarity_ransac(
     geometry_points: torch.Tensor,
     content_points: torch.Tensor,
@@ -176,48 +241,20 @@ def fit_similarity_ransac(
     zg = torch.complex(geometry_points[:, 0].double(), geometry_points[:, 1].double())
     zc = torch.complex(content_points[:, 0].double(), content_points[:, 1].double())
     w = weights.double()
-    # "Not moving" is the normalised identity, which stretches between the two frames' aspect ratios.
-    stretch = (1.0, 1.0) if frames is None else (frames[1][0] / frames[0][0], frames[1][1] / frames[0][1])
-    z_still = torch.complex(zg.real * stretch[0], zg.imag * stretch[1])
-
-    def plausible(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        s = a.abs()
-        # A relative slack of 1e-9 at the scale bounds: an exact 1/2 or 2 must not flip with rounding.
-        ok = ((s >= (1 - 1e-9) / max_scale) & (s <= max_scale * (1 + 1e-9))
-              & (torch.angle(a).abs() <= math.radians(max_angle_deg)))
-        return ok & (frame_overshoot(a, b, frames) <= max_overshoot) if frames is not None else ok
-
-    def support(resid: torch.Tensor, tol: torch.Tensor) -> torch.Tensor:
-        return ((resid < tol).double() * w).sum(-1)
-
-    gen = torch.Generator().manual_seed(seed)
-    i = torch.randint(n, (iterations,), generator=gen).to(zg.device)
-    j = torch.randint(n, (iterations,), generator=gen).to(zg.device)
-    dz = zg[i] - zg[j]
-    ok = dz.abs() > 1e-9
-    i, j, dz = i[ok], j[ok], dz[ok]
-    a = (zc[i] - zc[j]) / dz
-    b = zc[i] - a * zg[i]
-    keep = plausible(a, b)
-    if not bool(keep.any()):
+    plausible = functools.partial(_plausible, max_scale=max_scale, max_angle_deg=max_angle_deg, frames=frames,
+                                  max_overshoot=max_overshoot)
+    hypothesis = _best_hypothesis(zg, zc, w, threshold=threshold, iterations=iterations, seed=seed,
+                                  plausible=plausible)
+    if hypothesis is None:
         return None
-    a, b = a[keep], b[keep]
-    tol = threshold * a.abs().clamp_min(1.0)  # residuals are in the content: a larger scale, a larger spread
-    resid = (zc[None] - (a[:, None] * zg[None] + b[:, None])).abs()  # (hypotheses, N)
-    best = int(support(resid, tol[:, None]).argmax())
-    ab, inl = (a[best], b[best]), resid[best] < tol[best]
-    for _ in range(3):  # weighted least squares on the inliers
-        if int(inl.sum()) < max(2, min_inliers):
-            return None
-        ab = _solve(zg[inl], zc[inl], w[inl].clamp_min(1e-6))
-        inl = (zc - (ab[0] * zg + ab[1])).abs() < threshold * max(float(ab[0].abs()), 1.0)
+    fit = _refit(zg, zc, w, *hypothesis, threshold=threshold, min_inliers=min_inliers)
+    if fit is None:
+        return None
+    ab, inl = fit
     # The refit is what is applied, so it is what must pass every check.
     if int(inl.sum()) < min_inliers or not bool(plausible(ab[0].reshape(1), ab[1].reshape(1))[0]):
         return None
-    final_tol = threshold * max(float(ab[0].abs()), 1.0)
-    moved = float(support((zc - (ab[0] * zg + ab[1])).abs(), final_tol))
-    still = float(support((zc - z_still).abs(), final_tol))
-    if not (moved > 0 and moved >= (1 + min_gain) * still):  # written so that no evidence never passes
+    if not _gains_over_still(zg, zc, w, ab, threshold=threshold, min_gain=min_gain, frames=frames):
         return None
     return Similarity(float(ab[0].abs()), float(torch.angle(ab[0])), (float(ab[1].real), float(ab[1].imag)),
                       int(inl.sum()), n)

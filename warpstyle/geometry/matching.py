@@ -36,8 +36,10 @@ Convention:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import numbers
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -317,6 +319,111 @@ def _check_features(feats: object, name: str) -> None:
         prev = hw
 
 
+def _check_match_args(content: dict[str, torch.Tensor], geometry: dict[str, torch.Tensor],
+                      content_hw: tuple[int, int], geometry_hw: tuple[int, int],
+                      grid_size: int, smoothing: float, seed: int) -> None:
+    """Raise ValueError naming the first malformed argument of :func:`match_field`."""
+    _check_features(content, "content")
+    _check_features(geometry, "geometry")
+    for t in MATCH_TAPS:
+        if content[t].shape[1] != geometry[t].shape[1]:
+            raise ValueError(f"content[{t!r}] and geometry[{t!r}] must share channels; got "
+                             f"{content[t].shape[1]} and {geometry[t].shape[1]}")
+    check_hw(content_hw, "content_hw")
+    check_hw(geometry_hw, "geometry_hw")
+    if isinstance(grid_size, bool) or not isinstance(grid_size, numbers.Integral) or grid_size < 2:
+        raise ValueError(f"grid_size must be an int >= 2; got {grid_size!r}")
+    if (isinstance(smoothing, bool) or not isinstance(smoothing, numbers.Real) or not math.isfinite(smoothing)
+            or smoothing < 0):
+        raise ValueError(f"smoothing must be a finite number >= 0; got {smoothing!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int; got {seed!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Matches:
+    """Finest-tap matches: cell indices, scores and the pool4 match each descends from."""
+
+    ci: torch.Tensor
+    gi: torch.Tensor
+    score: torch.Tensor
+    root: torch.Tensor
+    n_coarse: int
+    hw_c: tuple[int, int]
+    hw_g: tuple[int, int]
+
+
+def _coarse_to_fine_matches(content: dict[str, torch.Tensor], geometry: dict[str, torch.Tensor]) -> _Matches:
+    """Steps 1-3: best buddies at pool4, refined through every finer tap of :data:`MATCH_TAPS`."""
+    with torch.no_grad():
+        prep_c = [_prepare(content[t].detach().cpu()) for t in MATCH_TAPS]
+        prep_g = [_prepare(geometry[t].detach().cpu()) for t in MATCH_TAPS]
+        shapes_c = [tuple(content[t].shape[2:]) for t in MATCH_TAPS]
+        shapes_g = [tuple(geometry[t].shape[2:]) for t in MATCH_TAPS]
+        ci, gi, score = _coarse_matches(prep_c[0][0], prep_g[0][0], prep_c[0][1], prep_g[0][1])
+        n_coarse = len(gi)
+        root = torch.arange(n_coarse)  # the pool4 match each fine match descends from
+        for k in range(1, len(MATCH_TAPS)):
+            if len(gi) == 0:
+                break
+            ci, gi, score, src = _refine_matches(ci, gi, (shapes_c[k - 1][1], shapes_g[k - 1][1]),
+                                            prep_c[k][0], prep_g[k][0], prep_c[k][1], prep_g[k][1],
+                                            shapes_c[k], shapes_g[k])
+            root = root[src]
+    return _Matches(ci, gi, score, root, n_coarse, shapes_c[-1], shapes_g[-1])
+
+
+def _support_problems(inl: np.ndarray, root: torch.Tensor, n: int, spread: float) -> list[str]:
+    """Why a fit with these inliers is not to be trusted (empty when it is)."""
+    inliers = int(inl.sum())
+    # Fine matches inherit their pool4 match's placement, so evidence is counted in pool4 matches.
+    coarse_inliers = len(np.unique(root.numpy()[inl]))
+    problems = []
+    if coarse_inliers < MIN_INLIERS:
+        problems.append(f"{coarse_inliers} pool4 matches support the fit (need {MIN_INLIERS})")
+    if inliers < MIN_INLIER_RATIO * n:
+        problems.append(f"inlier share {inliers / n:.2f} < {MIN_INLIER_RATIO}")
+    if spread < MIN_SPREAD:
+        problems.append(f"spread {spread:.2f} < {MIN_SPREAD}")
+    return problems
+
+
+def _to_grid(zmap: np.ndarray, content_aspect: tuple[float, float], grid_size: int,
+             device: torch.device) -> torch.Tensor:
+    """Aspect-corrected content points ``(N*N,)`` complex to a ``(1, N, N, 2)`` float32 normalised grid."""
+    cx, cy = content_aspect
+    xy = np.stack([zmap.real / cx, zmap.imag / cy], 1).reshape(1, grid_size, grid_size, 2)
+    return torch.from_numpy(xy).to(device=device, dtype=torch.float32)
+
+
+def _fold_free_spline(zg: np.ndarray, zc: np.ndarray, idx: np.ndarray, a: complex, b: complex,
+                      zq: np.ndarray, sim_grid: torch.Tensor, smoothing: float,
+                      to_grid: Callable[[np.ndarray], torch.Tensor]) -> torch.Tensor | None:
+    """Step 5: the similarity plus a spline on the residuals of ``idx``; None when none is fold-free."""
+    # Units of the longer side (the smoothing's units), hence the halving.
+    pts = np.stack([zg[idx].real, zg[idx].imag], 1) / 2
+    res = zc[idx] - (a * zg[idx] + b)
+    vals = np.stack([res.real, res.imag], 1) / 2
+    query = np.stack([zq.real, zq.imag], 1) / 2
+    zsim = a * zq + b
+    sim_det = float(_jacobian_det(sim_grid.double()).mean())
+    lam = float(smoothing)
+    for _ in range(6):
+        try:
+            tps = RBFInterpolator(pts, vals, kernel="thin_plate_spline", degree=1, smoothing=lam)(query) * 2
+        except np.linalg.LinAlgError:  # degenerate inlier layout (e.g. collinear): no non-rigid part
+            break
+        # Shrink the non-rigid part only once a much smoother spline still folds.
+        for amp in ((1.0, 0.5, 0.25) if lam >= 16 * smoothing else (1.0,)):
+            grid = to_grid(zsim + amp * (tps[:, 0] + 1j * tps[:, 1]))
+            det = _jacobian_det(grid.double())
+            # Fold-free with a margin: nowhere may the area shrink to a sliver of the similarity's.
+            if float(fold_fraction(grid)[0]) == 0 and float(det.min()) >= _MIN_JACOBIAN_RATIO * sim_det:
+                return grid
+        lam *= 4
+    return None
+
+
 def match_field(content: dict[str, torch.Tensor], geometry: dict[str, torch.Tensor],
                 content_hw: tuple[int, int], geometry_hw: tuple[int, int], *,
                 grid_size: int = 64, smoothing: float = 0.1, seed: int = 0) -> MatchResult:
@@ -347,57 +454,23 @@ def match_field(content: dict[str, torch.Tensor], geometry: dict[str, torch.Tens
         >>> r.grid.shape, r.confident
         (torch.Size([1, 4, 4, 2]), False)
     """
-    _check_features(content, "content")
-    _check_features(geometry, "geometry")
-    for t in MATCH_TAPS:
-        if content[t].shape[1] != geometry[t].shape[1]:
-            raise ValueError(f"content[{t!r}] and geometry[{t!r}] must share channels; got "
-                             f"{content[t].shape[1]} and {geometry[t].shape[1]}")
-    check_hw(content_hw, "content_hw")
-    check_hw(geometry_hw, "geometry_hw")
-    if isinstance(grid_size, bool) or not isinstance(grid_size, numbers.Integral) or grid_size < 2:
-        raise ValueError(f"grid_size must be an int >= 2; got {grid_size!r}")
-    if (isinstance(smoothing, bool) or not isinstance(smoothing, numbers.Real) or not math.isfinite(smoothing)
-            or smoothing < 0):
-        raise ValueError(f"smoothing must be a finite number >= 0; got {smoothing!r}")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int; got {seed!r}")
-
+    _check_match_args(content, geometry, content_hw, geometry_hw, grid_size, smoothing, seed)
     device = content["pool4"].device
     gx, gy = geometry_hw[1] / max(geometry_hw), geometry_hw[0] / max(geometry_hw)
     cx, cy = content_hw[1] / max(content_hw), content_hw[0] / max(content_hw)
     cells = identity_grid(1, grid_size, grid_size, dtype=torch.float64)[0].reshape(-1, 2).numpy()
     zq = cells[:, 0] * gx + 1j * cells[:, 1] * gy  # the output grid, aspect-corrected geometry units
 
-    def to_grid(zmap: np.ndarray) -> torch.Tensor:
-        xy = np.stack([zmap.real / cx, zmap.imag / cy], 1).reshape(1, grid_size, grid_size, 2)
-        return torch.from_numpy(xy).to(device=device, dtype=torch.float32)
-
     def unsure(reason: str, inliers: int = 0, spread: float = 0.0) -> MatchResult:
         return MatchResult(identity_grid(1, grid_size, grid_size, device=device), None, inliers, spread, False, reason)
 
-    # Steps 1-3: best buddies at pool4, refined coarse to fine.
-    with torch.no_grad():
-        prep_c = [_prepare(content[t].detach().cpu()) for t in MATCH_TAPS]
-        prep_g = [_prepare(geometry[t].detach().cpu()) for t in MATCH_TAPS]
-        shapes_c = [tuple(content[t].shape[2:]) for t in MATCH_TAPS]
-        shapes_g = [tuple(geometry[t].shape[2:]) for t in MATCH_TAPS]
-        ci, gi, score = _coarse_matches(prep_c[0][0], prep_g[0][0], prep_c[0][1], prep_g[0][1])
-        n_coarse = len(gi)
-        root = torch.arange(n_coarse)  # the pool4 match each fine match descends from
-        for k in range(1, len(MATCH_TAPS)):
-            if len(gi) == 0:
-                break
-            ci, gi, score, src = _refine_matches(ci, gi, (shapes_c[k - 1][1], shapes_g[k - 1][1]),
-                                            prep_c[k][0], prep_g[k][0], prep_c[k][1], prep_g[k][1],
-                                            shapes_c[k], shapes_g[k])
-            root = root[src]
-    n = len(gi)
-    if n_coarse < MIN_INLIERS or n < 2:
-        return unsure(f"only {n_coarse} pool4 matches (need {MIN_INLIERS})")
-    zc = _cell_points(ci, shapes_c[-1], content_hw)
-    zg = _cell_points(gi, shapes_g[-1], geometry_hw)
-    w = score.numpy().clip(min=1e-6)
+    m = _coarse_to_fine_matches(content, geometry)
+    n = len(m.gi)
+    if m.n_coarse < MIN_INLIERS or n < 2:
+        return unsure(f"only {m.n_coarse} pool4 matches (need {MIN_INLIERS})")
+    zc = _cell_points(m.ci, m.hw_c, content_hw)
+    zg = _cell_points(m.gi, m.hw_g, geometry_hw)
+    w = m.score.numpy().clip(min=1e-6)
     rng = np.random.default_rng(seed)
 
     # Step 4: the similarity, with its prior.
@@ -407,44 +480,16 @@ def match_field(content: dict[str, torch.Tensor], geometry: dict[str, torch.Tens
     a, b, inl = fit
     inliers = int(inl.sum())
     spread = _spread(zg[inl], (gx, gy))
-    # Fine matches inherit their pool4 match's placement, so evidence is counted in pool4 matches.
-    coarse_inliers = len(np.unique(root.numpy()[inl]))
-    problems = []
-    if coarse_inliers < MIN_INLIERS:
-        problems.append(f"{coarse_inliers} pool4 matches support the fit (need {MIN_INLIERS})")
-    if inliers < MIN_INLIER_RATIO * n:
-        problems.append(f"inlier share {inliers / n:.2f} < {MIN_INLIER_RATIO}")
-    if spread < MIN_SPREAD:
-        problems.append(f"spread {spread:.2f} < {MIN_SPREAD}")
+    problems = _support_problems(inl, m.root, n, spread)
     if problems:
         return unsure("; ".join(problems), inliers, spread)
     sim = Similarity(abs(a), math.atan2(a.imag, a.real), (b.real, b.imag), inliers, n)
-    zsim = a * zq + b
-    sim_grid = to_grid(zsim)
-
-    # Step 5: the spline on the residuals, in units of the longer side (the smoothing's units).
+    to_grid = functools.partial(_to_grid, content_aspect=(cx, cy), grid_size=grid_size, device=device)
+    sim_grid = to_grid(a * zq + b)
     if smoothing == 0:
         return MatchResult(sim_grid, sim, inliers, spread, True, "")
     idx = np.flatnonzero(inl)
     if len(idx) > MAX_TPS_POINTS:
         idx = np.sort(rng.choice(idx, MAX_TPS_POINTS, replace=False))
-    pts = np.stack([zg[idx].real, zg[idx].imag], 1) / 2
-    res = zc[idx] - (a * zg[idx] + b)
-    vals = np.stack([res.real, res.imag], 1) / 2
-    query = np.stack([zq.real, zq.imag], 1) / 2
-    sim_det = float(_jacobian_det(sim_grid.double()).mean())
-    lam, amp = float(smoothing), 1.0
-    for _ in range(6):
-        try:
-            tps = RBFInterpolator(pts, vals, kernel="thin_plate_spline", degree=1, smoothing=lam)(query) * 2
-        except np.linalg.LinAlgError:  # degenerate inlier layout (e.g. collinear): no non-rigid part
-            break
-        # Shrink the non-rigid part only once a much smoother spline still folds.
-        for amp in ((1.0, 0.5, 0.25) if lam >= 16 * smoothing else (1.0,)):
-            grid = to_grid(zsim + amp * (tps[:, 0] + 1j * tps[:, 1]))
-            det = _jacobian_det(grid.double())
-            # Fold-free with a margin: nowhere may the area shrink to a sliver of the similarity's.
-            if float(fold_fraction(grid)[0]) == 0 and float(det.min()) >= _MIN_JACOBIAN_RATIO * sim_det:
-                return MatchResult(grid, sim, inliers, spread, True, "")
-        lam *= 4
-    return MatchResult(sim_grid, sim, inliers, spread, True, "")
+    grid = _fold_free_spline(zg, zc, idx, a, b, zq, sim_grid, smoothing, to_grid)
+    return MatchResult(sim_grid if grid is None else grid, sim, inliers, spread, True, "")
