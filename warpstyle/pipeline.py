@@ -51,6 +51,7 @@ class PipelineOptions:
     scales: Sequence[int] | None = None  # multi-scale schedule (default: halve down to 512)
     schedule: Schedule = "guided"  # how finer passes use the coarser one (adain.Styler.stylize)
     refine_steps: int = 0  # texture quality mode: Adam steps on the output (0: off)
+    tile: int | None = None  # core side of the texture stage's tiles: None automatic (large outputs), 0 never
     bf16: bool | None = None  # default: adain.base.runtime.default_bf16
     padding: PaddingMode = DEFAULT_PADDING  # what fills the output beyond the content
     seed: int = 0
@@ -237,7 +238,7 @@ class Pipeline:
             None if prepared is not None or texture is None else len(texture))  # type: ignore[arg-type]
         plan = None if count is None else self.styler.plan(
             count, alpha=opts.alpha, weights=opts.texture_weights, preserve_color=opts.preserve_color,
-            scales=opts.scales, bf16=bf16, schedule=opts.schedule, refine_steps=opts.refine_steps,
+            scales=opts.scales, bf16=bf16, schedule=opts.schedule, refine_steps=opts.refine_steps, tile=opts.tile,
             name="texture", item="texture", weights_name="texture_weights")
         torch.manual_seed(opts.seed)  # the default path is deterministic; this covers stochastic variants
         prep = prepared or self.prepare(geometry, texture, bf16, method=opts.method, cache=cache)
@@ -253,7 +254,7 @@ class Pipeline:
             self.styler.output_size(tuple(c.shape[-2:]), longer))
         if plan is not None:
             assert prep.bank is not None  # before the warp: the styler's finest pass decides the peak
-            self.styler.preflight(out_hw, plan, styles=[tuple(t.shape[-2:]) for t in prep.bank.images])
+            plan = self.styler.preflight(out_hw, plan, styles=[tuple(t.shape[-2:]) for t in prep.bank.images])
         elif self.device.type == "cpu":
             check_memory(out_hw, bf16=bf16, styles=None)  # no texture: the full-size field and output
         if warping:
