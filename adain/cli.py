@@ -70,9 +70,9 @@ def stylize_cmd(content: Path, styles: Sequence[Path], weights: Sequence[float],
     check_not_inputs([output], [("--content", content), *(("--style", s) for s in styles),
                                 *(("--mask", m) for m in masks), ("--decoder", decoder), ("--vgg", vgg)])
     dev = resolve_device(device)
-    c = load_image(content)
+    c = load_image(content, working_size=size)  # a large file straight to about the output's size
     tune_allocator_for(size or max(c.shape[-2:]))
-    style_images = [load_image(s) for s in styles]
+    style_images = [load_image(s, working_size=size or max(c.shape[-2:])) for s in styles]
     mask_t = [resize_exact(load_image(m).mean(1, keepdim=True), tuple(c.shape[-2:])) for m in masks] or None
     styler = Styler.from_pretrained(decoder, vgg=vgg, device=dev)
     with pass_progress("adain stylize", want_progress(progress)) as report:

@@ -299,16 +299,18 @@ class Styler(nn.Module):
                 out = decoder(t["relu4_1"], t, content=feats, keep=kept[1])
         return out.float().clamp(0, 1).contiguous()
 
-    def encode_styles(self, styles: Sequence[ImageLike], *, name: str = "styles") -> StyleBank:
+    def encode_styles(self, styles: Sequence[ImageLike], *, name: str = "styles",
+                      working_size: int | None = None) -> StyleBank:
         """Load the style images once; features are computed lazily per pass size.
 
-        ``name`` is the argument named in error messages (``"styles[0] must ..."``).
+        ``name`` is the argument named in error messages (``"styles[0] must ..."``); ``working_size``:
+        files decoded smaller when twice as large or more (:func:`adain.base.image.load_image`).
         """
         if isinstance(styles, (str, Path, Image.Image, np.ndarray)):
             styles = [styles]  # one image, not a sequence of them (a str would iterate characters)
         images = []
         for i, s in enumerate(styles):
-            img = as_image_batch(s, f"{name}[{i}]")
+            img = as_image_batch(s, f"{name}[{i}]", working_size=working_size)
             images.append(img[:1].to(self.device))
         return StyleBank(images)
 
