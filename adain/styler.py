@@ -510,11 +510,14 @@ class Styler(nn.Module):
             except StyleTransferError:
                 if plan.tile == 0:
                     raise
-        for i, t in enumerate(TILE_SIZES):
+        sizes = [t for t in TILE_SIZES if t < max(hw)]  # a tile as large as the output saves nothing
+        if not sizes:
+            check_memory(hw, styles=styles, **common)  # raises: it did not fit whole
+        for i, t in enumerate(sizes):
             try:
                 check_memory(hw, styles=styles, tile=t, margin=TILE_MARGIN, **common)
             except StyleTransferError:
-                if i == len(TILE_SIZES) - 1:
+                if i == len(sizes) - 1:
                     raise
                 continue
             return dataclasses.replace(plan, tile=t)

@@ -221,7 +221,8 @@ def _decode(im: Image.Image, name: str, max_pixels: int, working_size: int | Non
                 # DCT scaling by 1/2, 1/4 or 1/8: the largest that keeps both sides >= the request.
                 im.draft(None, (-(-w // factor), -(-h // factor)))
                 factor = _reduction(im.size, working_size)  # what is left for the box filter
-            im = ImageOps.exif_transpose(im) or im
+            # In place: without an orientation tag exif_transpose would return a full-size copy.
+            ImageOps.exif_transpose(im, in_place=True)
             im.load()
             source_mode = im.mode
             im = _reduce(im, factor)

@@ -183,8 +183,8 @@ def check_memory(hw: tuple[int, int], *, alpha: float = 1.0, bf16: bool = True,
         big_style = styles and not tile and estimate_stylize_bytes(hw, alpha=alpha, bf16=bf16, skips=skips) < need / 2
         why = (" (the style images are encoded at the output's longer side, "
                f"{max(hw)} px)" if big_style else "")
-        tiled = f" in {tile} px tiles" if tile else ""
+        why = why or (f" even in {tile} px tiles" if tile else "")
         raise StyleTransferError(
-            f"a {hw[1]}x{hw[0]} output{tiled} needs about {need / 2**30:.1f} GiB of memory{why} but only "
+            f"a {hw[1]}x{hw[0]} output needs about {need / 2**30:.1f} GiB of memory{why} but only "
             f"{avail / 2**30:.1f} GiB is available; {advice}"
         )
