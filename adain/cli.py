@@ -42,7 +42,7 @@ def cli(verbose: int, quiet: bool) -> None:
 @click.option("--refine", "refine_steps", type=click.IntRange(0, 10000), default=0, show_default=True,
               help="Quality mode: N optimisation steps on the output (content and style losses) after the feed-forward result; slower (about 1 s a step at 512 px on 2 CPU cores).")
 @click.option("--tile", type=click.IntRange(min=0), default=None,
-              help="Core side of the tiles large texture passes run in, px, a multiple of 8 (0: never tile) [default: automatic: passes over 1448x1448 px, in 1024 px tiles or the smaller ones the memory pre-flight picks].")
+              help="Core side of the tiles large texture passes run in, px, a multiple of 8 (0: never tile) [default: automatic: passes over 1024x1024 px, in 1024 px tiles or the smaller ones the memory pre-flight picks].")
 @click.option("--decoder", type=click.Path(path_type=Path), default=None, help="Decoder weights (ours or the AdaIN port's decoder.pth) [default: bundled].")
 @click.option("--vgg", type=click.Path(path_type=Path), default=None, help="VGG-19 weights (Oxford, vgg_normalised.pth or torchvision layout) [default: bundled Oxford].")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")

@@ -71,16 +71,17 @@ def main() -> None:
     bf16_native = "avx512_bf16" in Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else False
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, native bf16: {bf16_native}, "
           + (f"MemAvailable {avail / 2**30:.1f} GiB" if avail else "MemAvailable unknown"), flush=True)
+    print(f"inputs and outputs in {work}", flush=True)
     for size in sizes:
         hw = (round(size * 9 / 16), size)
         content = work / f"content_{size}.png"
         Image.open(SAMPLES / "content" / "kodim23.jpg").convert("RGB").resize((hw[1], hw[0]), Image.BICUBIC).save(content)
         commands = {
             "stylize": ([sys.executable, "-m", "adain", "stylize", "--content", str(content), "--style", str(texture),
-                         "--size", str(size), "-o", str(work / "stylize.png")], 1.0),
+                         "--size", str(size), "-o", str(work / f"stylize_{size}.png")], 1.0),
             "run": ([sys.executable, "-m", "warpstyle", "run", "--content", str(content), "--geometry", str(geometry),
                      "--texture", str(texture), "--size", str(size), "--max-size", str(max(size, 4096)),
-                     "-o", str(work / "run.png")], 0.8),
+                     "-o", str(work / f"run_{size}.png")], 0.8),
         }
         for prec in precisions:
             for name, (cmd, alpha) in commands.items():

@@ -53,7 +53,7 @@ def cli(verbose: int, quiet: bool) -> None:
 @click.option("--refine", "refine_steps", type=click.IntRange(0, 10000), default=0, show_default=True,
               help="Texture quality mode: N optimisation steps on the output after the feed-forward result; slower.")
 @click.option("--tile", type=click.IntRange(min=0), default=None,
-              help="Core side of the tiles large texture passes run in, px, a multiple of 8 (0: never tile) [default: automatic: passes over 1448x1448 px, in 1024 px tiles or the smaller ones the memory pre-flight picks].")
+              help="Core side of the tiles large texture passes run in, px, a multiple of 8 (0: never tile) [default: automatic: passes over 1024x1024 px, in 1024 px tiles or the smaller ones the memory pre-flight picks].")
 @click.option("--warper", "warper_path", type=click.Path(path_type=Path), default=None, help="Warper weights [default: bundled].")
 @click.option("--decoder", type=click.Path(path_type=Path), default=None, help="AdaIN decoder weights [default: bundled].")
 @click.option("--vgg", type=click.Path(path_type=Path), default=None, help="VGG-19 weights [default: bundled Oxford].")
