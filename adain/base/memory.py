@@ -12,6 +12,11 @@ pass a style is encoded at the *output's* longer side whatever the output's shap
 output encodes a square style at 6000x6000). Encodings run one after the other, so the peak is the
 larger of the content pass and the largest style encoding plus the cached style features.
 
+Large outputs run in tiles (``adain.styler``: passes over 1 MP, issue 31): then the peak is one
+tile's pass plus a few full-size RGB images (:func:`estimate_tiled_bytes`), and ``Styler.preflight``
+picks the largest tile that fits instead of refusing; only a run that cannot be tiled (masks, the
+refinement) is refused on the whole-image estimate.
+
 Without a texture (warp only, or a plain resize) there is no VGG pass at full size; the peak is the
 content, the field resized to the output and the warped output, with their float copies.
 """
