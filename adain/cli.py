@@ -41,6 +41,8 @@ def cli(verbose: int, quiet: bool) -> None:
               help="How finer passes use the coarser one: guided applies AdaIN to the content's features averaged with the coarser result's; restylize (the old default) repaints the coarser result (loses content). Only outputs over 512 px have several passes.")
 @click.option("--refine", "refine_steps", type=click.IntRange(0, 10000), default=0, show_default=True,
               help="Quality mode: N optimisation steps on the output (content and style losses) after the feed-forward result; slower (about 1 s a step at 512 px on 2 CPU cores).")
+@click.option("--tile", type=click.IntRange(min=0), default=None,
+              help="Core side of the tiles large texture passes run in, px, a multiple of 8 (0: never tile) [default: automatic: passes over 1024x1024 px, in 1024 px tiles or the smaller ones the memory pre-flight picks].")
 @click.option("--decoder", type=click.Path(path_type=Path), default=None, help="Decoder weights (ours or the AdaIN port's decoder.pth) [default: bundled].")
 @click.option("--vgg", type=click.Path(path_type=Path), default=None, help="VGG-19 weights (Oxford, vgg_normalised.pth or torchvision layout) [default: bundled Oxford].")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
@@ -50,7 +52,7 @@ def cli(verbose: int, quiet: bool) -> None:
 @click.option("--progress/--no-progress", default=None,
               help="Per-pass progress bar with an ETA on stderr [default: when stderr is a terminal].")
 def stylize_cmd(content: Path, styles: Sequence[Path], weights: Sequence[float], alpha: float, masks: Sequence[Path],
-                preserve_color: str | None, scales: str, size: int | None, schedule: str, refine_steps: int,
+                preserve_color: str | None, scales: str, size: int | None, schedule: str, refine_steps: int, tile: int | None,
                 decoder: Path | None, vgg: Path | None, device: str, bf16: bool | None, output: Path,
                 progress: bool | None) -> None:
     """Paint CONTENT with the texture of one or more STYLE images."""
@@ -70,15 +72,15 @@ def stylize_cmd(content: Path, styles: Sequence[Path], weights: Sequence[float],
     check_not_inputs([output], [("--content", content), *(("--style", s) for s in styles),
                                 *(("--mask", m) for m in masks), ("--decoder", decoder), ("--vgg", vgg)])
     dev = resolve_device(device)
-    c = load_image(content)
+    c = load_image(content, working_size=size)  # a large file straight to about the output's size
     tune_allocator_for(size or max(c.shape[-2:]))
-    style_images = [load_image(s) for s in styles]
+    style_images = [load_image(s, working_size=size or max(c.shape[-2:])) for s in styles]
     mask_t = [resize_exact(load_image(m).mean(1, keepdim=True), tuple(c.shape[-2:])) for m in masks] or None
     styler = Styler.from_pretrained(decoder, vgg=vgg, device=dev)
     with pass_progress("adain stylize", want_progress(progress)) as report:
         out = styler.stylize(c, style_images, alpha=alpha, weights=list(weights) or None, masks=mask_t,
                              preserve_color=preserve_color, scales=pass_sizes, size=size, bf16=bf16,  # type: ignore[arg-type]
-                             schedule=schedule, refine_steps=refine_steps, progress=report)  # type: ignore[arg-type]
+                             schedule=schedule, refine_steps=refine_steps, tile=tile, progress=report)  # type: ignore[arg-type]
     save_image(out, output)
     click.echo(str(output))
 

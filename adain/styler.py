@@ -14,6 +14,7 @@ import torch.nn as nn
 from PIL import Image
 
 from .base.checks import check_device, check_range, check_weights
+from .base.errors import StyleTransferError
 from .decoder import Decoder
 from .functional import adain_to_stats, adaptive_instance_norm, calc_mean_std, luminance_transfer, match_color
 from .losses import STYLE_TAPS, style_loss
@@ -22,7 +23,8 @@ from .base.memory import check_memory
 from .base.runtime import bf16_autocast, default_bf16
 from .base.vgg import VGGEncoder
 
-__all__ = ["Styler", "StyleBank", "StylizePlan", "ColorMode", "Schedule", "SCHEDULES", "scale_schedule", "MIN_SCALE"]
+__all__ = ["Styler", "StyleBank", "StylizePlan", "ColorMode", "Schedule", "SCHEDULES", "scale_schedule", "MIN_SCALE",
+           "TILE_MIN_PIXELS", "DEFAULT_TILE", "TILE_MARGIN", "TILE_SIZES", "tile_spans", "tile_window"]
 
 ColorMode = Literal["match", "luminance"]
 #: How a finer pass uses the coarser pass's result (see ``Styler.stylize``).
@@ -35,6 +37,18 @@ MIN_SCALE = 512
 #: Progress units of one refinement step, per output pixel: a step runs VGG-19 forward and backward
 #: in float32, about three feed-forward passes' work (docs/quality.md, "Quality mode").
 REFINE_STEP_COST = 3
+#: Passes with more pixels than this run in tiles when the plan leaves the tile size automatic: every
+#: output up to 1024x1024 keeps the whole-image pass it always had. Measured at 4K bf16: with 2 MP,
+#: the whole-image 1920x1080 pass beside the tiled 3840 one set the peak (4.13 GiB).
+TILE_MIN_PIXELS = 1 << 20
+#: Core side of a tile (px) when tiling is automatic and memory allows; the pre-flight picks a smaller
+#: one of :data:`TILE_SIZES` when it does not.
+DEFAULT_TILE = 1024
+TILE_SIZES: tuple[int, ...] = (1024, 768, 512, 384, 256)
+#: Context a tile reads beyond its core on each side (px, a multiple of 8). The encoder to relu4_1 and
+#: the decoder see about 70 px each way; a tile's outer half-margin is context only, its inner
+#: half-margin is blended with the neighbour's by a raised cosine (:func:`tile_window`).
+TILE_MARGIN = 96
 
 
 def scale_schedule(size: int, scales: Sequence[int] | None = None) -> list[int]:
@@ -89,6 +103,9 @@ class StylizePlan:
         bf16: whether the passes run in bf16.
         schedule: how finer passes use the coarser result (see :meth:`Styler.stylize`).
         refine_steps: Adam steps of the quality mode (0: off).
+        tile: core side (px) of the tiles that large passes run in: None (automatic:
+            :data:`DEFAULT_TILE` for passes over :data:`TILE_MIN_PIXELS`, or what the pre-flight
+            picks), 0 (never tile), or a multiple of 8 (tile every pass larger than one tile).
     """
 
     alpha: float
@@ -98,6 +115,7 @@ class StylizePlan:
     bf16: bool
     schedule: Schedule = "guided"
     refine_steps: int = 0
+    tile: int | None = None
 
 
 #: Smallest side of a pass (px): relu4_1 is 1/8 of it, and the decoder's reflection padding needs 2 px.
@@ -106,6 +124,69 @@ _MIN_SIDE = 16
 
 def _round8(x: int) -> int:
     return max(_MIN_SIDE, int(round(x / 8)) * 8)
+
+
+def tile_spans(n: int, tile: int, margin: int = TILE_MARGIN) -> list[tuple[int, int, int, int]]:
+    """Tiles along one axis of ``n`` px (a multiple of 8): ``(start, stop, core_start, core_stop)`` each.
+
+    Cores are about ``tile`` px, split evenly, their edges multiples of 8 (so each tile's VGG pooling
+    grid is the whole image's); each tile reads ``margin`` px beyond its core, clipped to the image.
+
+    Example:
+        >>> tile_spans(64, 32, 8)
+        [(0, 40, 0, 32), (24, 64, 32, 64)]
+    """
+    k = max(1, -(-n // tile))
+    edges = [min(n, int(round(j * n / k / 8)) * 8) for j in range(k + 1)]
+    edges[-1] = n
+    return [(max(0, a - margin), min(n, b + margin), a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+
+
+def tile_window(span: tuple[int, int, int, int], n: int, margin: int = TILE_MARGIN) -> torch.Tensor:
+    """1-D blending weights ``(stop - start,)`` of one tile of :func:`tile_spans`.
+
+    Across each inner core edge the weight falls from 1 to 0 by a raised cosine over ``margin`` px
+    centred on the edge, and the neighbour's rises by the same amount, so the weights of all tiles
+    sum to 1 at every pixel (a partition of unity); the outer half of the margin is context only.
+    At the image's borders the weight stays 1.
+    """
+    start, stop, core0, core1 = span
+    p = torch.arange(start, stop, dtype=torch.float64) + 0.5
+    w = torch.ones(stop - start, dtype=torch.float64)
+    half = margin / 2
+    if core0 > 0:  # rising edge, centred on core0
+        t = ((p - (core0 - half)) / margin).clamp(0, 1)
+        w = w * 0.5 * (1 - torch.cos(torch.pi * t))
+    if core1 < n:  # falling edge, centred on core1
+        t = ((p - (core1 - half)) / margin).clamp(0, 1)
+        w = w * 0.5 * (1 + torch.cos(torch.pi * t))
+    return w.float()
+
+
+def _merge_stats(acc: dict[str, list[torch.Tensor | float]], feats: Feats, box: tuple[int, int, int, int]) -> None:
+    """Add the channel moments of ``feats`` over the image region ``box = (y0, y1, x0, x1)`` (in image
+    px, multiples of 8; each tap at its own stride) to ``acc`` (Chan et al.'s pairwise update, float64)."""
+    y0, y1, x0, x1 = box
+    for t, f in feats.items():
+        stride = _TAP_STRIDE[t]
+        part = f[..., y0 // stride : y1 // stride, x0 // stride : x1 // stride]
+        var, mean = torch.var_mean(part, dim=(2, 3), keepdim=True, correction=0)
+        n_b = float(part.shape[-2] * part.shape[-1])
+        if t not in acc:
+            acc[t] = [0.0, torch.zeros_like(mean, dtype=torch.float64), torch.zeros_like(mean, dtype=torch.float64)]
+        n_a, mean_a, m2_a = acc[t]
+        n = n_a + n_b
+        delta = mean.double() - mean_a
+        acc[t] = [n, mean_a + delta * (n_b / n), m2_a + var.double() * n_b + delta**2 * (n_a * n_b / n)]
+
+
+def _final_stats(acc: dict[str, list[torch.Tensor | float]], eps: float = 1e-5) -> dict[str, Stats]:
+    """``(mean, std)`` per tap from :func:`_merge_stats`, as :func:`calc_mean_std` gives them (float32)."""
+    return {t: (mean.float(), (m2 / n + eps).sqrt().float()) for t, (n, mean, m2) in acc.items()}
+
+
+#: Stride of each encoder tap over the image (px).
+_TAP_STRIDE = {"relu1_1": 1, "relu2_1": 2, "relu3_1": 4, "relu4_1": 8}
 
 
 class Styler(nn.Module):
@@ -221,24 +302,28 @@ class Styler(nn.Module):
                 out = decoder(t["relu4_1"], t, content=feats, keep=kept[1])
         return out.float().clamp(0, 1).contiguous()
 
-    def encode_styles(self, styles: Sequence[ImageLike], *, name: str = "styles") -> StyleBank:
+    def encode_styles(self, styles: Sequence[ImageLike], *, name: str = "styles",
+                      working_size: int | None = None) -> StyleBank:
         """Load the style images once; features are computed lazily per pass size.
 
-        ``name`` is the argument named in error messages (``"styles[0] must ..."``).
+        ``name`` is the argument named in error messages (``"styles[0] must ..."``); ``working_size``:
+        files decoded smaller when twice as large or more (:func:`adain.base.image.load_image`).
         """
         if isinstance(styles, (str, Path, Image.Image, np.ndarray)):
             styles = [styles]  # one image, not a sequence of them (a str would iterate characters)
         images = []
         for i, s in enumerate(styles):
-            img = as_image_batch(s, f"{name}[{i}]")
+            img = as_image_batch(s, f"{name}[{i}]", working_size=working_size)
             images.append(img[:1].to(self.device))
         return StyleBank(images)
 
     def _style_stats(self, bank: StyleBank, index: int, size: int, content: torch.Tensor | None,
-                     bf16: bool) -> dict[str, Stats]:
-        key = (index, size)
+                     bf16: bool, plan: StylizePlan | None = None) -> dict[str, Stats]:
+        s_hw = fit_longer(tuple(bank.images[index].shape[-2:]), size)
+        tile = 0 if plan is None else self._tile_for(plan, (_round8(s_hw[0]), _round8(s_hw[1])))
+        key: tuple[int, ...] = (index, size) if not tile else (index, size, tile)
         if content is None and key in bank.stats:
-            return bank.stats[key]
+            return bank.stats[key]  # type: ignore[index]
         s = resize_longer(bank.images[index], size)
         if min(s.shape[-2:]) < _MIN_SIDE:  # very thin styles (e.g. 10000x10) would pool to nothing
             s = resize_exact(s, (max(_MIN_SIDE, s.shape[-2]), max(_MIN_SIDE, s.shape[-1])))
@@ -246,10 +331,95 @@ class Styler(nn.Module):
             # Colour preservation gives the style this content's colours: never cached, since the
             # bank outlives one content (batches, the demo's cache).
             s = match_color(s, content)
-        stats = {t: calc_mean_std(f) for t, f in self._encode(s, bf16).items()}
+        if tile:
+            # A large style is encoded in tiles too, its statistics accumulated over their cores; a
+            # style's sides need not be multiples of 8, so it is first cropped to them (at most 7 px).
+            s = s[..., : s.shape[-2] // 8 * 8, : s.shape[-1] // 8 * 8]
+            stats = self._tiled_stats(lambda y0, y1, x0, x1: self._encode(s[..., y0:y1, x0:x1], bf16),
+                                      tuple(s.shape[-2:]), tile)
+        else:
+            stats = {t: calc_mean_std(f) for t, f in self._encode(s, bf16).items()}
         if content is None:
-            bank.stats[key] = stats
+            bank.stats[key] = stats  # type: ignore[index]
         return stats
+
+    @staticmethod
+    def _tiled_stats(feats: Callable[[int, int, int, int], Feats], hw: tuple[int, int], tile: int) -> dict[str, Stats]:
+        """Channel ``(mean, std)`` per tap of features over an ``hw`` image (multiples of 8), from
+        ``feats(y0, y1, x0, x1)`` of each tile of :func:`tile_spans`, counting each tile's core only."""
+        acc: dict[str, list[torch.Tensor | float]] = {}
+        for ya in tile_spans(hw[0], tile):
+            for xa in tile_spans(hw[1], tile):
+                f = feats(ya[0], ya[1], xa[0], xa[1])
+                _merge_stats(acc, f, (ya[2] - ya[0], ya[3] - ya[0], xa[2] - xa[0], xa[3] - xa[0]))
+                del f
+        return _final_stats(acc)
+
+    def _tiled_pass(self, x_s: torch.Tensor, prev: torch.Tensor | None, bank: StyleBank, plan: StylizePlan,
+                    size: int, tile: int, decoder: nn.Module) -> torch.Tensor:
+        """One pass of :meth:`stylize_planned` at ``x_s``'s size, in tiles of core side ``tile``.
+
+        The same maths as the whole-image pass, tile by tile: the features to stylize are normalised by
+        the channel statistics of the whole pass (a first sweep runs the encoder over every tile and
+        accumulates them over the cores), the styles' statistics are the same for every tile, each
+        tile is encoded and decoded with :data:`TILE_MARGIN` px of context beyond its core (VGG's zero
+        padding and the decoder's reflection padding at a tile's edge stay in that margin), and the
+        tiles are blended by :func:`tile_window`. Peak memory: one tile's features plus a few
+        full-size RGB images (the input, the upsampled coarser result, the output).
+        """
+        bf16, alpha = plan.bf16, plan.alpha
+        h, w = x_s.shape[-2:]
+        x_in, guide = x_s, None
+        if prev is not None:
+            up = resize_exact(prev, (h, w))
+            if plan.schedule == "restylize":
+                detail = x_s - resize_exact(resize_exact(x_s, tuple(prev.shape[-2:])), (h, w))
+                x_in = (up + detail).clamp(0, 1)
+                del up, detail
+            else:
+                guide = up
+
+        def feats(y0: int, y1: int, x0: int, x1: int, content: bool = True) -> tuple[Feats, Feats | None]:
+            """The tile's features to stylize and the content's own (as the whole-image pass makes them;
+            ``content=False``: only where the first are made from them)."""
+            if x_in is not x_s:  # restylize, after the first pass
+                f_in = self._encode(x_in[..., y0:y1, x0:x1], bf16)
+                return f_in, self._encode(x_s[..., y0:y1, x0:x1], bf16) if alpha < 1 and content else None
+            f_content = self._encode(x_s[..., y0:y1, x0:x1], bf16)
+            if guide is None:
+                return f_content, f_content
+            f_in = self._encode(guide[..., y0:y1, x0:x1], bf16)
+            for k, v in f_in.items():
+                v.lerp_(f_content[k], 0.5)
+            return f_in, f_content
+
+        own = self._tiled_stats(lambda *box: feats(*box, content=False)[0], (h, w), tile)
+        color_ref = x_s if plan.preserve_color == "match" else None
+        styles = [self._style_stats(bank, i, size, color_ref, bf16, plan) for i in range(len(bank.images))]
+        fold = alpha if prev is None else 1.0  # as in stylize_planned: f_in is the content's own features
+        out = x_s.new_zeros(1, 3, h, w)
+        ys, xs = tile_spans(h, tile), tile_spans(w, tile)
+        for ya in ys:
+            wy = tile_window(ya, h).to(out.device)
+            for xa in xs:
+                weight = wy[:, None] * tile_window(xa, w).to(out.device)[None, :]  # (th, tw)
+                f_in, f_content = feats(ya[0], ya[1], xa[0], xa[1])
+                kept = None
+                if alpha < 1 and self.decoder.keep:
+                    assert f_content is not None
+                    kept = ({t: f_content[t] for t in self.decoder.keep}, float(self.decoder.keep_weight(alpha)))
+                target = {t: self._mix_tap(f_in[t], [st[t] for st in styles], plan.weights, None, fold, own[t])
+                          for t in f_in}
+                del f_in
+                if alpha < 1 and fold >= 1:
+                    assert f_content is not None
+                    for k, v in target.items():
+                        v.lerp_(f_content[k], 1.0 - alpha)
+                f_content = None
+                tile_out = self._decode(target, bf16, decoder, kept)
+                del target, kept
+                out[..., ya[0]:ya[1], xa[0]:xa[1]].addcmul_(tile_out, weight)
+        return out
 
     def plan(
         self,
@@ -262,6 +432,7 @@ class Styler(nn.Module):
         bf16: bool | None = None,
         schedule: Schedule = "guided",
         refine_steps: int = 0,
+        tile: int | None = None,
         name: str = "styles",
         item: str = "style",
         weights_name: str = "weights",
@@ -274,6 +445,7 @@ class Styler(nn.Module):
         Args:
             count: number of style images the run will mix.
             alpha, weights, preserve_color, scales, bf16, schedule, refine_steps: as in :meth:`stylize`.
+            tile: see :attr:`StylizePlan.tile`.
             name, item, weights_name: the argument names used in error messages (the pipeline
                 calls its styles ``texture`` and their weights ``texture_weights``).
         """
@@ -288,10 +460,14 @@ class Styler(nn.Module):
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}; got {schedule!r}")
         if isinstance(refine_steps, bool) or not isinstance(refine_steps, int) or not 0 <= refine_steps <= 10_000:
             raise ValueError(f"refine_steps must be an integer in [0, 10000]; got {refine_steps!r}")
+        if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int) or tile < 0 or tile % 8
+                                 or 0 < tile < _MIN_SIDE):
+            raise ValueError(f"tile must be None (automatic), 0 (never tile) or a multiple of 8 of at least "
+                             f"{_MIN_SIDE} px; got {tile!r}")
         return StylizePlan(alpha=float(alpha), weights=w / w.sum(), preserve_color=preserve_color,
                            scales=None if scales is None else tuple(scales),
                            bf16=default_bf16(self.device) if bf16 is None else bool(bf16),
-                           schedule=schedule, refine_steps=refine_steps)
+                           schedule=schedule, refine_steps=refine_steps, tile=tile)
 
     @staticmethod
     def output_size(content_hw: tuple[int, int], size: int | None = None) -> tuple[int, int]:
@@ -299,15 +475,64 @@ class Styler(nn.Module):
         (default: the content's own size)."""
         return fit_longer(content_hw, max(content_hw) if size is None else int(size))
 
-    def preflight(self, out_hw: tuple[int, int], plan: StylizePlan, styles: Sequence[tuple[int, int]] = ()) -> None:
-        """The memory pre-flight of a run to ``out_hw``: on CPU, raise before the first pass rather than
-        be OOM-killed in the last (:func:`adain.base.memory.check_memory`; the finest pass decides).
+    def preflight(self, out_hw: tuple[int, int], plan: StylizePlan, styles: Sequence[tuple[int, int]] = (), *,
+                  tileable: bool = True, available: int | None = None) -> StylizePlan:
+        """The memory pre-flight of a run to ``out_hw``: on CPU, plan tiles that fit, or raise before the
+        first pass rather than be OOM-killed in the last (:func:`adain.base.memory.check_memory`).
 
-        ``styles``: the ``(H, W)`` of each style image (each is encoded at the output's longer side).
+        Args:
+            out_hw: the output's ``(H, W)``.
+            plan: from :meth:`plan`.
+            styles: the ``(H, W)`` of each style image (each is encoded at the output's longer side).
+            tileable: False when the run cannot be tiled (masks): the whole-image estimate must fit.
+            available: bytes available (default: ``MemAvailable``), for tests.
+
+        Returns:
+            ``plan``, with :attr:`StylizePlan.tile` set where the pre-flight picked a tile size: the
+            largest of :data:`TILE_SIZES` whose estimate fits, for outputs over :data:`TILE_MIN_PIXELS`
+            or whose whole-image passes do not fit.
+
+        Raises:
+            StyleTransferError: not even the smallest tile fits (or, untileable, the whole image).
         """
-        if self.device.type == "cpu":
-            check_memory((_round8(out_hw[0]), _round8(out_hw[1])), alpha=plan.alpha, bf16=plan.bf16, styles=styles,
-                         refine=plan.refine_steps > 0, skips=self.decoder.skips)
+        if self.device.type != "cpu":
+            return plan
+        hw = (_round8(out_hw[0]), _round8(out_hw[1]))
+        common = dict(alpha=plan.alpha, bf16=plan.bf16, skips=self.decoder.skips, available=available)
+        if plan.refine_steps > 0 or not tileable:  # the refinement back-propagates through the whole image
+            check_memory(hw, styles=styles, refine=plan.refine_steps > 0, **common)
+            if not tileable:
+                return plan
+        if plan.tile:
+            check_memory(hw, styles=styles, tile=plan.tile, margin=TILE_MARGIN, **common)
+            return plan
+        if plan.tile == 0 or hw[0] * hw[1] <= TILE_MIN_PIXELS:
+            try:
+                check_memory(hw, styles=styles, **common)
+                return plan
+            except StyleTransferError:
+                if plan.tile == 0:
+                    raise
+        sizes = [t for t in TILE_SIZES if t < max(hw)]  # a tile as large as the output saves nothing
+        if not sizes:
+            check_memory(hw, styles=styles, **common)  # raises: it did not fit whole
+        for i, t in enumerate(sizes):
+            try:
+                check_memory(hw, styles=styles, tile=t, margin=TILE_MARGIN, **common)
+            except StyleTransferError:
+                if i == len(sizes) - 1:
+                    raise
+                continue
+            return dataclasses.replace(plan, tile=t)
+        raise AssertionError("unreachable")
+
+    def _tile_for(self, plan: StylizePlan, hw: tuple[int, int], masks: torch.Tensor | None = None) -> int:
+        """The core side of the tiles a pass of ``hw`` runs in, or 0 for one whole-image pass."""
+        if masks is not None or plan.tile == 0:
+            return 0
+        if plan.tile is None:
+            return DEFAULT_TILE if hw[0] * hw[1] > TILE_MIN_PIXELS else 0
+        return plan.tile if max(hw) > plan.tile else 0
 
     @torch.no_grad()
     def stylize(
@@ -324,6 +549,7 @@ class Styler(nn.Module):
         bf16: bool | None = None,
         schedule: Schedule = "guided",
         refine_steps: int = 0,
+        tile: int | None = None,
         progress: Callable[[int, int], None] | None = None,
     ) -> torch.Tensor:
         """Paint ``content`` with the texture of ``styles``.
@@ -354,6 +580,12 @@ class Styler(nn.Module):
             refine_steps: quality mode: after the feed-forward result, this many Adam steps on the
                 output's pixels at the output resolution, lowering the content loss against the
                 original content and the style loss against the styles (:meth:`refine`). 0 (default): off.
+            tile: core side (px) of the tiles that large passes run in (:attr:`StylizePlan.tile`):
+                None (default) tiles passes over :data:`TILE_MIN_PIXELS` (1024x1024), with the
+                tile size the memory pre-flight picks; 0 never tiles. Each tile is encoded and decoded
+                with :data:`TILE_MARGIN` px of context, the AdaIN statistics are those of the whole
+                pass (accumulated over the tiles in a first, encoder-only sweep), and neighbouring
+                tiles are blended by a raised cosine, so memory grows with the tile, not the image.
             progress: called as ``progress(done, total)`` before the first pass, after each pass and
                 after each refinement step, in units of pixels processed (a pass costs about its pixel
                 count, a refinement step about ``REFINE_STEP_COST`` times the output's), so a bar shows
@@ -364,8 +596,8 @@ class Styler(nn.Module):
 
         Raises:
             StyleTransferError: on CPU, when the estimated peak memory of the finest pass
-                (:func:`adain.base.memory.estimate_stylize_bytes`) exceeds ``MemAvailable``; the
-                message suggests a smaller size.
+                (:func:`adain.base.memory.estimate_stylize_bytes`, tiled: ``estimate_tiled_bytes``)
+                exceeds ``MemAvailable`` even with the smallest tile; the message suggests a smaller size.
         """
         x = as_image_batch(content, "content")
         if x.shape[0] != 1:
@@ -373,7 +605,7 @@ class Styler(nn.Module):
         x = x.to(self.device)
         bank = styles if isinstance(styles, StyleBank) else self.encode_styles(styles)
         plan = self.plan(len(bank.images), alpha=alpha, weights=weights, preserve_color=preserve_color,
-                         scales=scales, bf16=bf16, schedule=schedule, refine_steps=refine_steps)
+                         scales=scales, bf16=bf16, schedule=schedule, refine_steps=refine_steps, tile=tile)
         mask_t = self._check_masks(masks, len(bank.images), tuple(x.shape[-2:]))
         if mask_t is not None and plan.refine_steps > 0:
             raise ValueError("refine_steps cannot be combined with masks (the refinement has no spatial control)")
@@ -382,7 +614,8 @@ class Styler(nn.Module):
             raise ValueError(f"content is {wd}x{h} px, too small to stylize at its own size (at least 8 px on the "
                              "longer side); give size (the CLI's --size) to upscale it")
         out_hw = self.output_size(tuple(x.shape[-2:]), size)
-        self.preflight(out_hw, plan, styles=[tuple(im.shape[-2:]) for im in bank.images])
+        plan = self.preflight(out_hw, plan, styles=[tuple(im.shape[-2:]) for im in bank.images],
+                              tileable=mask_t is None)
         return self.stylize_planned(x, bank, plan, size=size, masks=mask_t, progress=progress)
 
     def _check_masks(self, masks: Sequence[torch.Tensor] | None, k: int, hw: tuple[int, int]) -> torch.Tensor | None:
@@ -439,6 +672,13 @@ class Styler(nn.Module):
         for ph, pw, s in passes:
             hw = (ph, pw)
             x_s = resize_exact(x, hw)
+            tile = self._tile_for(plan, hw, masks)
+            if tile:
+                prev = self._tiled_pass(x_s, prev, bank, plan, s, tile, decoder)
+                done += ph * pw
+                if progress is not None:
+                    progress(done, total)
+                continue
             if prev is not None and schedule == "restylize":
                 # Coarse result for coherent large strokes, plus the content detail it could not hold.
                 detail = x_s - resize_exact(resize_exact(x_s, tuple(prev.shape[-2:])), hw)
@@ -466,7 +706,7 @@ class Styler(nn.Module):
             if alpha >= 1 or fold < 1:
                 f_content = None  # not needed for a blend: free it before the AdaIN targets exist
             target = self._mix(f_in, bank, plan.weights, masks, s, x_s if preserve_color == "match" else None, bf16,
-                               alpha=fold, content_stats=content_stats)
+                               alpha=fold, content_stats=content_stats, plan=plan)
             del f_in
             if f_content is not None:
                 for k, v in target.items():  # alpha * target + (1 - alpha) * content, in place
@@ -539,24 +779,26 @@ class Styler(nn.Module):
 
     def _mix(self, f: Feats, bank: StyleBank, w: torch.Tensor, masks: torch.Tensor | None, size: int,
              color_ref: torch.Tensor | None, bf16: bool, alpha: float = 1.0,
-             content_stats: StatsFilter | None = None) -> Feats:
+             content_stats: StatsFilter | None = None, plan: StylizePlan | None = None) -> Feats:
         """Weighted (and masked) sum of AdaIN targets of each tap of ``f`` (relu4_1 ``(1, 512, h, w)``
         and the decoder's skip taps) for each style; ``alpha < 1`` (only without masks) blends ``f``
         itself back in: ``alpha * target + (1 - alpha) * f``."""
-        styles = [self._style_stats(bank, i, size, color_ref, bf16) for i in range(len(bank.images))]
+        styles = [self._style_stats(bank, i, size, color_ref, bf16, plan) for i in range(len(bank.images))]
         return {t: self._mix_tap(f[t], [fs[t] for fs in styles], w, masks, alpha,
-                                 None if content_stats is None else (lambda st, t=t: content_stats(t, size, st)))
+                                 content_stats=None if content_stats is None else (lambda st, t=t: content_stats(t, size, st)))
                 for t in f}
 
     @staticmethod
     def _mix_tap(f: torch.Tensor, styles: list[Stats], w: torch.Tensor,
-                 masks: torch.Tensor | None, alpha: float = 1.0,
+                 masks: torch.Tensor | None, alpha: float = 1.0, own: Stats | None = None,
                  content_stats: Callable[[Stats], Stats] | None = None) -> torch.Tensor:
+        """``own``: the ``(mean, std)`` to normalise ``f`` by (a tiled pass's, of the whole image);
+        default: ``f``'s own. ``content_stats``: a filter of those (a clip's smoothing over time)."""
         if masks is None:
             # AdaIN to each style, their weighted sum and the alpha blend with f are together one affine
             # map per channel, f * scale + shift: one pass over f instead of four (a 512 px relu1_1 map
             # takes about 45 ms a pass on the 2-core CPU).
-            c_mean, c_std = calc_mean_std(f)
+            c_mean, c_std = calc_mean_std(f) if own is None else own
             if content_stats is not None:
                 c_mean, c_std = content_stats((c_mean, c_std))
             mean = sum(float(w[i]) * m for i, (m, _) in enumerate(styles))

@@ -51,6 +51,7 @@ class PipelineOptions:
     scales: Sequence[int] | None = None  # multi-scale schedule (default: halve down to 512)
     schedule: Schedule = "guided"  # how finer passes use the coarser one (adain.Styler.stylize)
     refine_steps: int = 0  # texture quality mode: Adam steps on the output (0: off)
+    tile: int | None = None  # core side of the texture stage's tiles: None automatic (large outputs), 0 never
     bf16: bool | None = None  # default: adain.base.runtime.default_bf16
     padding: PaddingMode = DEFAULT_PADDING  # what fills the output beyond the content
     seed: int = 0
@@ -160,19 +161,21 @@ class Pipeline:
 
     def prepare(self, geometry: ImageLike | None, texture: ImageLike | Sequence[ImageLike] | None,
                 bf16: bool, *, method: Method = DEFAULT_METHOD,
-                cache: MutableMapping[Hashable, object] | None = None) -> _Prepared:
+                cache: MutableMapping[Hashable, object] | None = None, working_size: int | None = None) -> _Prepared:
         """Load and check the shared images and encode the geometry once (for batches).
 
         Args:
             method: the warper's estimation method the geometry is encoded for.
             cache: reuse the encodings of images seen before, keyed by their pixels (e.g. across the
                 requests of a server: one geometry, many contents). The caller bounds its size.
+            working_size: image files this many times two or more px on the longer side are decoded
+                smaller (:func:`adain.base.image.load_image`); the output's longer side is enough.
         """
         g = gf = gn = None
         if geometry is not None:
             if self.warper is None:
                 raise StyleTransferError("this pipeline has no warper; load one to use a geometry image")
-            g = as_image_batch(geometry, "geometry")
+            g = as_image_batch(geometry, "geometry", working_size=working_size)
             key = ("geometry", _pixels_key(g), bf16, method)
             encoded = cache.get(key) if cache is not None else None
             if encoded is None:
@@ -187,10 +190,10 @@ class Pipeline:
         if texture is not None:
             items = _texture_items(texture)
             if cache is None:
-                bank = self.styler.encode_styles(items, name="texture")
+                bank = self.styler.encode_styles(items, name="texture", working_size=working_size)
             else:
                 # bf16 is in the key because the bank caches features computed under it.
-                imgs = [as_image_batch(t, f"texture[{i}]") for i, t in enumerate(items)]
+                imgs = [as_image_batch(t, f"texture[{i}]", working_size=working_size) for i, t in enumerate(items)]
                 key = ("texture", tuple(_pixels_key(t) for t in imgs), bf16)
                 bank = cache.get(key)
                 if bank is None:
@@ -242,23 +245,24 @@ class Pipeline:
             None if prepared is not None or texture is None else len(texture))  # type: ignore[arg-type]
         plan = None if count is None else self.styler.plan(
             count, alpha=opts.alpha, weights=opts.texture_weights, preserve_color=opts.preserve_color,
-            scales=opts.scales, bf16=bf16, schedule=opts.schedule, refine_steps=opts.refine_steps,
+            scales=opts.scales, bf16=bf16, schedule=opts.schedule, refine_steps=opts.refine_steps, tile=opts.tile,
             name="texture", item="texture", weights_name="texture_weights")
         torch.manual_seed(opts.seed)  # the default path is deterministic; this covers stochastic variants
-        prep = prepared or self.prepare(geometry, texture, bf16, method=method, cache=cache)
-        c = as_image_batch(content, "content")  # the one check of the content
+        longer = _longer_side(opts.size, opts.max_size)
+        # Large files are decoded straight to about the output's size: never an 8000 px float copy for a 512 px output.
+        prep = prepared or self.prepare(geometry, texture, bf16, method=method, cache=cache, working_size=longer)
+        c = as_image_batch(content, "content", working_size=longer)  # the one check of the content
         if c.shape[0] != 1:
             raise ValueError(f"content must be a single image (1, 3, H, W); got batch of {c.shape[0]}")
         c = c.to(self.device)
 
         warped = field = None
         warping = prep.geometry is not None and self.warper is not None
-        longer = _longer_side(opts.size, opts.max_size)
         out_hw = Warper.output_size(tuple(prep.geometry.shape[-2:]), longer) if warping else (  # type: ignore[union-attr]
             self.styler.output_size(tuple(c.shape[-2:]), longer))
         if plan is not None:
             assert prep.bank is not None  # before the warp: the styler's finest pass decides the peak
-            self.styler.preflight(out_hw, plan, styles=[tuple(t.shape[-2:]) for t in prep.bank.images])
+            plan = self.styler.preflight(out_hw, plan, styles=[tuple(t.shape[-2:]) for t in prep.bank.images])
         elif self.device.type == "cpu":
             check_memory(out_hw, bf16=bf16, styles=None)  # no texture: the full-size field and output
         if warping:

@@ -12,6 +12,11 @@ Conversion rules (applied in this order):
 Inputs must be regular files: directories, FIFOs and devices are refused by name.
 
 Decompression bombs are refused by a pixel limit checked from the header, before decoding.
+
+Large files can be decoded straight to a working size (``load_image(..., working_size=...)``): a
+JPEG through its DCT scaling (Pillow's ``Image.draft``, which never builds the full-size image),
+anything else at 8 bits per channel and then reduced by an integer box filter (``Image.reduce``)
+before the float conversion, so only the 8-bit decode is ever full size.
 """
 
 from __future__ import annotations
@@ -64,13 +69,15 @@ ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor]
 _SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
 
 
-def _pil_to_rgb_array(im: Image.Image, name: str, source_format: str | None = None) -> np.ndarray:
-    """Convert a decoded PIL image to float32 ``(H, W, 3)`` in [0, 1] by the module rules."""
+def _pil_to_rgb_array(im: Image.Image, name: str, source_format: str | None = None,
+                      source_mode: str | None = None) -> np.ndarray:
+    """Convert a decoded PIL image to float32 ``(H, W, 3)`` in [0, 1] by the module rules
+    (``source_mode``: the mode as decoded, where a reduction changed it)."""
     if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         arr = np.asarray(im, dtype=np.float64)
         # Pillow opens 16-bit PGM/PPM (maxval > 255) as "I" already rescaled to 0..65535, so a dark
         # one must not be mistaken for 8-bit by the value heuristic below.
-        sixteen = im.mode.startswith("I;16") or source_format == "PPM"
+        sixteen = (source_mode or im.mode).startswith("I;16") or source_format == "PPM"
         scale = 65535.0 if sixteen or arr.max(initial=0) > 255 else 255.0
         arr = np.clip(arr / scale, 0.0, 1.0)
         return np.repeat(arr[..., None], 3, axis=2).astype(np.float32)
@@ -92,7 +99,8 @@ def _pil_to_rgb_array(im: Image.Image, name: str, source_format: str | None = No
         im = Image.alpha_composite(white, rgba)
     if im.mode != "RGB":
         im = im.convert("RGB")
-    arr = np.asarray(im, dtype=np.float32) / 255.0
+    arr = np.asarray(im, dtype=np.float32)  # a new array: divided in place, one float copy rather than two
+    arr /= 255.0
     if arr.ndim != 3 or arr.shape[2] != 3:
         raise ImageError(name, f"unsupported pixel layout {arr.shape}")
     return arr
@@ -168,7 +176,28 @@ def _libtiff_stderr_muted(image_format: str | None) -> Iterator[None]:
         os.close(saved)
 
 
-def _decode(im: Image.Image, name: str, max_pixels: int) -> np.ndarray:
+def _reduction(size: tuple[int, int], working_size: int | None) -> int:
+    """The integer factor a ``size = (W, H)`` image is decoded smaller by so that its longer side stays
+    at least ``working_size``; 1 (none) below twice that."""
+    if working_size is None or working_size < 1:
+        return 1
+    return max(1, max(size) // int(working_size))
+
+
+def _reduce(im: Image.Image, factor: int) -> Image.Image:
+    """``im`` reduced by ``factor`` (a box filter over ``factor x factor`` blocks, Pillow's ``reduce``)."""
+    if factor < 2:
+        return im
+    if im.mode.startswith("I;16"):
+        im = im.convert("I")  # the same values in 32 bits, which reduce takes
+    elif im.mode not in ("L", "LA", "RGB", "RGBA", "I", "F"):
+        # Palette, bilevel, CMYK...: to the mode _pil_to_rgb_array would convert them to anyway.
+        has_alpha = "A" in im.mode or "a" in im.mode or (im.mode == "P" and "transparency" in im.info)
+        im = im.convert("RGBA" if has_alpha else "RGB")
+    return im.reduce(factor)
+
+
+def _decode(im: Image.Image, name: str, max_pixels: int, working_size: int | None = None) -> np.ndarray:
     w, h = im.size
     if w < 1 or h < 1:
         raise ImageError(name, f"zero-size image ({w}x{h})")
@@ -187,9 +216,17 @@ def _decode(im: Image.Image, name: str, max_pixels: int) -> np.ndarray:
                     # frame of a multi-frame TIFF, then fails its load ("unrecognized image mode").
                     im.palette = None
             source_format = im.format  # exif_transpose returns a copy without it
-            im = ImageOps.exif_transpose(im) or im
+            factor = _reduction((w, h), working_size)
+            if factor > 1 and source_format == "JPEG":
+                # DCT scaling by 1/2, 1/4 or 1/8: the largest that keeps both sides >= the request.
+                im.draft(None, (-(-w // factor), -(-h // factor)))
+                factor = _reduction(im.size, working_size)  # what is left for the box filter
+            # In place: without an orientation tag exif_transpose would return a full-size copy.
+            ImageOps.exif_transpose(im, in_place=True)
             im.load()
-            return _pil_to_rgb_array(im, name, source_format)
+            source_mode = im.mode
+            im = _reduce(im, factor)
+            return _pil_to_rgb_array(im, name, source_format, source_mode)
     except ImageError:
         raise
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
@@ -209,7 +246,8 @@ def _decode(im: Image.Image, name: str, max_pixels: int) -> np.ndarray:
         raise ImageError(name, reason) from None
 
 
-def _array_to_tensor(arr: np.ndarray, name: str) -> torch.Tensor:
+def _array_to_tensor(arr: np.ndarray, name: str, copy: bool = True) -> torch.Tensor:
+    """``copy=False``: ``arr`` is ours (a fresh decode) and a float32 one may become the tensor's storage."""
     if arr.ndim == 2:
         arr = arr[..., None]
     if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4) or 0 in arr.shape:
@@ -219,7 +257,7 @@ def _array_to_tensor(arr: np.ndarray, name: str) -> torch.Tensor:
     elif arr.dtype == np.uint16:
         x = arr.astype(np.float32) / 65535.0
     elif np.issubdtype(arr.dtype, np.floating):
-        x = arr.astype(np.float32)
+        x = arr.astype(np.float32, copy=copy)
         if not np.isfinite(x).all() or x.min() < 0 or x.max() > 1:
             raise ImageError(name, "float arrays must hold finite values in [0, 1]")
     else:
@@ -237,6 +275,7 @@ def load_image(
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     device: torch.device | str | None = None,
+    working_size: int | None = None,
 ) -> torch.Tensor:
     """Load an image as a float RGB tensor.
 
@@ -245,6 +284,10 @@ def load_image(
             or tensor ``(3, H, W)`` / ``(1, 3, H, W)`` (uint8, or float in [0, 1]).
         max_pixels: refuse larger images (decompression-bomb guard).
         device: where to put the result.
+        working_size: for files and PIL images: when the longer side is at least twice this (px),
+            decode smaller by the integer factor ``longer // working_size``, so that the longer side
+            stays at least ``working_size``: JPEGs by DCT scaling (``Image.draft``), others by
+            ``Image.reduce`` of the 8-bit decode. None (default): full size.
 
     Returns:
         ``(1, 3, H, W)`` float32 tensor in [0, 1].
@@ -272,7 +315,7 @@ def load_image(
         out = _array_to_tensor(src, "<array>")
     elif isinstance(src, (str, os.PathLike, Image.Image)):
         im, name = _open_checked(src, max_pixels)
-        out = _array_to_tensor(_decode(im, name, max_pixels), name)
+        out = _array_to_tensor(_decode(im, name, max_pixels, working_size), name, copy=False)
     else:
         raise TypeError(f"image must be a path, PIL image, numpy array or tensor; got {type(src).__name__}")
     return out.to(device) if device is not None else out
@@ -435,19 +478,19 @@ def resize_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     return _resize(x, nh, nw)
 
 
-def as_image_batch(x: Any, name: str) -> torch.Tensor:
+def as_image_batch(x: Any, name: str, *, working_size: int | None = None) -> torch.Tensor:
     """A float32 ``(B, 3, H, W)`` batch in [0, 1] from a tensor, or any image-like via ``load_image``.
 
     Tensors may be ``(3, H, W)`` or ``(B, 3, H, W)``, float in [0, 1] or uint8 (divided by 255, as
     ``load_image`` does); anything else is checked by :func:`check_image` with ``name`` in the message.
-    Paths, PIL images and arrays go through :func:`load_image`.
+    Paths, PIL images and arrays go through :func:`load_image` (with ``working_size``).
 
     Example:
         >>> as_image_batch(torch.rand(3, 8, 8), "content").shape
         torch.Size([1, 3, 8, 8])
     """
     if not isinstance(x, torch.Tensor):
-        return load_image(x)
+        return load_image(x, working_size=working_size)
     t = x.unsqueeze(0) if x.dim() == 3 else x
     if t.dtype == torch.uint8:
         t = t.float() / 255.0

@@ -12,6 +12,11 @@ pass a style is encoded at the *output's* longer side whatever the output's shap
 output encodes a square style at 6000x6000). Encodings run one after the other, so the peak is the
 larger of the content pass and the largest style encoding plus the cached style features.
 
+Large outputs run in tiles (``adain.styler``: passes over 1 MP, issue 31): then the peak is one
+tile's pass plus a few full-size RGB images (:func:`estimate_tiled_bytes`), and ``Styler.preflight``
+picks the largest tile that fits instead of refusing; only a run that cannot be tiled (masks, the
+refinement) is refused on the whole-image estimate.
+
 Without a texture (warp only, or a plain resize) there is no VGG pass at full size; the peak is the
 content, the field resized to the output and the warped output, with their float copies.
 """
@@ -24,7 +29,8 @@ from pathlib import Path
 from .errors import StyleTransferError
 from .image import fit_longer
 
-__all__ = ["estimate_stylize_bytes", "estimate_warp_bytes", "available_bytes", "check_memory", "MEMORY_ADVICE"]
+__all__ = ["estimate_stylize_bytes", "estimate_tiled_bytes", "estimate_warp_bytes", "available_bytes", "check_memory",
+           "MEMORY_ADVICE"]
 
 #: Models, libraries and interpreter (measured: about 0.9 GiB RSS before the first pass).
 _BASE_BYTES = 1.0 * 2**30
@@ -66,6 +72,12 @@ _SKIP_COPIES_ALPHA = 3
 #: against 0.86 GB at ``--size 256``: 27 B/px; issue 15 reports 7.9 GB at 16384 px (16384x12780,
 #: about 34 B/px: the float output, the full-size field, their uint8 and PNG copies). Plus margin.
 _WARP_BYTES_PER_PIXEL = 36
+
+#: A tiled run (``Styler``'s tiles) holds, beside one tile's features, a few full-size RGB float images:
+#: the input pass image, the upsampled coarser result, the blended output, the pipeline's warped image
+#: and applied field, and the output's copies on the way to the file (12 B/px each in float32).
+#: An estimate to be checked against the 8K run of benchmarks/bench_memory_4k.py (docs/speed.md).
+_TILED_BYTES_PER_PIXEL = 96
 
 MEMORY_ADVICE = "try a smaller output size, e.g. --size 2048 (the finest pass decides the peak; --scales does not lower it)"
 
@@ -109,6 +121,21 @@ def estimate_stylize_bytes(hw: tuple[int, int], *, alpha: float = 1.0, bf16: boo
     return int(_BASE_BYTES + max(per_px * h * w, style_peak))
 
 
+def estimate_tiled_bytes(hw: tuple[int, int], tile: int, *, margin: int, alpha: float = 1.0, bf16: bool = True,
+                         skips: Sequence[str] = ()) -> int:
+    """Estimated peak process memory (bytes) of stylizing to ``(H, W)`` on CPU in tiles of core side
+    ``tile`` with ``margin`` px of context: one tile's pass (content or style, whichever is larger;
+    styles are encoded in tiles too) plus the full-size images (:data:`_TILED_BYTES_PER_PIXEL`).
+
+    Example:
+        >>> round(estimate_tiled_bytes((4320, 7680), 1024, margin=96) / 2**30, 1)
+        4.4
+    """
+    th, tw = min(hw[0], tile + 2 * margin), min(hw[1], tile + 2 * margin)
+    per_tile = estimate_stylize_bytes((th, tw), alpha=alpha, bf16=bf16, styles=[(th, tw)], skips=skips) - _BASE_BYTES
+    return int(_BASE_BYTES + per_tile + _TILED_BYTES_PER_PIXEL * hw[0] * hw[1])
+
+
 def estimate_warp_bytes(hw: tuple[int, int]) -> int:
     """Estimated peak process memory (bytes) of a run without texture (warp or resize) to ``(H, W)`` on CPU.
 
@@ -133,7 +160,8 @@ def available_bytes(meminfo: str | Path = "/proc/meminfo") -> int | None:
 
 def check_memory(hw: tuple[int, int], *, alpha: float = 1.0, bf16: bool = True,
                  styles: Sequence[tuple[int, int]] | None = (), refine: bool = False, advice: str = MEMORY_ADVICE,
-                 available: int | None = None, skips: Sequence[str] = ()) -> None:
+                 available: int | None = None, skips: Sequence[str] = (), tile: int | None = None,
+                 margin: int = 0) -> None:
     """Raise :class:`StyleTransferError` when the estimate for ``hw`` exceeds the available memory.
 
     Args:
@@ -143,20 +171,24 @@ def check_memory(hw: tuple[int, int], *, alpha: float = 1.0, bf16: bool = True,
             texture, so the warp-only estimate (:func:`estimate_warp_bytes`) applies.
         advice: what to suggest (the CLI's option names).
         available: bytes available; default: ``MemAvailable`` (no check when unknown).
+        tile, margin: a tiled run's core side and context (:func:`estimate_tiled_bytes`); None: whole image.
     """
     avail = available_bytes() if available is None else available
     if avail is None:
         return
     if styles is None:
         need = estimate_warp_bytes(hw)
+    elif tile:
+        need = estimate_tiled_bytes(hw, tile, margin=margin, alpha=alpha, bf16=bf16, skips=skips)
     else:
         need = estimate_stylize_bytes(hw, alpha=alpha, bf16=bf16, styles=styles, refine=refine, skips=skips)
     # The estimate already holds the interpreter and models, which are resident by now, so
     # MemAvailable undercounts what we have by about _BASE_BYTES: compare the increments.
     if need - _BASE_BYTES > avail:
-        big_style = styles and estimate_stylize_bytes(hw, alpha=alpha, bf16=bf16, skips=skips) < need / 2
+        big_style = styles and not tile and estimate_stylize_bytes(hw, alpha=alpha, bf16=bf16, skips=skips) < need / 2
         why = (" (the style images are encoded at the output's longer side, "
                f"{max(hw)} px)" if big_style else "")
+        why = why or (f" even in {tile} px tiles" if tile else "")
         raise StyleTransferError(
             f"a {hw[1]}x{hw[0]} output needs about {need / 2**30:.1f} GiB of memory{why} but only "
             f"{avail / 2**30:.1f} GiB is available; {advice}"

@@ -38,4 +38,14 @@ def test_texture_counts_the_style_at_the_outputs_longer_side(monkeypatch, pipe):
     monkeypatch.setattr(adain.base.memory, "available_bytes", lambda: 6 * 2**30)
     monkeypatch.setattr(pipe.styler, "_encode", lambda *a, **k: pytest.fail("encoded before the check"))
     with pytest.raises(StyleTransferError, match=r"style images are encoded at the output's longer side, 6000 px"):
-        pipe.run(torch.rand(1, 3, 6, 600), texture=torch.rand(1, 3, 512, 512), size=6000, max_size=6000, bf16=True)
+        pipe.run(torch.rand(1, 3, 6, 600), texture=torch.rand(1, 3, 512, 512), size=6000, max_size=6000, bf16=True,
+                 tile=0)
+
+
+def test_texture_plans_tiles_instead_of_refusing(monkeypatch, pipe):
+    """Issue 31: where the whole image does not fit, the pre-flight picks tiles and the stylization gets them."""
+    monkeypatch.setattr(adain.base.memory, "available_bytes", lambda: 6 * 2**30)
+    plans = []
+    monkeypatch.setattr(pipe.styler, "stylize_planned", lambda x, bank, plan, **k: plans.append(plan) or x)
+    pipe.run(torch.rand(1, 3, 6, 600), texture=torch.rand(1, 3, 512, 512), size=6000, max_size=6000, bf16=True)
+    assert len(plans) == 1 and plans[0].tile is not None and plans[0].tile > 0

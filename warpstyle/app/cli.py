@@ -140,6 +140,8 @@ def _run_batch(pipe: object, items: list, geometry: Path | None, textures: Seque
               help="How finer texture passes use the coarser one: guided applies AdaIN to the content's features averaged with the coarser result's; restylize (the old default) repaints the coarser result. Only outputs over 512 px have several passes.")
 @click.option("--refine", "refine_steps", type=click.IntRange(0, 10000), default=0, show_default=True,
               help="Texture quality mode: N optimisation steps on the output after the feed-forward result; slower.")
+@click.option("--tile", type=click.IntRange(min=0), default=None,
+              help="Core side of the tiles large texture passes run in, px, a multiple of 8 (0: never tile) [default: automatic: passes over 1024x1024 px, in 1024 px tiles or the smaller ones the memory pre-flight picks].")
 @click.option("--warper", "warper_path", type=click.Path(path_type=Path), default=None, help="Warper weights [default: bundled].")
 @click.option("--decoder", type=click.Path(path_type=Path), default=None, help="AdaIN decoder weights [default: bundled].")
 @click.option("--vgg", type=click.Path(path_type=Path), default=None, help="VGG-19 weights [default: bundled Oxford].")
@@ -163,7 +165,7 @@ def _run_batch(pipe: object, items: list, geometry: Path | None, textures: Seque
                    "[default: when stderr is a terminal].")
 def run_cmd(contents: Sequence[Path], geometry: Path | None, textures: Sequence[Path], texture_weights: Sequence[float],
             method: str | None, strength: float, padding: str, smoothness: float | None, warp_refine: int, align: bool | None, alpha: float, preserve_color: str | None, size: int | None,
-            max_size: int, scales: str, schedule: str, refine_steps: int, warper_path: Path | None, decoder: Path | None, vgg: Path | None, device: str,
+            max_size: int, scales: str, schedule: str, refine_steps: int, tile: int | None, warper_path: Path | None, decoder: Path | None, vgg: Path | None, device: str,
             bf16: bool | None, seed: int, output: Path, skip_existing: bool, overwrite: bool, save_warped: bool,
             save_field: str | None, save_sheet: bool, progress: bool | None) -> int:
     """Warp CONTENT toward GEOMETRY, then paint it with TEXTURE."""
@@ -178,7 +180,7 @@ def run_cmd(contents: Sequence[Path], geometry: Path | None, textures: Sequence[
     opts = run_options(method=method, strength=strength, padding=padding, smoothness=smoothness, warp_refine=warp_refine,
                        align=align, alpha=alpha, texture_weights=texture_weights, preserve_color=preserve_color,
                        size=size, max_size=max_size, scales=parse_scales(scales), schedule=schedule,
-                       refine_steps=refine_steps, bf16=bf16, seed=seed)
+                       refine_steps=refine_steps, tile=tile, bf16=bf16, seed=seed)
 
     # Every path is checked before any model loads: a bad -o or a missing folder must not cost a run.
     require_inputs(images=[geometry, *textures], weights=[warper_path, decoder, vgg], folders_ok=contents)

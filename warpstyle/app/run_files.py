@@ -22,7 +22,7 @@ __all__ = ["run_options", "side_suffixes", "write_result"]
 def run_options(*, method: str | None, strength: float, padding: str, smoothness: float | None, warp_refine: int,
                 align: bool | None, alpha: float, texture_weights: Sequence[float], preserve_color: str | None,
                 size: int | None, max_size: int, scales: list[int] | None, schedule: str, refine_steps: int,
-                bf16: bool | None, seed: int) -> PipelineOptions:
+                bf16: bool | None, seed: int, tile: int | None = None) -> PipelineOptions:
     """The pipeline's options from the command's values; None for smoothness or align means the default."""
     return PipelineOptions(
         method=method,  # type: ignore[arg-type]
@@ -30,7 +30,7 @@ def run_options(*, method: str | None, strength: float, padding: str, smoothness
         warp_refine=warp_refine, align=DEFAULT_ALIGN if align is None else align,
         texture_weights=list(texture_weights) or None, preserve_color=preserve_color,  # type: ignore[arg-type]
         size=size, max_size=max_size, scales=scales, schedule=schedule, refine_steps=refine_steps,  # type: ignore[arg-type]
-        bf16=bf16, seed=seed,
+        tile=tile, bf16=bf16, seed=seed,
     )
 
 

@@ -59,7 +59,9 @@ def test_cli_prints_the_advice_and_exits_2(monkeypatch, capsys, tmp_path):
                     "-o", str(tmp_path / "o.png")])
     err = capsys.readouterr().err.strip().splitlines()
     assert info.value.code == 2 and len(err) == 1
-    assert re.match(r"adain: error: a 3840x\d+ output needs about [\d.]+ GiB of memory but only 1\.0 GiB", err[0])
+    # The pre-flight tries tiles before it refuses (issue 31): the message names the smallest.
+    assert re.match(r"adain: error: a 3840x\d+ output needs about [\d.]+ GiB of memory even in 256 px tiles "
+                    r"but only 1\.0 GiB", err[0])
     assert "--size 2048" in err[0]
     assert not (tmp_path / "o.png").exists()
 
@@ -97,8 +99,11 @@ def test_stylize_counts_the_upscaled_style(monkeypatch):
     calls = []
     monkeypatch.setattr(styler, "_encode", lambda *a, **k: calls.append(1))
     with pytest.raises(StyleTransferError, match=r"^a 6000x64 output needs about"):
-        styler.stylize(torch.rand(1, 3, 60, 6000), [torch.rand(1, 3, 512, 512)], bf16=True)
+        styler.stylize(torch.rand(1, 3, 60, 6000), [torch.rand(1, 3, 512, 512)], bf16=True, tile=0)
     assert calls == []
+    # Tiled (the default), the style is encoded in tiles too, and the run fits (issue 31).
+    plan = styler.preflight((64, 6000), styler.plan(1, bf16=True), styles=[(512, 512)])
+    assert plan.tile
 
 
 def test_skip_taps_raise_the_estimate_by_what_they_hold():
