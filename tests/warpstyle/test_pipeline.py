@@ -24,7 +24,7 @@ def test_strength_zero_gives_plain_stylized_content(pipeline, samples):
     g = samples / "geometry" / "juan-gris_portrait-of-pablo-picasso.jpg"
     warped_off = pipeline.run(c, g, t, size=96, scales=[96], strength=0.0)
     # strength 0: the warped image is the content resized to the output frame
-    expected = resize_exact(load_image(c), tuple(warped_off.image.shape[-2:]))
+    expected = resize_exact(load_image(c, working_size=96), tuple(warped_off.image.shape[-2:]))  # decoded as the run does
     assert torch.allclose(warped_off.warped, expected, atol=1e-6)
     with_warp = pipeline.run(c, g, t, size=96, scales=[96], strength=1.0)
     assert (with_warp.image - warped_off.image).abs().mean() > 0.01
@@ -104,7 +104,7 @@ def test_cache_encodes_a_repeated_geometry_and_texture_once(pipeline, samples, m
     args = dict(size=64, scales=[64])
     first = pipeline.run(samples / "content" / "kodim04.jpg", g_path, t_path, cache=cache, **args)
     # Same pixels from another source (a tensor, not the path) are the same image to the cache.
-    second = pipeline.run(samples / "content" / "kodim23.jpg", load_image(g_path), t_path, cache=cache, **args)
+    second = pipeline.run(samples / "content" / "kodim23.jpg", load_image(g_path, working_size=64), t_path, cache=cache, **args)
     assert calls == {"encode": 3, "texture": 1}  # two contents, one geometry
     other = pipeline.run(samples / "content" / "kodim23.jpg", samples / "geometry" / "juan-gris_portrait-of-pablo-picasso.jpg",
                          t_path, cache=cache, **args)

@@ -38,7 +38,7 @@ from adain.styler import StyleBank, Stats
 
 from warpstyle.fields.field import WarpField
 from warpstyle.fields.warp import _affine_part, _displacement, _from_displacement, identity_grid, resize_field
-from warpstyle.geometry.warper import Warper
+from warpstyle.geometry.warper import DEFAULT_METHOD, Warper
 from warpstyle.pipeline import Pipeline, PipelineOptions, _longer_side, _texture_items
 
 __all__ = ["TemporalOptions", "TemporalStylizer", "CutDetector", "stylize_frames", "field_change_px", "NAIVE"]
@@ -182,7 +182,8 @@ class TemporalStylizer:
                  temporal: TemporalOptions | None = None) -> None:
         opts = options or PipelineOptions()
         Warper.check_options(strength=opts.strength, smoothness=opts.smoothness, padding=opts.padding)
-        Warper.method(opts.method)
+        # None: matching, or the network where the alignment search is asked (as Pipeline.run resolves it)
+        opts = dataclasses.replace(opts, method=Warper.method(opts.method or ("network" if opts.align else DEFAULT_METHOD)))
         if opts.preserve_color not in (None, "match", "luminance"):
             raise ValueError(f"preserve_color must be None, 'match' or 'luminance'; got {opts.preserve_color!r}")
         if opts.size is not None and opts.size < 16:
