@@ -20,7 +20,6 @@ was confident (the others carry the identity and no weight).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import time
 from collections.abc import Sequence
@@ -36,7 +35,7 @@ from adain.base.runtime import bf16_autocast, training_bf16
 from warpstyle.fields.warp import identity_grid, resize_field
 from warpstyle.geometry.matching import match_field, matching_features
 from warpstyle.geometry.warper import Warper
-from warpstyle.training.data.pairs import MinedPairs, encoder_fingerprint
+from warpstyle.training.data.pairs import MinedPairs, encoder_fingerprint, pairs_cache_key
 
 __all__ = ["DistillSet", "distill_set"]
 
@@ -58,12 +57,7 @@ class DistillSet:
 
 
 def _cache_key(pairs: MinedPairs, indices: Sequence[int], grid: int, encoder: str, bf16: bool) -> str:
-    h = hashlib.sha256(f"distill v1 {grid} {pairs.size} bf16={bf16} {encoder}".encode())
-    for k in indices:
-        for p in pairs.describe(k)[:2]:
-            st = p.stat()
-            h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:16]
+    return pairs_cache_key(f"distill v1 {grid} {pairs.size} bf16={bf16} {encoder}", pairs, indices)
 
 
 @torch.no_grad()

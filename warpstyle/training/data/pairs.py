@@ -31,7 +31,7 @@ from adain.base.errors import ImageError
 from adain.base.files import atomic_path
 from adain.base.vgg import VGGEncoder
 
-__all__ = ["DESCRIPTOR_SIZE", "image_descriptors", "nearest_pairs", "MinedPairs"]
+__all__ = ["DESCRIPTOR_SIZE", "image_descriptors", "nearest_pairs", "MinedPairs", "pairs_cache_key"]
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,17 @@ def _cache_key(paths: Sequence[Path], k: int, max_similarity: float, encoder: st
     for p in paths:
         st = p.stat()
         h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def pairs_cache_key(settings: str, pairs: MinedPairs, indices: Sequence[int]) -> str:
+    """A cache key of ``settings`` and the files of ``pairs[k]``, ``k`` in ``indices`` (paths, sizes,
+    modification times, in order): a cache of per-pair targets is reused only for the same pairs."""
+    h = hashlib.sha256(settings.encode())
+    for k in indices:
+        for p in pairs.describe(k)[:2]:
+            st = p.stat()
+            h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:16]
 
 

@@ -23,7 +23,6 @@ Convention: targets are backward grids ``(16, 16, 2)`` as :class:`warpstyle.fiel
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import time
@@ -40,7 +39,7 @@ from adain.base.vgg import VGGEncoder
 from warpstyle.geometry.align import MAX_OVERSHOOT, Similarity, compose_similarity
 from warpstyle.geometry.scale_search import MIN_EVIDENCE, MIN_MARGIN, MIN_OVERLAP, SEARCH_OCTAVES, SEARCH_STEPS, search_similarity
 from warpstyle.fields.warp import identity_grid
-from warpstyle.training.data.pairs import MinedPairs, encoder_fingerprint
+from warpstyle.training.data.pairs import MinedPairs, encoder_fingerprint, pairs_cache_key
 
 __all__ = ["TEACHER_SIZE", "teacher_similarities", "TeacherPairs"]
 
@@ -51,13 +50,8 @@ TEACHER_SIZE = 256
 
 
 def _cache_key(pairs: MinedPairs, indices: Sequence[int], encoder: str, bf16: bool) -> str:
-    h = hashlib.sha256(f"teacher v2 {TEACHER_SIZE} {SEARCH_OCTAVES} {SEARCH_STEPS} {MIN_EVIDENCE} {MIN_MARGIN} "
-                       f"{MIN_OVERLAP} {MAX_OVERSHOOT} {pairs.size} bf16={bf16} {encoder}".encode())
-    for k in indices:
-        for p in pairs.describe(k)[:2]:
-            st = p.stat()
-            h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:16]
+    return pairs_cache_key(f"teacher v2 {TEACHER_SIZE} {SEARCH_OCTAVES} {SEARCH_STEPS} {MIN_EVIDENCE} {MIN_MARGIN} "
+                           f"{MIN_OVERLAP} {MAX_OVERSHOOT} {pairs.size} bf16={bf16} {encoder}", pairs, indices)
 
 
 @torch.no_grad()
