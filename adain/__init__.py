@@ -16,9 +16,9 @@ __version__ = "0.1.0"
 # load no torch before their error handling is in place (Ctrl-C in the first second gives one line,
 # not a traceback), and ``--version`` answers at once.
 _EXPORTS = {
-    "load_checkpoint": ".base.checkpoint",
-    "load_state_dict_file": ".base.checkpoint",
-    "save_checkpoint": ".base.checkpoint",
+    "load_checkpoint": ".base.storage.checkpoint",
+    "load_state_dict_file": ".base.storage.checkpoint",
+    "save_checkpoint": ".base.storage.checkpoint",
     "Decoder": ".decoder",
     "CheckpointError": ".base.errors",
     "ConfigError": ".base.errors",
@@ -40,23 +40,23 @@ _EXPORTS = {
     "Styler": ".styler",
     "scale_schedule": ".styler",
     "StylizePlan": ".styler",
-    "WeightsMeta": ".base.weights",
-    "load_weights": ".base.weights",
-    "save_weights": ".base.weights",
-    "VGG_TAPS": ".base.vgg",
-    "VGGEncoder": ".base.vgg",
+    "WeightsMeta": ".base.storage.weights",
+    "load_weights": ".base.storage.weights",
+    "save_weights": ".base.storage.weights",
+    "VGG_TAPS": ".base.encoder.vgg",
+    "VGGEncoder": ".base.encoder.vgg",
 }
 
 if TYPE_CHECKING:
-    from .base.checkpoint import load_checkpoint, load_state_dict_file, save_checkpoint
+    from .base.storage.checkpoint import load_checkpoint, load_state_dict_file, save_checkpoint
     from .decoder import Decoder
     from .base.errors import CheckpointError, ConfigError, ImageError, OutputError, StyleTransferError
     from .functional import adaptive_instance_norm, calc_mean_std, luminance_transfer, match_color
     from .base.image import load_image, resize_exact, resize_longer, resize_shorter, resize_to_multiple, save_image
     from .base.runtime import tune_cpu_allocator
     from .styler import StyleBank, Styler, StylizePlan, scale_schedule
-    from .base.weights import WeightsMeta, load_weights, save_weights
-    from .base.vgg import VGG_TAPS, VGGEncoder
+    from .base.storage.weights import WeightsMeta, load_weights, save_weights
+    from .base.encoder.vgg import VGG_TAPS, VGGEncoder
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

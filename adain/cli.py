@@ -57,7 +57,7 @@ def stylize_cmd(content: Path, styles: Sequence[Path], weights: Sequence[float],
                 progress: bool | None) -> None:
     """Paint CONTENT with the texture of one or more STYLE images."""
     from .base.image import check_image_output, load_image, resize_exact, save_image
-    from .base.outputs import check_not_inputs
+    from .base.storage.outputs import check_not_inputs
     from .styler import Styler
     from .base.training import resolve_device
 

@@ -11,8 +11,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .base.checks import check_device
-from .base.conv_relu import capturing_graph, conv2d_relu
-from .base.weights import bundled_weights, check_state, load_weights, meta_shapes
+from .base.encoder.conv_relu import capturing_graph, conv2d_relu
+from .base.storage.weights import bundled_weights, check_state, load_weights, meta_shapes
 
 __all__ = ["Decoder", "BUNDLED_DECODER", "DECODER_INPUT", "DECODER_KEEP_INPUT", "KEEP_POWER", "SKIP_TAPS", "SKIP_SHAPES"]
 

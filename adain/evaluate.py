@@ -56,7 +56,7 @@ def texture_scores(encoder: torch.nn.Module, content: torch.Tensor, output: torc
     """How well ``output`` keeps ``content`` and takes ``texture``, as the texture-stage issue measures it.
 
     Args:
-        encoder: a VGG-19 :class:`adain.base.vgg.VGGEncoder` (float32).
+        encoder: a VGG-19 :class:`adain.base.encoder.vgg.VGGEncoder` (float32).
         content, output: ``(1, 3, H, W)`` in [0, 1], the same size.
         texture: ``(1, 3, H', W')`` in [0, 1], at the size the styler used.
 

@@ -21,7 +21,7 @@ from .losses import STYLE_TAPS, style_loss
 from .base.image import ImageLike, as_image_batch, fit_longer, resize_exact, resize_longer
 from .base.memory import check_memory
 from .base.runtime import bf16_autocast, default_bf16
-from .base.vgg import VGGEncoder
+from .base.encoder.vgg import VGGEncoder
 
 __all__ = ["Styler", "StyleBank", "StylizePlan", "ColorMode", "Schedule", "SCHEDULES", "scale_schedule", "MIN_SCALE",
            "TILE_MIN_PIXELS", "DEFAULT_TILE", "TILE_MARGIN", "TILE_SIZES", "tile_spans", "tile_window"]

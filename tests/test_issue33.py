@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from adain.base.errors import CheckpointError, OutputError, StyleTransferError
-from adain.base.files import atomic_path, check_output_path
+from adain.base.storage.files import atomic_path, check_output_path
 from adain.base.image import save_image
 from adain.cli import main as adain_main
 from warpstyle.app.cli import main as ws_main
@@ -281,7 +281,7 @@ def test_i6_huge_workers_flag_is_one_line(tmp_path, capsys):
 # 13. messages -----------------------------------------------------------------------------------------------------
 
 def test_i13_same_folder_twice_is_one_input(tmp_path):
-    from adain.base.outputs import plan_batch
+    from adain.base.storage.outputs import plan_batch
 
     _img(tmp_path / "in2" / "a.jpg")
     plan = plan_batch([tmp_path / "in2", tmp_path / "in2"], tmp_path / "out")
@@ -289,7 +289,7 @@ def test_i13_same_folder_twice_is_one_input(tmp_path):
 
 
 def test_i13_input_folder_inside_the_output_folder_holds_inputs(tmp_path):
-    from adain.base.outputs import plan_batch
+    from adain.base.storage.outputs import plan_batch
 
     _img(tmp_path / "out" / "in" / "a.jpg")
     plan = plan_batch([tmp_path / "out" / "in"], tmp_path / "out")
@@ -297,13 +297,13 @@ def test_i13_input_folder_inside_the_output_folder_holds_inputs(tmp_path):
 
 
 def test_i13_weights_file_as_resume_says_what_it_is(tmp_path):
-    from adain.base.checkpoint import load_checkpoint
+    from adain.base.storage.checkpoint import load_checkpoint
     from adain.decoder import Decoder
 
     path = tmp_path / "decoder.safetensors"
     Decoder().save(path) if hasattr(Decoder, "save") else None
     if not path.exists():
-        from adain.base.weights import save_weights
+        from adain.base.storage.weights import save_weights
 
         save_weights(path, "Decoder", Decoder().state_dict(), {}, {})
     with pytest.raises(CheckpointError, match="weights file.*not a 'adain.train' training checkpoint") as e:
@@ -312,7 +312,7 @@ def test_i13_weights_file_as_resume_says_what_it_is(tmp_path):
 
 
 def test_i13_truncated_checkpoint_message_is_not_cut_mid_sentence(tmp_path, monkeypatch):
-    from adain.base.checkpoint import load_checkpoint
+    from adain.base.storage.checkpoint import load_checkpoint
 
     path = tmp_path / "ck.pt"
     torch.save({"format": "adain.train"}, path)

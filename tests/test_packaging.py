@@ -32,7 +32,7 @@ def _imported_top_levels() -> set[str]:
 
 def test_torch_floor_covers_device_type_autocast_api():
     # torch.get_autocast_dtype(device) and torch.is_autocast_enabled(device) appeared in torch 2.4.
-    uses = (ROOT / "adain/base/conv_relu.py").read_text()
+    uses = (ROOT / "adain/base/encoder/conv_relu.py").read_text()
     assert 'get_autocast_dtype("cpu")' in uses or "is_autocast_enabled(\"cpu\")" in uses
     torch_req = _names(_project()["dependencies"])["torch"]
     floor = re.search(r">=\s*(\d+)\.(\d+)", torch_req)

@@ -18,7 +18,7 @@ from adain.base.memory import check_memory
 from adain.base.image import ImageLike, as_image_batch, labelled_row, resize_exact, save_image
 from adain.base.runtime import default_bf16
 from adain.styler import ColorMode, Schedule, StyleBank, Styler
-from adain.base.vgg import VGGEncoder
+from adain.base.encoder.vgg import VGGEncoder
 
 from warpstyle.fields.field import WarpField
 from warpstyle.fields.warp import DEFAULT_PADDING, PaddingMode

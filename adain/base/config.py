@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import ConfigError
-from .files import atomic_path, input_file_problem
+from .storage.files import atomic_path, input_file_problem
 
 __all__ = ["load_config", "config_to_dict", "write_config", "Range", "validate_config", "SEED_MAX"]
 

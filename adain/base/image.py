@@ -39,7 +39,7 @@ from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 
 from .checks import check_image
 from .errors import ImageError
-from .files import atomic_path, check_output_path, input_file_problem
+from .storage.files import atomic_path, check_output_path, input_file_problem
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -339,7 +339,7 @@ def check_image_output(path: str | os.PathLike, *, replace_readonly: bool = Fals
 
     Raises:
         ImageError: the extension is not one :func:`save_image` writes.
-        OutputError: ``path`` exists and is not a regular file (see :func:`~adain.base.files.check_output_path`).
+        OutputError: ``path`` exists and is not a regular file (see :func:`~adain.base.storage.files.check_output_path`).
     """
     path = Path(path)
     fmt = _SAVE_FORMATS.get(path.suffix.lower())
@@ -385,7 +385,7 @@ def save_image(image: torch.Tensor | Image.Image, path: str | os.PathLike, *, qu
     Raises:
         ImageError: a tensor holding NaN or inf (broken weights give these; writing them would save
             a black image as if it had worked), or the write failed.
-        OutputError: see :func:`~adain.base.files.check_output_path`.
+        OutputError: see :func:`~adain.base.storage.files.check_output_path`.
     """
     path = Path(path)
     fmt = check_image_output(path, replace_readonly=replace_readonly)

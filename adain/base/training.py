@@ -25,11 +25,11 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from .checks import check_device
-from .checkpoint import load_checkpoint, restore_training_state, rng_state, save_checkpoint, training_header
+from .storage.checkpoint import load_checkpoint, restore_training_state, rng_state, save_checkpoint, training_header
 from .config import config_to_dict, write_config
 from .errors import ConfigError, OutputError, StyleTransferError
-from .files import atomic_path, check_output_path, remove_stale_temp_files, same_file
-from .outputs import check_not_inputs
+from .storage.files import atomic_path, check_output_path, remove_stale_temp_files, same_file
+from .storage.outputs import check_not_inputs
 from .image import save_image
 
 __all__ = [
@@ -82,7 +82,7 @@ class TrainTask(Protocol):
 
     Attributes:
         name: the checkpoint format tag (``"adain.train"``, ``"warpstyle.train"``).
-        weights_name: the shipped-weights file written beside the checkpoint (``"decoder.safetensors"``, written by :func:`adain.base.weights.save_weights`).
+        weights_name: the shipped-weights file written beside the checkpoint (``"decoder.safetensors"``, written by :func:`adain.base.storage.weights.save_weights`).
         columns: the names of ``StepOutput.parts``, in log order.
         model: the trainable module (wrapped in DDP by the loop when distributed).
         resume_hint: appended to the error when a checkpoint does not fit ``model``.

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from adain.base.checkpoint import save_checkpoint
+from adain.base.storage.checkpoint import save_checkpoint
 from adain.decoder import Decoder
 from adain.base.errors import CheckpointError
 
@@ -206,7 +206,7 @@ def test_bad_skips_are_refused(bad):
 @pytest.mark.parametrize("skips, keep", [(("relu3_1", "relu2_1"), ()),
                                          (("relu3_1", "relu2_1", "relu1_1"), ("relu2_1", "relu1_1"))])
 def test_skip_and_keep_decoders_round_trip_through_weights_and_checkpoints(tmp_path, skips, keep):
-    from adain.base.weights import save_weights
+    from adain.base.storage.weights import save_weights
 
     dec = Decoder(skips=skips, keep=keep)
     g = torch.Generator().manual_seed(3)
@@ -224,7 +224,7 @@ def test_skip_and_keep_decoders_round_trip_through_weights_and_checkpoints(tmp_p
 
 
 def test_skip_config_is_checked_before_loading(tmp_path):
-    from adain.base.weights import save_weights
+    from adain.base.storage.weights import save_weights
 
     dec = Decoder(skips=["relu3_1"])
     path = tmp_path / "bad.safetensors"
@@ -313,7 +313,7 @@ def test_keep_needs_its_content_and_must_be_some_skips():
 
 
 def test_keep_config_is_checked_before_loading(tmp_path):
-    from adain.base.weights import save_weights
+    from adain.base.storage.weights import save_weights
 
     dec = _random_skip_decoder(keep=("relu2_1", "relu1_1"))
     bad = tmp_path / "bad.safetensors"
@@ -336,7 +336,7 @@ def test_keep_weight_is_one_at_alpha_zero_and_fades_to_zero_at_one():
 
 
 def test_keep_power_travels_in_the_weights_file(tmp_path):
-    from adain.base.weights import save_weights
+    from adain.base.storage.weights import save_weights
 
     dec = Decoder(skips=["relu1_1"], keep=["relu1_1"], keep_power=2.0)
     path = tmp_path / "p2.safetensors"

@@ -7,7 +7,7 @@ from adain.decoder import Decoder
 from adain.functional import calc_mean_std, rgb_to_yuv
 from adain.base.image import load_image, resize_exact
 from adain.styler import Styler, scale_schedule
-from adain.base.vgg import VGGEncoder
+from adain.base.encoder.vgg import VGGEncoder
 
 SAMPLES = Path(__file__).resolve().parents[2] / "datasets" / "samples"
 

@@ -9,7 +9,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from adain.base.checkpoint import load_checkpoint
+from adain.base.storage.checkpoint import load_checkpoint
 from adain.base.config import load_config
 from adain.config import StylerTrainConfig
 from adain.decoder import Decoder
@@ -113,7 +113,7 @@ def test_csv_log_rewind_drops_later_and_partial_rows(tmp_path):
 
 
 def test_skip_run_starts_from_init_decoder_and_trains_the_skips(folders, tmp_path):
-    from adain.base.weights import save_weights
+    from adain.base.storage.weights import save_weights
 
     torch.manual_seed(0)
     init = Decoder()
@@ -148,7 +148,7 @@ def test_bad_decoder_skips_are_refused(folders, tmp_path, skips):
 
 
 def test_keep_only_run_trains_the_keep_path_and_nothing_else(folders, tmp_path):
-    from adain.base.weights import save_weights
+    from adain.base.storage.weights import save_weights
 
     torch.manual_seed(0)
     init = Decoder(skips=["relu2_1", "relu1_1"])
@@ -184,7 +184,7 @@ def test_keep_config_is_checked(folders, tmp_path):
         train_styler(_cfg(folders, tmp_path / "run", decoder_skips="relu3_1", train_keep_only=True,
                           identity_pixel_weight=1.0), progress=False)
     # a keep decoder fine-tuned without identity losses: its keep path would get no gradient
-    from adain.base.weights import save_weights
+    from adain.base.storage.weights import save_weights
 
     init = Decoder(skips=["relu1_1"], keep=["relu1_1"])
     init_path = tmp_path / "keep.safetensors"

@@ -196,7 +196,7 @@ def test_weights_are_checked_and_no_evidence_never_moves(gen):
 def test_sizes_must_be_ints(samples):
     from warpstyle.geometry.warper import Warper
 
-    from adain.base.vgg import VGGEncoder
+    from adain.base.encoder.vgg import VGGEncoder
     from warpstyle.geometry.regressor import WarpRegressor
 
     warper = Warper(VGGEncoder(), WarpRegressor())

@@ -1,6 +1,6 @@
 import torch
 
-from adain.base.vgg import VGGEncoder
+from adain.base.encoder.vgg import VGGEncoder
 from adain.decoder import Decoder
 from adain.functional import adaptive_instance_norm
 from warpstyle.training.augment import texture_augment

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from adain.base.errors import CheckpointError
-from adain.base.vgg import VGGEncoder
-from adain.base.weights import save_weights
+from adain.base.encoder.vgg import VGGEncoder
+from adain.base.storage.weights import save_weights
 from warpstyle.fields.field import WarpField
 from warpstyle.fields.warp import apply_warp, identity_grid
 from warpstyle.geometry.regressor import WarpRegressor

@@ -169,7 +169,7 @@ def test_compile_captures_styler_and_warper_in_one_graph_each():
 
 @pytest.fixture(scope="module")
 def skip_decoder_file(tmp_path_factory):
-    from adain.base.weights import save_weights
+    from adain.base.storage.weights import save_weights
     from adain.decoder import Decoder
 
     dec = Decoder(skips=["relu3_1", "relu2_1"])  # a subset of the bundled decoder's skips, its weights

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
-from adain.base.vgg import VGGEncoder
+from adain.base.encoder.vgg import VGGEncoder
 from warpstyle.app.cli import main
 from warpstyle.evaluation.face_landmarks import LandmarkCache
 from warpstyle.evaluation.landmark_eval import evaluate_landmarks, face_pairs, format_landmark_table

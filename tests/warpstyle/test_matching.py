@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from adain.base.vgg import VGGEncoder
+from adain.base.encoder.vgg import VGGEncoder
 from warpstyle.fields.metrics import fold_fraction
 from warpstyle.fields.warp import identity_grid
 from warpstyle.geometry.align import Similarity

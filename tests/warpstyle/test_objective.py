@@ -104,7 +104,7 @@ def test_exceptions(gen):
 
 
 def test_objective_features_match_the_warper_pool4():
-    from adain.base.vgg import VGGEncoder
+    from adain.base.encoder.vgg import VGGEncoder
     from warpstyle.geometry.regressor import WarpRegressor
     from warpstyle.geometry.warper import Warper
 
@@ -127,7 +127,7 @@ def test_content_warped_compares_reencoded_features_directly(gen):
 
 
 def test_objective_features_are_differentiable():
-    from adain.base.vgg import VGGEncoder
+    from adain.base.encoder.vgg import VGGEncoder
 
     torch.manual_seed(0)
     x = torch.rand(1, 3, 32, 32, requires_grad=True)

@@ -1,6 +1,6 @@
 import torch
 
-from adain.base.vgg import VGGEncoder
+from adain.base.encoder.vgg import VGGEncoder
 from tests.train_fixtures import make_image_folder
 from warpstyle.training.data.pairs import MinedPairs, nearest_pairs
 

@@ -5,7 +5,7 @@ import torch
 
 import adain.base.memory
 from adain.base.errors import StyleTransferError
-from adain.base.vgg import VGGEncoder
+from adain.base.encoder.vgg import VGGEncoder
 from adain.decoder import Decoder
 from adain.styler import Styler
 from warpstyle.pipeline import Pipeline

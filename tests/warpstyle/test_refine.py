@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from adain.base.vgg import VGGEncoder
+from adain.base.encoder.vgg import VGGEncoder
 from warpstyle.fields.metrics import fold_fraction
 from warpstyle.geometry.objective import feature_matching_objective
 from warpstyle.geometry.refine import refine_field

@@ -3,7 +3,7 @@ import csv
 import pytest
 import torch
 
-from adain.base.checkpoint import load_checkpoint
+from adain.base.storage.checkpoint import load_checkpoint
 from adain.base.config import load_config
 from tests.train_fixtures import make_image_folder
 from warpstyle.training.config import WarperTrainConfig

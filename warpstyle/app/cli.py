@@ -61,7 +61,7 @@ def _plan_batch_outputs(contents: Sequence[Path], output: Path, sides: list[str]
                         ) -> tuple[list, int]:
     """The batch items still to run and how many were skipped; refuses to clobber an earlier run's outputs."""
     from adain.base.data import IMAGE_EXTENSIONS
-    from adain.base.outputs import check_replaceable, plan_batch
+    from adain.base.storage.outputs import check_replaceable, plan_batch
 
     if output.suffix.lower() in IMAGE_EXTENSIONS:
         raise click.BadParameter("with several contents or a folder, --output must be a folder", param_hint="--output")
@@ -87,9 +87,9 @@ def _plan_batch_outputs(contents: Sequence[Path], output: Path, sides: list[str]
 
 def _check_single_output(output: Path, sides: list[str], content: Path, others: list[tuple[str, Path | None]]) -> None:
     """Check the one output and its side files are writable and are none of the inputs."""
-    from adain.base.files import check_output_path
+    from adain.base.storage.files import check_output_path
     from adain.base.image import check_image_output
-    from adain.base.outputs import check_not_inputs, side_paths
+    from adain.base.storage.outputs import check_not_inputs, side_paths
 
     check_image_output(output)
     for side in side_paths(output, sides):
@@ -265,8 +265,8 @@ def video_cmd(clip: Path, geometry: Path | None, textures: Sequence[Path], textu
     over time and restart at scene cuts. Frame rate, time stamps, rotation and audio are kept. There
     is no --resume (see warpstyle.video.render).
     """
-    from adain.base.files import check_output_path
-    from adain.base.outputs import check_not_inputs
+    from adain.base.storage.files import check_output_path
+    from adain.base.storage.outputs import check_not_inputs
 
     from warpstyle.video.frames import output_codec, probe_video
 
@@ -396,14 +396,14 @@ def _check_eval_paths(*, warper_path: Path | None, image_dir: str | None, pf_pas
                       faces_content: Sequence[Path], faces_geometry: Sequence[Path]) -> None:
     """Check the inputs exist and the JSON output is writable and none of them, before anything loads."""
     from adain.base.errors import ImageError
-    from adain.base.files import check_output_path
+    from adain.base.storage.files import check_output_path
 
     for folder in (image_dir, pf_pascal_root if pf_pascal_csv else None):
         if folder and not Path(folder).is_dir():
             raise ImageError(folder, "no such folder")
     require_inputs(weights=[warper_path])  # (the PF-PASCAL CSV may be relative to its root: its loader checks it)
     if json_out:
-        from adain.base.outputs import check_not_inputs
+        from adain.base.storage.outputs import check_not_inputs
 
         check_output_path(json_out)
         check_not_inputs([json_out], [("--warper", warper_path), ("--image-dir", Path(image_dir) if image_dir else None),
@@ -463,7 +463,7 @@ def _eval_faces(warper: object, landmarker: object, *, faces_content: Sequence[P
 
 def _write_json_report(report: dict[str, dict], json_out: Path) -> None:
     """Write the figures as indented JSON, atomically."""
-    from adain.base.files import atomic_path
+    from adain.base.storage.files import atomic_path
 
     with atomic_path(json_out) as tmp:
         tmp.write_text(json.dumps(report, indent=2) + "\n")

@@ -19,7 +19,7 @@ How each format is made, and why:
   lists, dict outputs) is outside the TorchScript language, and upstream deprecates both.
 
 Every call of ``conv2d_relu`` takes the plain ``conv2d`` + ``relu`` path while a graph is being
-captured (see :mod:`adain.base.conv_relu`).
+captured (see :mod:`adain.base.encoder.conv_relu`).
 
 Field convention (as in :mod:`warpstyle.fields.warp`): a *backward* warp from the output (geometry) frame
 to the content; normalised sampling coordinates in ``[-1, 1]``, ``(x, y)`` order,
@@ -42,9 +42,9 @@ import torch.nn as nn
 
 from adain import Styler, __version__
 from adain.base.errors import OutputError, StyleTransferError
-from adain.base.files import atomic_path, check_output_path
-from adain.base.outputs import check_not_inputs
-from adain.base.vgg import VGGEncoder
+from adain.base.storage.files import atomic_path, check_output_path
+from adain.base.storage.outputs import check_not_inputs
+from adain.base.encoder.vgg import VGGEncoder
 from adain.decoder import SKIP_SHAPES, Decoder
 
 from warpstyle.geometry.warper import Warper

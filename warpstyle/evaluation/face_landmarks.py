@@ -23,7 +23,7 @@ import numpy as np
 
 from adain.base.data import load_rgb_pil
 from adain.base.errors import StyleTransferError
-from adain.base.files import atomic_path
+from adain.base.storage.files import atomic_path
 
 __all__ = ["FaceLandmarker", "LandmarkCache", "landmark_model_path", "file_digest", "default_cache_path",
            "LANDMARK_MODEL", "EVAL_EXTRA_HINT"]

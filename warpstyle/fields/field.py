@@ -12,7 +12,7 @@ import torch
 
 from adain.base.checks import check_shape
 from adain.base.errors import FieldError
-from adain.base.files import atomic_path, input_file_problem
+from adain.base.storage.files import atomic_path, input_file_problem
 
 from warpstyle.fields.flow_io import MAX_FIELD_PIXELS, UNKNOWN_FLOW, flow_to_color, read_flo, write_flo
 from warpstyle.fields.metrics import fold_fraction

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from adain.base.errors import FieldError
-from adain.base.files import atomic_path
+from adain.base.storage.files import atomic_path
 
 __all__ = [
     "FLO_MAGIC",

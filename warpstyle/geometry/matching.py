@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 from scipy.interpolate import RBFInterpolator
 
-from adain.base.vgg import VGGEncoder
+from adain.base.encoder.vgg import VGGEncoder
 
 from warpstyle.fields.metrics import fold_fraction
 from warpstyle.fields.warp import identity_grid

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from adain.base.checks import check_shape
-from adain.base.vgg import VGGEncoder
+from adain.base.encoder.vgg import VGGEncoder
 
 from warpstyle.geometry.correlation import l2_normalize_features
 from warpstyle.fields.warp import identity_grid, resize_field

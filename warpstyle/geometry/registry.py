@@ -15,7 +15,7 @@ from typing import Any
 
 import torch.nn as nn
 
-from adain.base.weights import meta_shapes
+from adain.base.storage.weights import meta_shapes
 from warpstyle.geometry.regressor import WarpRegressor
 
 __all__ = ["Architecture", "register_architecture", "get_architecture", "architecture_names", "DEFAULT_ARCHITECTURE"]

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from adain.base.checks import check_shape
-from adain.base.vgg import VGGEncoder
+from adain.base.encoder.vgg import VGGEncoder
 
 from warpstyle.geometry.align import MAX_OVERSHOOT, Similarity, frame_overshoot
 from warpstyle.geometry.correlation import l2_normalize_features

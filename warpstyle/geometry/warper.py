@@ -33,8 +33,8 @@ from adain.base.checks import check_device, check_range, check_shape
 from adain.base.errors import CheckpointError
 from adain.base.runtime import bf16_autocast
 from adain.base.image import ImageLike, as_image_batch, fit_longer, resize_exact, resize_longer
-from adain.base.vgg import VGGEncoder
-from adain.base.weights import bundled_weights, check_state, load_weights, weights_model
+from adain.base.encoder.vgg import VGGEncoder
+from adain.base.storage.weights import bundled_weights, check_state, load_weights, weights_model
 
 from warpstyle.fields.field import WarpField
 from warpstyle.fields.warp import DEFAULT_PADDING, PADDING_MODES, PaddingMode, apply_warp, identity_grid, resize_field

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from adain.base.vgg import VGGEncoder
+from adain.base.encoder.vgg import VGGEncoder
 from adain.decoder import Decoder
 from adain.functional import adaptive_instance_norm
 

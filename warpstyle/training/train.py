@@ -31,8 +31,8 @@ from adain.base.training import (
     DistributedContext, StepOutput, TrainResult, run_training, to_float_batch,
 )
 from adain.base.runtime import bf16_autocast, training_bf16
-from adain.base.vgg import VGGEncoder
-from adain.base.weights import save_weights
+from adain.base.encoder.vgg import VGGEncoder
+from adain.base.storage.weights import save_weights
 from adain.decoder import Decoder
 
 from warpstyle.training.augment import texture_augment

@@ -136,7 +136,7 @@ def _rotation(value: object) -> int:
 
 def _open_input(path: str | Path) -> Any:
     av = require_av()
-    from adain.base.files import input_file_problem
+    from adain.base.storage.files import input_file_problem
 
     problem = input_file_problem(path)
     if problem is not None:

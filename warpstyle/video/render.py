@@ -1,7 +1,7 @@
 """A clip file in, a stylized clip file out: :func:`stylize_video`, what ``warpstyle video`` calls.
 
 The output is written to a temp file beside it and renamed onto it at the end
-(:func:`adain.base.files.atomic_path`): an error or Ctrl-C part-way leaves no partial file under the
+(:func:`adain.base.storage.files.atomic_path`): an error or Ctrl-C part-way leaves no partial file under the
 output's name, and an existing output is kept until the new one is complete.
 
 There is no resume: an H.264 stream cannot be reopened and appended to in place, and the temporal
@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from adain.base.files import atomic_path
+from adain.base.storage.files import atomic_path
 from adain.base.image import ImageLike
 
 from warpstyle.pipeline import Pipeline, PipelineOptions
@@ -66,7 +66,7 @@ def stylize_video(
     Args:
         clip: the input video.
         output: the output video; replaced only when the new one is complete. The caller checks it
-            is not an input (:func:`adain.base.outputs.check_not_inputs`).
+            is not an input (:func:`adain.base.storage.outputs.check_not_inputs`).
         pipeline, geometry, texture, options, temporal: as :func:`~warpstyle.video.temporal.stylize_frames`.
         audio: carry the audio track across.
         crf: the encoder's constant rate factor (0-51; lower: better and larger).

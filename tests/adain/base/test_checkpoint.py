@@ -4,7 +4,7 @@ import pathlib
 import pytest
 import torch
 
-from adain.base.checkpoint import (
+from adain.base.storage.checkpoint import (
     load_checkpoint,
     load_state_dict_file,
     rng_state,

@@ -2,8 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import adain.base.conv_relu as conv_relu_module
-from adain.base.conv_relu import conv2d_relu, fused_conv_relu_available
+import adain.base.encoder.conv_relu as conv_relu_module
+from adain.base.encoder.conv_relu import conv2d_relu, fused_conv_relu_available
 
 from adain.base.runtime import cpu_has_fast_bf16
 

@@ -4,7 +4,7 @@ import stat
 import pytest
 
 from adain.base.errors import OutputError
-from adain.base.files import atomic_path, check_output_path, remove_stale_temp_files, same_file
+from adain.base.storage.files import atomic_path, check_output_path, remove_stale_temp_files, same_file
 
 
 def test_atomic_path_replaces_only_on_success(tmp_path):

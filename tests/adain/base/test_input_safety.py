@@ -8,11 +8,11 @@ import pytest
 import torch
 from PIL import Image
 
-from adain.base.checkpoint import checkpoint_digest, load_checkpoint, load_error_detail, save_checkpoint, training_header
+from adain.base.storage.checkpoint import checkpoint_digest, load_checkpoint, load_error_detail, save_checkpoint, training_header
 from adain.base.checks import check_device, check_image, check_weights
 from adain.base.config import load_config
 from adain.base.errors import CheckpointError, ConfigError, ImageError
-from adain.base.files import input_file_problem
+from adain.base.storage.files import input_file_problem
 from adain.base.image import load_image
 from adain.config import StylerTrainConfig
 
@@ -62,7 +62,7 @@ def test_weights_that_would_give_flat_grey_are_refused(weights, msg):
 
 def test_styler_refuses_nan_weight():
     from adain.decoder import Decoder
-    from adain.base.vgg import VGGEncoder
+    from adain.base.encoder.vgg import VGGEncoder
     from adain.styler import Styler
 
     s = Styler(VGGEncoder(), Decoder())
@@ -72,7 +72,7 @@ def test_styler_refuses_nan_weight():
 
 def test_tiny_content_message_names_the_image():
     from adain.decoder import Decoder
-    from adain.base.vgg import VGGEncoder
+    from adain.base.encoder.vgg import VGGEncoder
     from adain.styler import Styler
 
     s = Styler(VGGEncoder(), Decoder())

@@ -10,7 +10,7 @@ from adain.decoder import Decoder
 from adain.base.errors import StyleTransferError
 from adain.base.memory import available_bytes, check_memory, estimate_stylize_bytes
 from adain.styler import Styler
-from adain.base.vgg import VGGEncoder
+from adain.base.encoder.vgg import VGGEncoder
 
 SAMPLES = Path(__file__).resolve().parents[3] / "datasets" / "samples"
 

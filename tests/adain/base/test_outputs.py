@@ -5,7 +5,7 @@ import os
 import pytest
 
 from adain.base.errors import ImageError, OutputError
-from adain.base.outputs import check_not_inputs, plan_batch, side_paths
+from adain.base.storage.outputs import check_not_inputs, plan_batch, side_paths
 
 
 def _names(plan, root):

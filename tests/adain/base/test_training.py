@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from adain.base.checkpoint import load_checkpoint
+from adain.base.storage.checkpoint import load_checkpoint
 from adain.base.errors import ConfigError
 from adain.base.training import (
     CsvLog, StepOutput, TrainingDiverged, resolve_device, run_folder_lock, run_training,

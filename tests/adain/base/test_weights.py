@@ -1,4 +1,4 @@
-"""adain.base.weights: the self-describing weights format and its one loader."""
+"""adain.base.storage.weights: the self-describing weights format and its one loader."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-import adain.base.weights as weights_mod
-from adain.base.checkpoint import save_checkpoint
+import adain.base.storage.weights as weights_mod
+from adain.base.storage.checkpoint import save_checkpoint
 from adain.base.errors import CheckpointError
-from adain.base.vgg import BUNDLED_WEIGHTS, VGGEncoder
-from adain.base.weights import (
+from adain.base.encoder.vgg import BUNDLED_WEIGHTS, VGGEncoder
+from adain.base.storage.weights import (
     WEIGHTS_FORMAT, WeightsMeta, bundled_weights, check_state, load_weights, meta_shapes, save_weights,
 )
 from adain.decoder import BUNDLED_DECODER, Decoder

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from adain.base.files import atomic_path
+from adain.base.storage.files import atomic_path
 from adain.base.image import load_image
 from adain.base.runtime import bf16_autocast, training_bf16
 

@@ -28,8 +28,8 @@ import torch.nn.functional as F
 
 from adain.base.data import list_images, load_rgb_pil, split_paths
 from adain.base.errors import ImageError
-from adain.base.files import atomic_path
-from adain.base.vgg import VGGEncoder
+from adain.base.storage.files import atomic_path
+from adain.base.encoder.vgg import VGGEncoder
 
 __all__ = ["DESCRIPTOR_SIZE", "image_descriptors", "nearest_pairs", "MinedPairs", "pairs_cache_key"]
 

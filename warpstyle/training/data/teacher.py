@@ -32,9 +32,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from adain.base.files import atomic_path
+from adain.base.storage.files import atomic_path
 from adain.base.runtime import bf16_autocast, training_bf16
-from adain.base.vgg import VGGEncoder
+from adain.base.encoder.vgg import VGGEncoder
 
 from warpstyle.geometry.align import MAX_OVERSHOOT, Similarity, compose_similarity
 from warpstyle.geometry.scale_search import MIN_EVIDENCE, MIN_MARGIN, MIN_OVERLAP, SEARCH_OCTAVES, SEARCH_STEPS, search_similarity

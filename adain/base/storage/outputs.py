@@ -18,8 +18,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from .data import list_images
-from .errors import ImageError, OutputError
+from ..data import list_images
+from ..errors import ImageError, OutputError
 from .files import check_output_path, same_file
 
 __all__ = ["BatchItem", "BatchPlan", "check_not_inputs", "check_replaceable", "plan_batch", "side_paths"]
@@ -190,8 +190,8 @@ def check_replaceable(items: Iterable[BatchItem]) -> None:
     Raises:
         OutputError: naming the first existing output that this program did not write.
     """
-    from .data import IMAGE_EXTENSIONS
-    from .image import is_marked_output
+    from ..data import IMAGE_EXTENSIONS
+    from ..image import is_marked_output
 
     for it in items:
         main_ours = not it.output.exists() or is_marked_output(it.output)

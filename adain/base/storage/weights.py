@@ -34,7 +34,7 @@ from typing import Any
 import torch
 
 from .checkpoint import load_state_dict_file
-from .errors import CheckpointError
+from ..errors import CheckpointError
 from .files import atomic_path
 
 __all__ = [

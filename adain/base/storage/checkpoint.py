@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
 from .files import atomic_path, input_file_problem
 
 __all__ = [

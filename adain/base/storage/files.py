@@ -23,7 +23,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import OutputError
+from ..errors import OutputError
 
 __all__ = ["atomic_path", "check_output_path", "remove_stale_temp_files", "same_file", "input_file_problem"]
 

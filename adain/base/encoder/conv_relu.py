@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .runtime import cpu_has_fast_bf16
+from ..runtime import cpu_has_fast_bf16
 
 try:
     from torch.compiler import is_compiling as _is_compiling

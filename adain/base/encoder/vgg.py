@@ -22,10 +22,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .checks import check_device
+from ..checks import check_device
 from .conv_relu import conv2d_relu
-from .errors import CheckpointError
-from .weights import bundled_weights, check_state, load_weights, meta_shapes
+from ..errors import CheckpointError
+from ..storage.weights import bundled_weights, check_state, load_weights, meta_shapes
 
 __all__ = ["VGGEncoder", "VGG_TAPS", "CONV_NAMES", "dequantize_state_dict", "vgg_input_spec"]
 
