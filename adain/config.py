@@ -37,6 +37,12 @@ class StylerTrainConfig:
     decoder_keep: str = ""
     # train only the keep convolutions, on the identity losses (the rest frozen: alpha-1 decoding unchanged)
     train_keep_only: bool = False
+    # the decoder's 2x upsampling (adain.decoder.UPSAMPLE_MODES): "" = init_decoder's (new decoders:
+    # "nearest"); "bilinear" fine-tunes init_decoder's weights to interpolate (no lattice)
+    decoder_upsample: str = ""
+    # how the encoder pads the decoder's inputs (adain.base.encoder.vgg.PADDINGS): "" = init_decoder's
+    # (new decoders: "zeros", the Oxford VGG's own); "replicate" removes the band zeros paint at the edges
+    encoder_padding: str = ""
     load_size: int = 512  # shorter side before cropping
     crop_size: int = 256
     holdout: float = 0.0  # fraction of each folder kept out of training by a fixed hash split
@@ -72,6 +78,13 @@ class StylerTrainConfig:
             self.keep_taps()
         except ValueError as e:
             raise ConfigError(None, str(e)) from None
+        from .base.encoder.vgg import PADDINGS
+        from .decoder import UPSAMPLE_MODES
+
+        for name, allowed in (("decoder_upsample", UPSAMPLE_MODES), ("encoder_padding", PADDINGS)):
+            value = getattr(self, name)
+            if value and value not in allowed:
+                raise ConfigError(None, f"{name} must be one of {', '.join(allowed)} (or empty); got {value!r}")
         if self.train_keep_only and not (self.identity_pixel_weight > 0 or self.identity_feature_weight > 0):
             raise ConfigError(None, "train_keep_only trains the keep path on the identity losses: set "
                               "identity_pixel_weight or identity_feature_weight above 0")

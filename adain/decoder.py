@@ -12,9 +12,10 @@ import torch.nn.functional as F
 
 from .base.checks import check_device
 from .base.encoder.conv_relu import capturing_graph, conv2d_relu
+from .base.encoder.vgg import PADDINGS
 from .base.storage.weights import bundled_weights, check_state, load_weights, meta_shapes
 
-__all__ = ["Decoder", "BUNDLED_DECODER", "DECODER_INPUT", "DECODER_KEEP_INPUT", "KEEP_POWER", "SKIP_TAPS", "SKIP_SHAPES"]
+__all__ = ["Decoder", "UPSAMPLE_MODES", "BUNDLED_DECODER", "DECODER_INPUT", "DECODER_KEEP_INPUT", "KEEP_POWER", "SKIP_TAPS", "SKIP_SHAPES"]
 
 BUNDLED_DECODER = "decoder.safetensors"
 #: The decoder's input convention, stored in every weights file it writes.
@@ -47,6 +48,11 @@ _TAIL = 23
 _TAIL_CONTEXT = 2
 #: Pixels in one band of the full-resolution tail at inference (rows = BAND_PIXELS // width, at least 8).
 BAND_PIXELS = 1 << 19
+#: How the decoder doubles its maps: ``"nearest"`` (the AdaIN port's, kept for files that do not say)
+#: repeats each value 2x2, and the 3x3 convolution after it then sees a 2-px period it turns into a
+#: fine lattice in flat regions (Odena et al. 2016: 37x the content's energy at periods 2 and 4 on 8
+#: held-out pairs); ``"bilinear"`` interpolates, so no period is imprinted (docs/quality.md).
+UPSAMPLE_MODES: tuple[str, ...] = ("nearest", "bilinear")
 _LAYOUT = "adain-port"  # the only decoder architecture: the AdaIN port's flat nn.Sequential
 _DESCRIBE = "an AdaIN decoder state_dict (expected keys '1.weight' ... '28.bias')"
 
@@ -74,19 +80,33 @@ def _check_power(power: object) -> float:
     return float(power)
 
 
+def _check_upsample(mode: object) -> str:
+    if mode not in UPSAMPLE_MODES:
+        raise ValueError(f"upsample must be one of {', '.join(UPSAMPLE_MODES)}; got {mode!r}")
+    return str(mode)
+
+
+def _check_padding(padding: object) -> str:
+    if padding not in PADDINGS:
+        raise ValueError(f"encoder_padding must be one of {', '.join(PADDINGS)}; got {padding!r}")
+    return str(padding)
+
+
 def _shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     if not isinstance(config, dict) or config.get("layout") != _LAYOUT or \
-            set(config) - {"layout", "skips", "keep", "keep_power"}:
-        raise ValueError(f"expected {{'layout': '{_LAYOUT}'[, 'skips': [...]][, 'keep': [...], 'keep_power': p]}}; "
-                         f"got {config}")
+            set(config) - {"layout", "skips", "keep", "keep_power", "upsample", "encoder_padding"}:
+        raise ValueError(f"expected {{'layout': '{_LAYOUT}'[, 'skips': [...]][, 'keep': [...], 'keep_power': p]"
+                         f"[, 'upsample': mode][, 'encoder_padding': padding]}}; got {config}")
     skips = _check_skips(config.get("skips", []))
     keep = _check_skips(config.get("keep", []), "keep")
     power = _check_power(config.get("keep_power", KEEP_POWER))
+    _check_upsample(config.get("upsample", "nearest"))
+    _check_padding(config.get("encoder_padding", "zeros"))
     return meta_shapes(lambda: Decoder(skips=skips, keep=keep, keep_power=power))
 
 
 class Decoder(nn.Sequential):
-    """Mirror of VGG-19 up to relu4_1: reflection padding, 3x3 convs, nearest upsampling, no norms.
+    """Mirror of VGG-19 up to relu4_1: reflection padding, 3x3 convs, 2x upsampling, no norms.
 
     The layout is byte-compatible with the PyTorch AdaIN port, so its ``decoder.pth`` loads
     unchanged (keys ``1.weight`` ... ``28.bias``).
@@ -104,6 +124,13 @@ class Decoder(nn.Sequential):
     (with the rest frozen) on reconstruction alone, so the decoder reconstructs at alpha 0 and
     decodes exactly as before at alpha 1, where its weight is zero.
 
+    ``upsample`` (:data:`UPSAMPLE_MODES`): ``"nearest"`` is the port's; ``"bilinear"`` leaves no
+    lattice. ``encoder_padding`` (:data:`adain.base.encoder.vgg.PADDINGS`): how the encoder pads
+    the features this decoder takes (its callers pass it to the encoder): ``"zeros"`` is the Oxford
+    VGG's own, a black frame that the decoder paints as a band along the edges; ``"replicate"``
+    continues the image. Both are stored in the weights' config; files that do not say are
+    ``"nearest"`` and ``"zeros"``.
+
     Shape:
         - Input: ``(B, 512, H, W)`` relu4_1-like features; with skips, also ``skips[tap]`` at that
           tap's size (relu3_1 ``(B, 256, 2H, 2W)``, relu2_1 ``(B, 128, 4H, 4W)``, relu1_1 ``(B, 64, 8H, 8W)``);
@@ -117,9 +144,12 @@ class Decoder(nn.Sequential):
         torch.Size([1, 3, 32, 32])
     """
 
-    def __init__(self, skips: Sequence[str] = (), keep: Sequence[str] = (), keep_power: float = KEEP_POWER) -> None:
+    def __init__(self, skips: Sequence[str] = (), keep: Sequence[str] = (), keep_power: float = KEEP_POWER,
+                 upsample: str = "nearest", encoder_padding: str = "zeros") -> None:
+        mode = _check_upsample(upsample)
+        padding = _check_padding(encoder_padding)
         pad = lambda: nn.ReflectionPad2d(1)  # noqa: E731
-        up = lambda: nn.Upsample(scale_factor=2, mode="nearest")  # noqa: E731
+        up = lambda: nn.Upsample(scale_factor=2, mode=mode)  # noqa: E731
         super().__init__(
             pad(), nn.Conv2d(512, 256, 3), nn.ReLU(inplace=True),  # 0-2: relu4-1 mirror
             up(),  # 3
@@ -134,6 +164,8 @@ class Decoder(nn.Sequential):
             pad(), nn.Conv2d(64, 64, 3), nn.ReLU(inplace=True),  # 24-26: relu1-2
             pad(), nn.Conv2d(64, 3, 3),  # 27-28: relu1-1 mirror, to RGB
         )
+        self.upsample = mode
+        self.encoder_padding = padding
         self.skips: tuple[str, ...] = _check_skips(skips)
         for tap in self.skips:
             self.add_module(f"skip_{tap}", _zero_conv(tap))  # after the 29 layers: the port's keys stay "1.weight" ...
@@ -207,10 +239,13 @@ class Decoder(nn.Sequential):
         i = start
         while i < stop:
             layer = layers[i]
-            if rows is not None and i == _TAIL:  # nearest 2x upsampling of the half-res rows the band needs
+            if rows is not None and i == _TAIL:  # 2x upsampling of the half-res rows the band needs
                 r0, r1, h = rows
                 top, bottom = max(0, r0 - _TAIL_CONTEXT), min(h, r1 + _TAIL_CONTEXT)
-                x = layer(x[..., top // 2 : (bottom + 1) // 2, :])[..., top - 2 * (top // 2):, :][..., : bottom - top, :]
+                # bilinear output rows also read their half-res neighbours: one more row each side
+                extra = int(self.upsample != "nearest")
+                a, b = max(0, top // 2 - extra), min(x.shape[-2], (bottom + 1) // 2 + extra)
+                x = layer(x[..., a:b, :])[..., top - 2 * a:, :][..., : bottom - top, :]
                 i += 1
                 continue
             if i in joins:
@@ -248,7 +283,8 @@ class Decoder(nn.Sequential):
     def input_spec(self) -> dict[str, str]:
         """The input convention stored in weights files: :data:`DECODER_INPUT`, plus the keep path's."""
         power = f"{self.keep_power:g}"
-        return DECODER_INPUT | ({"keep": DECODER_KEEP_INPUT.format(power=power)} if self.keep else {})
+        padding = {"padding": f"the encoder pads each convolution's input with {self.encoder_padding}"}
+        return DECODER_INPUT | padding | ({"keep": DECODER_KEEP_INPUT.format(power=power)} if self.keep else {})
 
     def config(self) -> dict[str, Any]:
         """The architecture config stored in weights files."""
@@ -258,6 +294,11 @@ class Decoder(nn.Sequential):
         if self.keep:
             config["keep"] = list(self.keep)
             config["keep_power"] = self.keep_power
+        # files from before these options decode as they always did
+        if self.upsample != "nearest":
+            config["upsample"] = self.upsample
+        if self.encoder_padding != "zeros":
+            config["encoder_padding"] = self.encoder_padding
         return config
 
     @classmethod
@@ -281,7 +322,8 @@ class Decoder(nn.Sequential):
         else:
             skips, keep = meta.config.get("skips", []), meta.config.get("keep", [])
             power = meta.config.get("keep_power", KEEP_POWER)
-        dec = cls(skips=skips, keep=keep, keep_power=power)
+        extra = {} if meta is None else {k: meta.config[k] for k in ("upsample", "encoder_padding") if k in meta.config}
+        dec = cls(skips=skips, keep=keep, keep_power=power, **extra)
         dec.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
         dec.eval()
         return dec.to(device) if device is not None else dec
@@ -298,8 +340,17 @@ class Decoder(nn.Sequential):
         return self._grown(self.skips, _check_skips(list(dict.fromkeys([*self.keep, *_check_skips(keep, "keep")])),
                                                     "keep"), "keep_")
 
+    def reconfigured(self, *, upsample: str | None = None, encoder_padding: str | None = None) -> Decoder:
+        """A copy of this decoder (the same weights) with another ``upsample`` and/or
+        ``encoder_padding`` (None: this one's); for fine-tuning a decoder to them."""
+        dec = Decoder(skips=self.skips, keep=self.keep, keep_power=self.keep_power,
+                      upsample=upsample or self.upsample, encoder_padding=encoder_padding or self.encoder_padding)
+        dec.load_state_dict(self.state_dict(), strict=True)
+        return dec.to(next(self.parameters()).device).train(self.training)
+
     def _grown(self, skips: tuple[str, ...], keep: tuple[str, ...], new: str) -> Decoder:
-        dec = Decoder(skips=skips, keep=keep, keep_power=self.keep_power).to(next(self.parameters()).device)
+        dec = Decoder(skips=skips, keep=keep, keep_power=self.keep_power, upsample=self.upsample,
+                      encoder_padding=self.encoder_padding).to(next(self.parameters()).device)
         missing, unexpected = dec.load_state_dict(self.state_dict(), strict=False)
         assert not unexpected and all(k.startswith(new) for k in missing), (missing, unexpected)
         return dec.train(self.training)

@@ -13,7 +13,10 @@ from .base.image import load_image, resize_longer
 from .losses import STYLE_TAPS, content_loss, style_loss
 from .styler import Styler
 
-__all__ = ["evaluate_styler", "heldout_pairs", "texture_scores"]
+__all__ = ["evaluate_styler", "heldout_pairs", "texture_scores", "band_ratio", "edge_bands", "lattice_ratio", "SIDES"]
+
+#: The sides :func:`edge_bands` measures, in its order.
+SIDES: tuple[str, ...] = ("left", "top", "right", "bottom")
 
 
 def heldout_pairs(content_dir: str | Path, style_dir: str | Path, *, holdout: float = 0.1, pairs: int = 48,
@@ -50,6 +53,71 @@ def evaluate_styler(styler: Styler, pairs: list[tuple[Path, Path]], *, size: int
     return {"pairs": n, "content_loss": lc_sum / n, "style_loss": ls_sum / n}
 
 
+def band_ratio(image: torch.Tensor, *, axis: str, at: int, inward: int, strip: int = 8) -> float:
+    """How much a band of ``strip`` px beside a line stands out: 1 means no more than the image inside.
+
+    Strips ``s0, s1, s2, s3`` of ``strip`` px run from the line at ``at`` (a column for ``axis="x"``,
+    a row for ``"y"``) in direction ``inward`` (+1 or -1); each is reduced to its mean colour. The
+    ratio is ``|s0 - s1|`` over the mean of ``|s1 - s2|`` and ``|s2 - s3|`` (mean absolute difference
+    over RGB). A coloured frame along an edge (or a tile seam) is a step between the outermost
+    strip and the next that the image's interior does not have.
+
+    Args:
+        image: ``(1, 3, H, W)``.
+    """
+    if axis not in ("x", "y") or inward not in (1, -1):
+        raise ValueError(f"axis must be 'x' or 'y' and inward +1 or -1; got {axis!r}, {inward!r}")
+    x = image[0].float() if axis == "x" else image[0].float().transpose(1, 2)  # lines are columns
+    n = x.shape[-1]
+    if not (0 <= at <= n and (at + 4 * strip <= n if inward == 1 else at - 4 * strip >= 0)):
+        raise ValueError(f"four {strip} px strips from {at} (inward {inward}) do not fit in {n} px")
+    means = []
+    for k in range(4):
+        a, b = (at + k * strip, at + (k + 1) * strip) if inward == 1 else (at - (k + 1) * strip, at - k * strip)
+        means.append(x[..., a:b].mean(dim=(1, 2)))
+    step = lambda i, j: float((means[i] - means[j]).abs().mean())  # noqa: E731
+    return step(0, 1) / max(0.5 * (step(1, 2) + step(2, 3)), 1e-6)
+
+
+def edge_bands(image: torch.Tensor, strip: int = 8) -> dict[str, float]:
+    """:func:`band_ratio` along each border of ``image`` ``(1, 3, H, W)``, by :data:`SIDES`."""
+    h, w = image.shape[-2:]
+    return {"left": band_ratio(image, axis="x", at=0, inward=1, strip=strip),
+            "top": band_ratio(image, axis="y", at=0, inward=1, strip=strip),
+            "right": band_ratio(image, axis="x", at=w, inward=-1, strip=strip),
+            "bottom": band_ratio(image, axis="y", at=h, inward=-1, strip=strip)}
+
+
+def _lattice_peak(image: torch.Tensor, periods: tuple[int, ...]) -> float:
+    """Spectral power of the luminance at the lattice frequencies (periods of ``periods`` px along
+    rows, columns and both) over the median power just around each (a Hann window first, so the
+    image's borders do not leak onto the axes)."""
+    y = (0.299 * image[0, 0] + 0.587 * image[0, 1] + 0.114 * image[0, 2]).double()
+    h, w = y.shape
+    win = torch.hann_window(h, periodic=False, dtype=torch.float64)[:, None] * \
+        torch.hann_window(w, periodic=False, dtype=torch.float64)[None]
+    power = torch.fft.fft2((y - y.mean()) * win).abs() ** 2
+    rows = sorted({0} | {s * round(h / p) % h for p in periods for s in (1, -1)})
+    cols = sorted({0} | {s * round(w / p) % w for p in periods for s in (1, -1)})
+    ring = [(i, j) for i in range(-4, 5) for j in range(-4, 5) if max(abs(i), abs(j)) >= 2]
+    peak = around = 0.0
+    for a in rows:
+        for b in cols:
+            if (a, b) != (0, 0):
+                peak += float(power[a, b])
+                around += float(torch.stack([power[(a + i) % h, (b + j) % w] for i, j in ring]).median())
+    return peak / max(around, 1e-30)
+
+
+def lattice_ratio(output: torch.Tensor, content: torch.Tensor, periods: tuple[int, ...] = (2, 4)) -> float:
+    """How much more ``output`` peaks at a 2/4 px lattice than ``content`` does (1: as much; both ``(1, 3, H, W)``).
+
+    A decoder that doubles its maps by repeating pixels and then convolves prints a grid of those
+    periods (Odena et al. 2016); in the spectrum it is a sharp peak over the power around it.
+    """
+    return _lattice_peak(output, periods) / max(_lattice_peak(content, periods), 1e-30)
+
+
 @torch.no_grad()
 def texture_scores(encoder: torch.nn.Module, content: torch.Tensor, output: torch.Tensor,
                    texture: torch.Tensor) -> dict[str, float]:
@@ -64,7 +132,9 @@ def texture_scores(encoder: torch.nn.Module, content: torch.Tensor, output: torc
         ``style_loss``: sum over relu1_1..relu4_1 of the MSE of channel means plus that of channel
         stds, output against texture; ``content_loss``: ``|relu4_1(output) - relu4_1(content)|^2``
         relative to ``|relu4_1(content)|^2``; ``ssim`` (11 px Gaussian window, RGB mean) and
-        ``psnr`` (dB) of the output to the content.
+        ``psnr`` (dB) of the output to the content; ``band_<side>`` (:func:`edge_bands` of the
+        output, by :data:`SIDES`) and ``lattice`` (:func:`lattice_ratio`): the texture-polish
+        issue's artefacts, 1 meaning none (summarise them over pairs by the median).
     """
     fc = encoder(content, taps=("relu4_1",))["relu4_1"].float()
     fo = {k: v.float() for k, v in encoder(output, taps=STYLE_TAPS).items()}
@@ -75,4 +145,6 @@ def texture_scores(encoder: torch.nn.Module, content: torch.Tensor, output: torc
         "content_loss": float(((fo["relu4_1"] - fc) ** 2).sum() / (fc**2).sum().clamp_min(1e-12)),
         "ssim": float(kornia.metrics.ssim(output, content, window_size=11).mean()),
         "psnr": float(10 * torch.log10(torch.tensor(1.0 / max(mse, 1e-12)))),
+        **{f"band_{side}": v for side, v in edge_bands(output).items()},
+        "lattice": lattice_ratio(output.float(), content.float()),
     }

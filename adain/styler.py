@@ -249,8 +249,9 @@ class Styler(nn.Module):
             >>> Styler(VGGEncoder(), Decoder())(torch.rand(2, 3, 32, 48), torch.rand(2, 3, 40, 40)).shape
             torch.Size([2, 3, 32, 48])
         """
-        f_content = self.encoder(content, taps=self.taps)
-        f_style = self.encoder(style, taps=self.taps)
+        pad = self.decoder.encoder_padding
+        f_content = self.encoder(content, taps=self.taps, padding=pad)
+        f_style = self.encoder(style, taps=self.taps, padding=pad)
         target = {t: adaptive_instance_norm(f_content[t], f_style[t]) for t in self.taps}
         if isinstance(alpha, torch.Tensor) or alpha != 1:
             target = {t: alpha * target[t] + (1 - alpha) * f_content[t] for t in self.taps}
@@ -267,7 +268,7 @@ class Styler(nn.Module):
         """The decoder's taps of ``x`` (:attr:`taps`), in float32."""
         x = x.contiguous(memory_format=torch.channels_last)
         with bf16_autocast(self.device, bf16):
-            feats = self.encoder(x, taps=self.taps)
+            feats = self.encoder(x, taps=self.taps, padding=self.decoder.encoder_padding)
         return {t: f.float() for t, f in feats.items()}
 
     def _decoder_for(self, bf16: bool) -> nn.Module:

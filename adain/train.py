@@ -52,9 +52,10 @@ def styler_step_losses(
     bare = getattr(decoder, "module", decoder)  # through a DistributedDataParallel wrapper
     skips: tuple[str, ...] = bare.skips
     taps = ("relu4_1", *skips)
+    pad = bare.encoder_padding  # the decoder's inputs encoded as at inference
     with torch.no_grad():
-        fc = encoder(content, taps=STYLE_TAPS)
-        fs = encoder(style, taps=STYLE_TAPS)
+        fc = encoder(content, taps=STYLE_TAPS, padding=pad)
+        fs = encoder(style, taps=STYLE_TAPS, padding=pad)
         target = {t: adaptive_instance_norm(fc[t], fs[t]).to(fc[t].dtype) for t in taps}
         own = {t: torch.cat([fc[t], fs[t]]) for t in taps}
     if keep_only:
@@ -62,9 +63,9 @@ def styler_step_losses(
             raise ValueError("keep_only trains on the identity losses: pass identity=True")
         with torch.no_grad():
             out = decoder(target["relu4_1"], target)
-            fo_out = encoder(out, taps=STYLE_TAPS)
+            fo_out = encoder(out, taps=STYLE_TAPS, padding=pad)
         decoded = decoder(own["relu4_1"], own, content=own, keep=1.0)
-        fo_own = encoder(decoded, taps=STYLE_TAPS)
+        fo_own = encoder(decoded, taps=STYLE_TAPS, padding=pad)
         fo = {t: torch.cat([fo_out[t], fo_own[t]]) for t in STYLE_TAPS}
         decoded = torch.cat([out, decoded])
     else:
@@ -75,7 +76,7 @@ def styler_step_losses(
             keep = torch.cat([torch.zeros(b), torch.ones(2 * b)]).view(-1, 1, 1, 1).to(content)
             kw = {"content": {t: torch.cat([fc[t], own[t]]) for t in bare.keep}, "keep": keep}
         decoded = decoder(codes["relu4_1"], codes, **kw)
-        fo = encoder(decoded, taps=STYLE_TAPS)
+        fo = encoder(decoded, taps=STYLE_TAPS, padding=pad)
     out = decoded[:b]
     losses = {
         "content": content_loss(fo["relu4_1"][:b], target["relu4_1"]),
@@ -106,6 +107,7 @@ class StylerTask:
         self.bf16 = training_bf16(device, cfg.bf16)
         self.encoder = VGGEncoder.from_pretrained(cfg.vgg or None, device=device)
         model = Decoder.from_pretrained(cfg.init_decoder) if cfg.init_decoder else Decoder()
+        model = model.reconfigured(upsample=cfg.decoder_upsample or None, encoder_padding=cfg.encoder_padding or None)
         skips = cfg.skip_taps()
         if skips != model.skips:
             if set(model.skips) - set(skips):

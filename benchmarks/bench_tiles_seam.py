@@ -5,7 +5,8 @@
 Stylizes kodim23 (upscaled to 16:9) with Starry Night at ``--size`` twice, whole (``tile=0``) and in
 tiles of ``--tile`` px, and prints, for each tile border, the mean absolute difference between the two
 pixel rows (or columns) either side of it, next to the median of that measure over all rows
-(columns) and the whole-image result's at the same place; then how far the tiled result is from
+(columns) and the whole-image result's at the same place, and the texture-polish issue's band
+measure (``adain.evaluate.band_ratio``, 1 = no band) on each side of the seam; then how far the tiled result is from
 the whole one, in a 32 px band around the borders and elsewhere, per channel (a coloured band would
 show as a channel mean offset there). ``--crop`` saves a 100 % crop (256x256) at a tile corner,
 tiled beside whole.
@@ -22,6 +23,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from adain.base.image import load_image, resize_exact, to_pil
+from adain.evaluate import band_ratio
 from adain.styler import Styler, tile_spans
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,7 +65,10 @@ def main() -> None:
             report["borders"].append({"axis": "x" if dim == 3 else "y", "at": c0,
                                       "tiled": round(float(j_t[c0 - 1]) * 255, 2),
                                       "whole_same_place": round(float(j_w[c0 - 1]) * 255, 2),
-                                      "tiled_median_elsewhere": round(float(j_t.median()) * 255, 2)})
+                                      "tiled_median_elsewhere": round(float(j_t.median()) * 255, 2),
+                                      **{f"band_{name}_before_after": [
+                                          round(band_ratio(im, axis="x" if dim == 3 else "y", at=c0, inward=s), 2)
+                                          for s in (-1, 1)] for name, im in (("tiled", tiled), ("whole", whole))}})
             if dim == 3:
                 band[:, c0 - 16 : c0 + 16] = True
             else:

@@ -1,8 +1,11 @@
 """Texture-stage scores on held-out photo x painting pairs (docs/quality.md, the texture-stage issue).
 
 For each decoder, schedule and alpha: style loss, relative content loss, SSIM and PSNR to the
-content (``adain.evaluate.texture_scores``), averaged over the pairs, at ``--size`` with the
-styler's default scale schedule (``--scales`` to override), float32 unless the CPU has native bf16.
+content (``adain.evaluate.texture_scores``), averaged over the pairs, and the two artefacts of the
+texture-polish issue as medians over the pairs: the band along each edge (``edge_bands``; the
+worst side is printed) and the 2/4 px lattice (``lattice_ratio``), 1 meaning none; at ``--size``
+with the styler's default scale schedule (``--scales`` to override), float32 unless the CPU has
+native bf16.
 
     python scripts/eval_texture.py --decoders adain/weights/decoder.safetensors runs/styler_identity/decoder.safetensors \
         --schedules guided restylize --alphas 0 0.5 1 --pairs 12 --json texture.json
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 from pathlib import Path
 
@@ -52,23 +56,28 @@ def main() -> None:
     rows = []
     sheet_rows: list[list[tuple[str, torch.Tensor]]] = [[("content", c), ("style", s)]
                                                         for c, s in images[:args.sheet_pairs]] if args.sheet else []
-    print(f"| decoder | schedule | alpha | refine | style loss | content loss | SSIM | PSNR | s/image |  "
-          f"({len(pairs)} held-out pairs, {args.size} px)", flush=True)
-    print("|---|---|---|---|---|---|---|---|---|", flush=True)
+    print(f"| decoder | schedule | alpha | refine | style loss | content loss | SSIM | PSNR | band (worst side) | "
+          f"lattice | s/image |  ({len(pairs)} held-out pairs, {args.size} px)", flush=True)
+    print("|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
     def score(label: str, sched: str, alpha: float, refine: int, run) -> None:
-        acc: dict[str, float] = {}
+        per_pair: dict[str, list[float]] = {}
         t0 = time.perf_counter()
         for i, (c, s) in enumerate(images):
             out = run(c, s)
             if i < len(sheet_rows):
                 sheet_rows[i].append((f"{Path(label).stem} a={alpha:g}" + (f" r={refine}" if refine else ""), out))
             for k, v in texture_scores(encoder, c, out, s).items():
-                acc[k] = acc.get(k, 0.0) + v / len(images)
+                per_pair.setdefault(k, []).append(v)
+        # ratios (one odd pair can dominate a mean) by the median, losses by the mean
+        acc = {k: statistics.median(v) if k.startswith("band_") or k == "lattice" else statistics.fmean(v)
+               for k, v in per_pair.items()}
+        worst = max((k for k in acc if k.startswith("band_")), key=acc.__getitem__)
         row = {"decoder": label, "schedule": sched, "alpha": alpha, "refine": refine, "pairs": len(images),
                "size": args.size, "seconds_per_image": (time.perf_counter() - t0) / len(images), **acc}
         rows.append(row)
         print(f"| {label} | {sched} | {alpha:g} | {refine} | {acc['style_loss']:.3f} | {acc['content_loss']:.3f} | "
-              f"{acc['ssim']:.3f} | {acc['psnr']:.2f} | {row['seconds_per_image']:.1f} |", flush=True)
+              f"{acc['ssim']:.3f} | {acc['psnr']:.2f} | {acc[worst]:.2f} ({worst[5:]}) | {acc['lattice']:.2f} | "
+              f"{row['seconds_per_image']:.1f} |", flush=True)
 
     for d in args.decoders:
         styler = Styler.from_pretrained(d, encoder=encoder)

@@ -164,15 +164,17 @@ def test_skips_odd_sizes_are_cropped_to_the_decoder():
         assert dec(torch.rand(1, 512, 5, 5), {"relu3_1": torch.rand(1, 256, 11, 11)}).shape == (1, 3, 40, 40)
 
 
+@pytest.mark.parametrize("upsample", ["nearest", "bilinear"])
 @pytest.mark.parametrize("band_pixels", [1, 24 * 9, 24 * 13, 1 << 30])
 @pytest.mark.parametrize("taps", [(), ("relu3_1", "relu2_1", "relu1_1")])
-def test_full_resolution_tail_in_bands_gives_the_whole_pass(monkeypatch, taps, band_pixels):
+def test_full_resolution_tail_in_bands_gives_the_whole_pass(monkeypatch, taps, band_pixels, upsample):
     # Bands of 8, 9 and 13 rows (and one band) of a 72x24 output: each band carries its own context
     # rows through the two 3x3 convolutions and pads only at the image's border, so the output
     # is that of one pass over the whole image; odd skip sizes are cropped as in the whole pass.
+    # Bilinear rows also read their half-resolution neighbours: a band takes one more row each side.
     import adain.decoder as decoder_module
 
-    dec = Decoder(skips=taps).eval()
+    dec = Decoder(skips=taps, upsample=upsample).eval()
     g = torch.Generator().manual_seed(3)
     with torch.no_grad():
         for p in dec.parameters():
@@ -350,3 +352,59 @@ def test_keep_power_travels_in_the_weights_file(tmp_path):
             Decoder.from_pretrained(path)
     with pytest.raises(ValueError, match="keep_power"):
         Decoder(keep_power=0.0)
+
+
+def test_upsample_and_encoder_padding_travel_in_the_weights_file(tmp_path):
+    from adain.base.storage.weights import save_weights
+
+    dec = _random_skip_decoder()
+    new = dec.reconfigured(upsample="bilinear", encoder_padding="replicate")
+    assert all(torch.equal(new.state_dict()[k], v) for k, v in dec.state_dict().items())
+    path = tmp_path / "d.safetensors"
+    save_weights(path, "Decoder", new.state_dict(), new.config(), new.input_spec(), "test")
+    got = Decoder.from_pretrained(path)
+    assert (got.upsample, got.encoder_padding) == ("bilinear", "replicate")
+    assert got.with_skips(["relu3_1"]).upsample == "bilinear" and got.with_keep(["relu2_1"]).encoder_padding == "replicate"
+    # files that do not say keep decoding as they always did
+    assert "upsample" not in dec.config() and "encoder_padding" not in dec.config()
+    save_weights(path, "Decoder", dec.state_dict(), dec.config(), dec.input_spec(), "test")
+    assert (Decoder.from_pretrained(path).upsample, Decoder.from_pretrained(path).encoder_padding) == ("nearest", "zeros")
+    for key, bad in (("upsample", "bicubic"), ("encoder_padding", "circular")):
+        save_weights(path, "Decoder", dec.state_dict(), dec.config() | {key: bad}, {}, "test")
+        with pytest.raises(CheckpointError, match=key):
+            Decoder.from_pretrained(path)
+
+
+def test_bilinear_upsampling_prints_no_two_pixel_lattice():
+    # A constant map through the port's layers: nearest doubling + 3x3 convolution alternates two
+    # values per period of 2 px only where the map changes; on a ramp, nearest gives steps of 2 px
+    # (every second row difference zero), bilinear a smooth ramp.
+    ramp = torch.linspace(0, 1, 8).view(1, 1, 8, 1).expand(1, 1, 8, 8)
+    near = nn.Upsample(scale_factor=2, mode="nearest")(ramp)[0, 0, :, 0].diff()
+    dec = Decoder(upsample="bilinear")
+    up = [m for m in dec if isinstance(m, nn.Upsample)]
+    assert len(up) == 3 and all(m.mode == "bilinear" for m in up)
+    bil = up[0](ramp)[0, 0, 2:-2, 0].diff()
+    assert float(near[::2].abs().max()) == 0 and float(bil.min()) > 0
+
+
+def test_styler_encodes_with_the_decoders_padding():
+    # Zero padding (the Oxford VGG's) frames the image in black: the features along the border of a
+    # flat image differ from its middle; replicate padding continues the image, so they do not.
+    from adain.base.encoder.vgg import VGGEncoder
+    from adain.styler import Styler
+
+    enc = VGGEncoder()
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in enc.parameters():
+            p.copy_(torch.rand(p.shape, generator=g) * 0.1)
+    flat = torch.full((1, 3, 32, 32), 0.5)
+    for padding, flat_border in (("zeros", False), ("replicate", True)):
+        styler = Styler(enc, Decoder(encoder_padding=padding))
+        f = styler._encode(flat, bf16=False)["relu4_1"]
+        assert torch.allclose(f[..., 0, 0], f[..., 2, 2], atol=1e-5) is flat_border
+    with pytest.raises(ValueError, match="padding"):
+        enc(flat, padding="circular")
+    with pytest.raises(ValueError, match="encoder_padding"):
+        Decoder(encoder_padding="circular")

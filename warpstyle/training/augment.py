@@ -21,8 +21,8 @@ def texture_augment(
     decoder with keep taps also gets the images' own features there (:meth:`Decoder.keep_weight`).
     """
     taps = ("relu4_1", *decoder.skips)
-    fc = encoder(images, taps=taps)
-    fs = encoder(styles, taps=taps)
+    fc = encoder(images, taps=taps, padding=decoder.encoder_padding)
+    fs = encoder(styles, taps=taps, padding=decoder.encoder_padding)
     a = alpha.view(-1, 1, 1, 1).to(images.device)
     t = {k: (a * adaptive_instance_norm(fc[k], fs[k]) + (1 - a) * fc[k].float()).to(fc[k].dtype) for k in taps}
     return decoder(t["relu4_1"], t, content=fc, keep=decoder.keep_weight(a)).float().clamp(0, 1)

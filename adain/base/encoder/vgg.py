@@ -27,9 +27,13 @@ from .conv_relu import conv2d_relu
 from ..errors import CheckpointError
 from ..storage.weights import bundled_weights, check_state, load_weights, meta_shapes
 
-__all__ = ["VGGEncoder", "VGG_TAPS", "CONV_NAMES", "dequantize_state_dict", "vgg_input_spec"]
+__all__ = ["VGGEncoder", "VGG_TAPS", "CONV_NAMES", "PADDINGS", "Padding", "dequantize_state_dict", "vgg_input_spec"]
 
 Layout = Literal["oxford", "adain", "torchvision"]
+Padding = Literal["zeros", "reflect", "replicate"]
+#: Border handling a caller may ask of :meth:`VGGEncoder.forward` (``padding=``).
+PADDINGS: tuple[str, ...] = ("zeros", "reflect", "replicate")
+_PAD_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate"}  # F.pad's names
 
 #: (name, in_channels, out_channels) of the 12 convolutions up to conv4_4.
 _CONVS: tuple[tuple[str, int, int], ...] = (
@@ -183,13 +187,23 @@ class VGGEncoder(nn.Module):
         return torch.einsum("oc,bchw->bohw", w, x) + self.input_bias.to(x.dtype).view(1, 3, 1, 1)
 
     def forward(
-        self, x: torch.Tensor, taps: Iterable[str] = ("relu4_1",), *, normalized: bool = True
+        self, x: torch.Tensor, taps: Iterable[str] = ("relu4_1",), *, normalized: bool = True,
+        padding: Padding | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Return the requested taps; ``normalized=False`` skips the per-channel tap scales."""
+        """Return the requested taps; ``normalized=False`` skips the per-channel tap scales.
+
+        ``padding`` (:data:`PADDINGS`): how each 3x3 convolution sees beyond the border; None: the
+        layout's own (zeros for the Oxford and torchvision weights). A decoder names the padding its
+        inputs were encoded with (``Decoder.encoder_padding``): zeros frame the image in black, which
+        a decoder paints as a coloured band along the edges (the texture-polish issue).
+        """
         taps = tuple(taps)
         unknown = [t for t in taps if t not in VGG_TAPS]
         if unknown:
             raise ValueError(f"unknown VGG taps {unknown}; choose from {list(VGG_TAPS)}")
+        if padding is not None and padding not in PADDINGS:
+            raise ValueError(f"padding must be one of {', '.join(PADDINGS)}; got {padding!r}")
+        mode = self.pad_mode if padding is None else _PAD_MODES[padding]
         last = max(VGG_TAPS.index(t) for t in taps)
         wanted = set(taps)
         out: dict[str, torch.Tensor] = {}
@@ -199,11 +213,11 @@ class VGGEncoder(nn.Module):
                 h = F.max_pool2d(h, 2, 2, ceil_mode=self.ceil_mode)
             else:
                 conv = getattr(self, "conv" + tap[4:])
-                if self.pad_mode == "constant":
+                if mode == "constant":
                     # The conv's own zero padding: an explicit F.pad costs a full copy of every map.
                     h = conv2d_relu(h, conv.weight, conv.bias, padding=1)
                 else:
-                    h = conv2d_relu(F.pad(h, (1, 1, 1, 1), mode=self.pad_mode), conv.weight, conv.bias)
+                    h = conv2d_relu(F.pad(h, (1, 1, 1, 1), mode=mode), conv.weight, conv.bias)
             if tap in wanted:
                 scale = getattr(self, f"scale_{tap}", None) if normalized else None
                 out[tap] = h if scale is None else h * scale.to(h.dtype).view(1, -1, 1, 1)
