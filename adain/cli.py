@@ -56,7 +56,8 @@ def stylize_cmd(content: Path, styles: Sequence[Path], weights: Sequence[float],
                 decoder: Path | None, vgg: Path | None, device: str, bf16: bool | None, output: Path,
                 progress: bool | None) -> None:
     """Paint CONTENT with the texture of one or more STYLE images."""
-    from .base.image import check_image_output, load_image, resize_exact, save_image
+    from .base.image import check_image_output, decode_cost, load_image, resize_exact, save_image
+    from .base.memory import check_decode_memory
     from .base.storage.outputs import check_not_inputs
     from .styler import Styler
     from .base.training import resolve_device
@@ -72,6 +73,9 @@ def stylize_cmd(content: Path, styles: Sequence[Path], weights: Sequence[float],
     check_not_inputs([output], [("--content", content), *(("--style", s) for s in styles),
                                 *(("--mask", m) for m in masks), ("--decoder", decoder), ("--vgg", vgg)])
     dev = resolve_device(device)
+    # From the headers, before any decode: each input decoded toward the output's size must fit in memory.
+    style_side = size or max(decode_cost(content).size)
+    check_decode_memory([(content, size), *((s, style_side) for s in styles), *((m, None) for m in masks)])
     c = load_image(content, working_size=size)  # a large file straight to about the output's size
     tune_allocator_for(size or max(c.shape[-2:]))
     style_images = [load_image(s, working_size=size or max(c.shape[-2:])) for s in styles]

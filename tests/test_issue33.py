@@ -328,8 +328,6 @@ def test_i13_truncated_checkpoint_message_is_not_cut_mid_sentence(tmp_path, monk
 
 
 def test_i13_trainer_out_of_memory_names_its_own_options(monkeypatch, capsys, tmp_path):
-    import adain.cli as acli
-
     def boom(*a, **k):
         raise MemoryError
 
@@ -360,4 +358,208 @@ def test_i8_memory_error_while_decoding_is_reported_as_memory(tmp_path, monkeypa
     monkeypatch.setattr("adain.base.image._pil_to_rgb_array", no_memory)
     with pytest.raises(ImageError) as e:
         load_image(path)
-    assert "out of memory decoding its 64x48 pixels" in str(e.value) and "corrupt" not in str(e.value)
+    message = str(e.value)
+    assert message.startswith(f"cannot read '{path}': not enough memory to decode its 64x48 pixels (about ")
+    assert "corrupt" not in message and "\n" not in message
+
+
+# 8. decoding large inputs: the pre-flight from the headers, bands instead of full-size copies, one line -----------
+
+@pytest.fixture(scope="module")
+def pipeline():
+    from warpstyle.pipeline import Pipeline
+
+    return Pipeline.from_pretrained()
+
+
+def _no_models(*a, **k):
+    raise AssertionError("the models were loaded")
+
+
+def test_i8_decode_cost_is_read_from_the_header(tmp_path, monkeypatch):
+    from PIL import ImageFile
+
+    from adain.base.image import decode_cost
+
+    path = _img(tmp_path / "big.png", (3000, 2000))
+    monkeypatch.setattr(ImageFile.ImageFile, "load", _no_models)  # nothing may be decoded
+    cost = decode_cost(path, working_size=500)  # 3000 // 500 = 6: 500x334, float32
+    assert cost.size == (3000, 2000) and cost.result_bytes == 500 * 334 * 12
+    # The 8-bit decode in Pillow's 4-byte layout, then the reduced image's RGB bytes and float copy.
+    assert cost.peak_bytes == 3000 * 2000 * 4 + 500 * 334 * (4 + 15)
+    assert decode_cost(path).peak_bytes == 3000 * 2000 * (4 + 15)  # full size: no reduction
+
+
+def test_i8_decode_preflight_counts_the_inputs_decoded_before(tmp_path):
+    from adain.base.errors import ImageError
+    from adain.base.image import decode_cost
+    from adain.base.memory import check_decode_memory
+
+    a, b = _img(tmp_path / "a.png", (800, 600)), _img(tmp_path / "b.png", (800, 600))
+    one = decode_cost(a)
+    check_decode_memory([(a, None)], available=one.peak_bytes)
+    with pytest.raises(ImageError) as e:  # each fits alone; b's decode beside a's result does not
+        check_decode_memory([(a, None), (b, None)], available=one.peak_bytes)
+    assert str(e.value).startswith(f"cannot read '{b}': not enough memory to decode its 800x600 pixels (about ")
+    assert "available); give a smaller image or free memory" in str(e.value)
+
+
+def test_i8_stylize_refuses_an_input_too_large_to_decode_before_loading_models(tmp_path, monkeypatch, capsys):
+    import adain.base.memory
+
+    c, s = _img(tmp_path / "c.png"), _img(tmp_path / "s.png", (1200, 1200))
+    monkeypatch.setattr(adain.base.memory, "available_bytes", lambda: 2 * 2**20)  # 16x16 fits, 1200x1200 not
+    monkeypatch.setattr("adain.styler.Styler.from_pretrained", _no_models)
+    code, err = _run(adain_main, ["stylize", "-c", str(c), "-s", str(s), "--size", "64", "-o",
+                                  str(tmp_path / "o.png")], capsys)
+    line = _one_line_error(err, "adain")
+    assert code == 2 and f"cannot read '{s}': not enough memory to decode its 1200x1200 pixels" in line
+
+
+def test_i8_run_refuses_an_input_too_large_to_decode_before_loading_models(tmp_path, monkeypatch, capsys):
+    import adain.base.memory
+
+    c, t = _img(tmp_path / "c.png"), _img(tmp_path / "t.png", (1200, 1200))
+    monkeypatch.setattr(adain.base.memory, "available_bytes", lambda: adain.base.memory.MODELS_BYTES + 2 * 2**20)
+    monkeypatch.setattr("warpstyle.pipeline.Pipeline.from_pretrained", _no_models)
+    code, err = _run(ws_main, ["run", "-c", str(c), "-t", str(t), "--size", "64", "-o", str(tmp_path / "o.png")], capsys)
+    assert code == 2 and f"cannot read '{t}': not enough memory to decode its 1200x1200" in _one_line_error(err)
+
+
+def test_i8_memory_error_while_decoding_is_one_cli_line_naming_the_file(tmp_path, monkeypatch, capsys):
+    c = _img(tmp_path / "c.png", (64, 48))
+
+    def no_memory(*a, **k):
+        raise MemoryError("Unable to allocate 732. MiB for an array with shape (8000, 8000, 3) and data type float32")
+
+    monkeypatch.setattr("adain.base.image._pil_to_rgb_array", no_memory)
+    code, err = _run(adain_main, ["stylize", "-c", str(c), "-s", str(c), "-o", str(tmp_path / "o.png")], capsys)
+    line = _one_line_error(err, "adain")
+    assert code == 2 and f"cannot read '{c}': not enough memory to decode its 64x48 pixels (about 1 MiB)" in line
+    assert "corrupt" not in line and "Unable to allocate" not in line
+
+
+def test_i8_memory_error_reading_the_file_names_it(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from adain.base.errors import ImageError
+    from adain.base.image import load_image
+
+    path = _img(tmp_path / "c.png")
+    monkeypatch.setattr(Path, "read_bytes", lambda self: (_ for _ in ()).throw(MemoryError()))
+    with pytest.raises(ImageError, match=r"^cannot read '.*c\.png': not enough memory to read the file \("):
+        load_image(path)
+
+
+def _alpha_photo(w, h):
+    import numpy as np
+
+    g = np.random.default_rng(0)
+    return Image.fromarray(g.integers(0, 256, (h, w, 4), dtype=np.uint8), "RGBA")
+
+
+@pytest.mark.parametrize("mode", ["P", "P+transparency", "RGBA", "LA", "CMYK", "1", "I;16"])
+def test_i8_banded_reduce_equals_the_whole_image_reduce(monkeypatch, mode):
+    import adain.base.image as image
+
+    im = _alpha_photo(301, 97)
+    im = (im.convert("L").convert("I;16") if mode == "I;16" else im.convert("RGB").convert("P")
+          if mode.startswith("P") else im.convert(mode))
+    if mode == "P+transparency":
+        im.info["transparency"] = 3
+    target = "I" if mode == "I;16" else "RGBA" if mode in ("P+transparency", "RGBA") else "LA" if mode == "LA" else (
+        "RGB")
+    whole = im.convert(target).reduce(4)
+    monkeypatch.setattr(image, "_BAND_PIXELS", 2000)  # bands of 4 rows: 25 of them
+    banded = image._reduce(im, 4)
+    assert banded.mode == whole.mode and banded.size == whole.size == (76, 25)
+    assert banded.tobytes() == whole.tobytes()
+
+
+@pytest.mark.parametrize("kind", ["RGBA", "P", "rotated"])
+def test_i8_no_second_full_size_image_while_decoding_to_the_working_size(tmp_path, monkeypatch, kind):
+    """Only the decode itself is full size: no full-size conversion, premultiplied copy or turned copy."""
+    import adain.base.image as image
+    from adain.base.image import load_image, resize_exact
+    from PIL import ImageOps
+
+    path = tmp_path / "big.png"
+    quads = Image.new("RGB", (900, 600), (255, 0, 0))
+    quads.paste((0, 255, 0), (450, 0, 900, 300))
+    quads.paste((0, 0, 255), (0, 300, 450, 600))
+    if kind == "rotated":
+        exif = quads.getexif()
+        exif[0x0112] = 6  # shown turned 90 degrees clockwise
+        quads.save(path, exif=exif.tobytes())
+    else:
+        quads.convert(kind).save(path)
+    full = load_image(path)
+    calls = []
+    for owner, name in ((Image.Image, "convert"), (Image.Image, "transpose"), (Image.Image, "reduce")):
+        original = getattr(owner, name)
+        monkeypatch.setattr(owner, name, lambda self, *a, _o=original, _n=name, **k: calls.append((_n, self.size))
+                            or _o(self, *a, **k))
+    exif_transpose = ImageOps.exif_transpose
+    monkeypatch.setattr(ImageOps, "exif_transpose", lambda im, **k: calls.append(("exif", im.size)) or
+                        exif_transpose(im, **k))
+    monkeypatch.setattr(image, "_BAND_PIXELS", 20_000, raising=False)  # (absent before bands)
+    small = load_image(path, working_size=100)  # 900 // 100 = 9
+    full_size = [n for n, size in calls if size == (900, 600) and not (n == "reduce" and kind == "rotated")]
+    assert full_size == [], f"full-size copies: {full_size}"
+    assert tuple(small.shape[-2:]) == (-(-full.shape[-2] // 9), -(-full.shape[-1] // 9))
+    assert float((resize_exact(full, tuple(small.shape[-2:])) - small).abs().mean()) < 0.02
+
+
+def test_i8_batch_decodes_the_shared_texture_to_the_working_size(tmp_path, pipeline):
+    c, t = _img(tmp_path / "c.png", (40, 30)), _img(tmp_path / "t.png", (1000, 600))
+    [(_, result)] = list(pipeline.run_batch([c], texture=t, size=64))
+    assert tuple(result.textures[0].shape[-2:]) == (40, 67)  # 1000 // 64 = 15: reduced, not 600x1000
+
+
+def test_i8_video_decodes_the_shared_texture_to_the_working_size(tmp_path, pipeline):
+    from warpstyle.pipeline import PipelineOptions
+    from warpstyle.video.temporal import TemporalStylizer
+
+    t = _img(tmp_path / "t.png", (1000, 600))
+    stylizer = TemporalStylizer(pipeline, None, t, PipelineOptions(size=64))
+    assert tuple(stylizer.prep.textures[0].shape[-2:]) == (40, 67)
+
+
+# 9. the demo: uploads decoded to the working size, a cache bounded by bytes, uploads that cannot fit refused -----
+
+def test_i9_demo_decodes_uploads_to_the_working_size_and_caches_them_so(tmp_path, pipeline):
+    from warpstyle.app.demo import DemoEngine
+
+    engine = DemoEngine(lambda: pipeline)
+    out = engine.run(str(_img(tmp_path / "c.png", (900, 600))), None, str(_img(tmp_path / "t.png", (1000, 600))),
+                     size=64)
+    assert out.result.size == (64, 42)
+    [bank] = [v for k, v in engine.cache.items() if k[0] == "texture"]
+    assert tuple(bank.images[0].shape[-2:]) == (40, 67)  # at the working size, not 600x1000
+    assert engine.cache.nbytes() < 100_000
+
+
+def test_i9_demo_cache_is_bounded_by_bytes():
+    from warpstyle.app.demo import CACHE_BYTES, DemoEngine, _LRUCache
+
+    cache = _LRUCache(6, max_bytes=1000)
+    for key in "abc":
+        cache[key] = {"features": torch.zeros(100)}  # 400 bytes each
+    assert list(cache) == ["b", "c"] and cache.nbytes() == 800
+    cache["d"] = (torch.zeros(1000),)  # over the budget alone: not kept
+    assert "d" not in cache and cache.nbytes() <= 1000
+    assert DemoEngine(lambda: None).cache.max_bytes == CACHE_BYTES == 256 * 2**20
+
+
+def test_i9_demo_refuses_an_upload_it_cannot_decode_naming_it(tmp_path, pipeline, monkeypatch):
+    import adain.base.memory
+    from warpstyle.app.demo import DemoEngine
+
+    engine = DemoEngine(lambda: pipeline)
+    monkeypatch.setattr(adain.base.memory, "available_bytes", lambda: 2 * 2**20)
+    with pytest.raises(StyleTransferError) as e:
+        engine.run(str(_img(tmp_path / "c.png")), None, str(_img(tmp_path / "upload" / "holiday.png", (1200, 1200))),
+                   size=64)
+    message = str(e.value)
+    assert message.startswith("cannot read 'holiday.png': not enough memory to decode its 1200x1200 pixels (about ")
+    assert message.endswith("(the texture image)") and str(tmp_path) not in message

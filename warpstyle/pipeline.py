@@ -92,10 +92,11 @@ def comparison_sheet(result: PipelineResult, height: int = 256) -> Image.Image:
     return labelled_row(panels, height)
 
 
-def _longer_side(size: int | None, max_size: int) -> int:
-    """The output's longer side: ``size`` (default :data:`DEFAULT_SIZE`) capped to ``max_size``."""
+def _longer_side(size: int | None, max_size: int, *, warn: bool = True) -> int:
+    """The output's longer side: ``size`` (default :data:`DEFAULT_SIZE`) capped to ``max_size`` (logged
+    when ``warn``)."""
     want = DEFAULT_SIZE if size is None else size
-    if want > max_size:
+    if want > max_size and warn:
         log.warning("output size %d capped to --max-size %d", want, max_size)
     return min(want, max_size)
 
@@ -297,7 +298,9 @@ class Pipeline:
         """
         opts = dataclasses.replace(options or PipelineOptions(), **overrides)  # type: ignore[arg-type]
         bf16 = default_bf16(self.device) if opts.bf16 is None else bool(opts.bf16)
-        prep = self.prepare(geometry, texture, bf16, method=opts.method or ("network" if opts.align else DEFAULT_METHOD))
+        # The shared images decoded toward the output's size once, as run() decodes each content.
+        prep = self.prepare(geometry, texture, bf16, method=opts.method or ("network" if opts.align else DEFAULT_METHOD),
+                            working_size=_longer_side(opts.size, opts.max_size, warn=False))
         for item in contents:
             try:
                 yield item, self.run(item, options=opts, prepared=prep)

@@ -19,18 +19,24 @@ refinement) is refused on the whole-image estimate.
 
 Without a texture (warp only, or a plain resize) there is no VGG pass at full size; the peak is the
 content, the field resized to the output and the warped output, with their float copies.
+
+Inputs count before any of that: :func:`check_decode_memory` reads each input's header (width,
+height, mode; nothing is decoded) and refuses, naming the file, an input whose decode cannot fit
+beside the inputs decoded before it (:func:`adain.base.image.decode_cost`: one full-size decode in
+Pillow's layout, then the image at its working size).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import StyleTransferError
-from .image import fit_longer
+from .errors import ImageError, StyleTransferError
+from .image import decode_cost, fit_longer, no_memory_reason
 
 __all__ = ["estimate_stylize_bytes", "estimate_tiled_bytes", "estimate_warp_bytes", "available_bytes", "check_memory",
-           "MEMORY_ADVICE"]
+           "check_decode_memory", "MEMORY_ADVICE", "MODELS_BYTES"]
 
 #: Models, libraries and interpreter (measured: about 0.9 GiB RSS before the first pass).
 _BASE_BYTES = 1.0 * 2**30
@@ -78,6 +84,10 @@ _WARP_BYTES_PER_PIXEL = 36
 #: and applied field, and the output's copies on the way to the file (12 B/px each in float32).
 #: An estimate to be checked against the 8K run of benchmarks/bench_memory_4k.py (docs/speed.md).
 _TILED_BYTES_PER_PIXEL = 96
+
+#: The three models' weights and buffers, for a check made before they load: ``Pipeline.from_pretrained``
+#: raised the RSS by 0.27 GiB after torch was imported (2-core development machine, torch 2.14.1).
+MODELS_BYTES = int(0.3 * 2**30)
 
 MEMORY_ADVICE = "try a smaller output size, e.g. --size 2048 (the finest pass decides the peak; --scales does not lower it)"
 
@@ -193,3 +203,33 @@ def check_memory(hw: tuple[int, int], *, alpha: float = 1.0, bf16: bool = True,
             f"a {hw[1]}x{hw[0]} output needs about {need / 2**30:.1f} GiB of memory{why} but only "
             f"{avail / 2**30:.1f} GiB is available; {advice}"
         )
+
+
+def check_decode_memory(images: Sequence[tuple[str | os.PathLike, int | None]], *, extra: int = 0,
+                        available: int | None = None) -> None:
+    """Refuse, before anything is decoded, a run whose input images cannot be decoded in the available memory.
+
+    The images are decoded in turn, each kept at its working size while the next decodes, so input
+    ``i`` needs its own decode peak plus the results of those before it (plus ``extra``).
+
+    Args:
+        images: ``(path, working_size)`` of each input file, in the order the run decodes them
+            (``working_size`` as passed to :func:`adain.base.image.load_image`).
+        extra: bytes the run will hold beside them by then (e.g. :data:`MODELS_BYTES` when the
+            models load first).
+        available: bytes available; default: ``MemAvailable`` (no check when unknown).
+
+    Raises:
+        ImageError: ``cannot read 'x.png': not enough memory to decode its 8000x8000 pixels (about
+            1.2 GiB, 0.8 GiB available); ...``, naming the first input that does not fit; or what
+            :func:`adain.base.image.load_image` would raise for an unreadable file.
+    """
+    avail = available_bytes() if available is None else available
+    if avail is None:
+        return
+    kept = extra
+    for path, working_size in images:
+        cost = decode_cost(path, working_size=working_size)
+        if kept + cost.peak_bytes > avail:
+            raise ImageError(cost.path, no_memory_reason(cost.size, kept + cost.peak_bytes, avail))
+        kept += cost.result_bytes

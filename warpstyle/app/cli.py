@@ -85,6 +85,16 @@ def _plan_batch_outputs(contents: Sequence[Path], output: Path, sides: list[str]
     return items, 0
 
 
+def _check_input_memory(contents: Sequence[Path], geometry: Path | None, textures: Sequence[Path],
+                        longer: int, batch: bool) -> None:
+    """The decode pre-flight (:func:`adain.base.memory.check_decode_memory`), before the models load:
+    the geometry and textures, then the content (in a batch, each content is reported on its own)."""
+    from adain.base.memory import MODELS_BYTES, check_decode_memory
+
+    shared = [(p, longer) for p in (geometry, *textures) if p is not None]
+    check_decode_memory(shared if batch else [*shared, (contents[0], longer)], extra=MODELS_BYTES)
+
+
 def _check_single_output(output: Path, sides: list[str], content: Path, others: list[tuple[str, Path | None]]) -> None:
     """Check the one output and its side files are writable and are none of the inputs."""
     from adain.base.storage.files import check_output_path
@@ -194,6 +204,7 @@ def run_cmd(contents: Sequence[Path], geometry: Path | None, textures: Sequence[
     else:
         _check_single_output(output, sides, contents[0], others)
 
+    _check_input_memory(contents, geometry, textures, min(size or DEFAULT_SIZE, max_size), batch)
     tune_allocator_for(min(size or DEFAULT_SIZE, max_size))
     pipe = Pipeline.from_pretrained(warper=warper_path, decoder=decoder, vgg=vgg, device=resolve_device(device))
     if geometry is None:
@@ -282,6 +293,8 @@ def video_cmd(clip: Path, geometry: Path | None, textures: Sequence[Path], textu
                                 ("--warper", warper_path), ("--decoder", decoder), ("--vgg", vgg)])
     output_codec(output)
     info = probe_video(clip)
+    if size is not None:
+        _check_input_memory([], geometry, textures, size, batch=True)  # (the frames are decoded one at a time)
 
     from tqdm import tqdm
 

@@ -20,11 +20,13 @@ from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
 from PIL import Image
 
 from adain.base.cli_support import oom_hint
 from adain.base.errors import ImageError, StyleTransferError
 from adain.base.image import load_image, save_image, to_pil
+from adain.base.memory import check_decode_memory
 
 from warpstyle.pipeline import DEFAULT_SIZE, Pipeline, PipelineOptions
 from warpstyle.geometry.warper import DEFAULT_METHOD, DEFAULT_SMOOTHNESS
@@ -43,6 +45,8 @@ INSTALL_HINT = "the browser demo needs Gradio: pip install 'warpstyle[demo]' (in
 #: Size slider range (px, output longer side): CPU runs beyond 2048 take long and need several GiB.
 SIZE_RANGE = (64, 2048)
 OOM_ADVICE = "try a smaller output size"
+#: Bytes of tensors the encoding cache keeps at most (see :class:`DemoEngine`).
+CACHE_BYTES = 256 * 2**20
 #: The field picture's full colour: a displacement of this fraction of the output's longer side.
 FIELD_FULL_SCALE = 0.25
 #: The bundled samples (present in a source checkout, not in a wheel).
@@ -61,12 +65,39 @@ class DemoOutputs:
     info: str
 
 
-class _LRUCache(OrderedDict):
-    """A mapping that keeps the ``maxsize`` most recently used entries (for Pipeline's ``cache=``)."""
+def _nbytes(value: Any, seen: set[int] | None = None) -> int:
+    """Bytes of the tensors in a cache entry (a texture bank, a geometry's encoding: tensors in
+    dataclasses, dicts, lists and tuples), each storage counted once."""
+    seen = set() if seen is None else seen
+    if isinstance(value, torch.Tensor):
+        storage = value.untyped_storage()
+        if storage.data_ptr() in seen:
+            return 0
+        seen.add(storage.data_ptr())
+        return storage.nbytes()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return sum(_nbytes(getattr(value, f.name), seen) for f in dataclasses.fields(value))
+    if isinstance(value, dict):
+        return sum(_nbytes(v, seen) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_nbytes(v, seen) for v in value)
+    return 0
 
-    def __init__(self, maxsize: int) -> None:
+
+class _LRUCache(OrderedDict):
+    """A mapping that keeps the ``maxsize`` most recently used entries, whose tensors take at most
+    ``max_bytes`` together (for Pipeline's ``cache=``; the oldest go first, the newest too if it alone
+    is over). Entries are measured at each insertion: a texture bank gains statistics as it is used."""
+
+    def __init__(self, maxsize: int, max_bytes: int | None = None) -> None:
         super().__init__()
         self.maxsize = maxsize
+        self.max_bytes = max_bytes
+
+    def nbytes(self) -> int:
+        """Bytes of the tensors held (storages shared between entries counted once)."""
+        seen: set[int] = set()
+        return sum(_nbytes(v, seen) for v in self.values())
 
     def get(self, key: Hashable, default: Any = None) -> Any:
         if key not in self:
@@ -77,21 +108,22 @@ class _LRUCache(OrderedDict):
     def __setitem__(self, key: Hashable, value: Any) -> None:
         super().__setitem__(key, value)
         self.move_to_end(key)
-        while len(self) > self.maxsize:
+        while len(self) > self.maxsize or (self and self.max_bytes is not None and self.nbytes() > self.max_bytes):
             self.popitem(last=False)
 
 
-def _load(src: Any, role: str) -> Any:
-    """An upload as a ``(1, 3, H, W)`` tensor; unreadable files get the CLI's message, naming the upload."""
-    if src is None:
-        return None
-    if isinstance(src, (str, os.PathLike)):
-        try:
-            return load_image(src)
-        except ImageError as e:
-            # Name the uploaded file, not the server's temporary copy of it.
-            raise ImageError(Path(src).name, f"{e.reason} (the {role} image)") from None
-    return src
+def _load(src: Any, role: str, working_size: int) -> Any:
+    """An upload decoded toward ``working_size`` (the output's longer side), so that no full-size float
+    copy is ever made or cached; refused from its header when its decode cannot fit in memory.
+    Unreadable files get the CLI's message, naming the upload. Other sources are left to the pipeline."""
+    if not isinstance(src, (str, os.PathLike)):
+        return src
+    try:
+        check_decode_memory([(src, working_size)])
+        return load_image(src, working_size=working_size)
+    except ImageError as e:
+        # Name the uploaded file, not the server's temporary copy of it.
+        raise ImageError(Path(src).name, f"{e.reason} (the {role} image)") from None
 
 
 class DemoEngine:
@@ -99,8 +131,12 @@ class DemoEngine:
 
     Args:
         load: builds the pipeline, once, on first use (default: the bundled models).
-        cache_size: geometry encodings and texture banks kept (a texture bank holds its image and, after
-            a 2048 px run, about 0.2 GB of features; a geometry's encoding is 0.5 MB).
+        cache_size: geometry encodings and texture banks kept at most.
+        cache_bytes: bytes of tensors they take at most together (the oldest go first). Uploads are
+            decoded to the run's working size (below twice the output's longer side), so a texture
+            bank holds its image at that size plus a few KB of statistics per pass size: measured for
+            an 8000x8000 upload, 3.3 MiB at 512 px and 81 MiB at 2048 px. A geometry's encoding is
+            15 MiB (the matcher's VGG taps, at its fixed size; the network's alone, 0.5 MiB).
         sheet_height: height of the comparison sheet's panels (px).
 
     Example:
@@ -111,11 +147,11 @@ class DemoEngine:
     """
 
     def __init__(self, load: Callable[[], Pipeline] = Pipeline.from_pretrained, *, cache_size: int = 6,
-                 sheet_height: int = 256) -> None:
+                 cache_bytes: int = CACHE_BYTES, sheet_height: int = 256) -> None:
         self._load_pipeline = load
         self._pipeline: Pipeline | None = None
         self._lock = threading.Lock()  # one run at a time: the models and the cache are shared
-        self.cache = _LRUCache(cache_size)
+        self.cache = _LRUCache(cache_size, cache_bytes)
         self.sheet_height = sheet_height
         self._outdir = tempfile.TemporaryDirectory(prefix="warpstyle-demo-")
         self._downloads: deque[Path] = deque()
@@ -178,7 +214,9 @@ class DemoEngine:
                 step(0.02, "loading the models")
             pipe = self.pipeline
             step(0.1, "reading the images")
-            c, g, t = _load(content, "content"), _load(geometry, "geometry"), _load(texture, "texture")
+            side = int(size)
+            c, g, t = (_load(content, "content", side), _load(geometry, "geometry", side),
+                       _load(texture, "texture", side))
             step(0.25, "warping and painting" if g is not None else "painting")
             result = pipe.run(c, g, t, options, cache=self.cache)
             step(0.9, "composing the outputs")

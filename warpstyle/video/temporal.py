@@ -195,7 +195,7 @@ class TemporalStylizer:
         self.plan = None if items is None else pipeline.styler.plan(
             len(items), alpha=opts.alpha, weights=opts.texture_weights, preserve_color=None, bf16=self.bf16,
             name="texture", item="texture", weights_name="texture_weights")
-        self.prep = pipeline.prepare(geometry, items, self.bf16, method=opts.method)
+        self.prep = pipeline.prepare(geometry, items, self.bf16, method=opts.method, working_size=opts.size)
         self.detector = CutDetector(self.temporal.cut_threshold)
         self.out_hw: tuple[int, int] | None = None
         self.in_hw: tuple[int, int] | None = None
