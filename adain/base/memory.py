@@ -139,7 +139,7 @@ def estimate_tiled_bytes(hw: tuple[int, int], tile: int, *, margin: int, alpha: 
 
     Example:
         >>> round(estimate_tiled_bytes((4320, 7680), 1024, margin=96) / 2**30, 1)
-        4.4
+        4.7
     """
     th, tw = min(hw[0], tile + 2 * margin), min(hw[1], tile + 2 * margin)
     per_tile = estimate_stylize_bytes((th, tw), alpha=alpha, bf16=bf16, styles=[(th, tw)], skips=skips) - _BASE_BYTES

@@ -134,7 +134,7 @@ _BASES = [fz.make_case(c, k, seed=11) for c, k in
            ("palette_transparency", 0), ("high_bit_depth", 0), ("valid", 3), ("valid", 4)]]
 
 
-@settings(max_examples=150, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=10_000, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(base=st.sampled_from(_BASES),
        edits=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)), max_size=8),
        cut=st.floats(0.0, 1.0))
@@ -148,7 +148,7 @@ def test_hypothesis_mutated_files(tmp_path, base, edits, cut):
     assert out.outcome != "fail", out.detail
 
 
-@settings(max_examples=100, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=10_000, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(prefix=st.sampled_from([m for _, m, _ in fz._MAGICS] + [b""]), tail=st.binary(max_size=200),
        ext=st.sampled_from([".png", ".jpg", ".gif", ".webp", ".tif", ".bmp", ""]))
 def test_hypothesis_magic_plus_junk(tmp_path, prefix, tail, ext):
@@ -156,7 +156,7 @@ def test_hypothesis_magic_plus_junk(tmp_path, prefix, tail, ext):
     assert out.outcome != "fail", out.detail
 
 
-@settings(max_examples=60, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=10_000, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(w=st.integers(0, 2**31 - 1), h=st.integers(0, 2**31 - 1), ct=st.sampled_from([0, 2, 3, 4, 6]),
        bd=st.sampled_from([1, 8, 16]))
 def test_hypothesis_png_size_claims(tmp_path, w, h, ct, bd):
