@@ -357,7 +357,7 @@ def test_i8_memory_error_while_decoding_is_reported_as_memory(tmp_path, monkeypa
     def no_memory(*a, **k):
         raise MemoryError("Unable to allocate 732. MiB for an array with shape (8000, 8000, 3) and data type float32")
 
-    monkeypatch.setattr("adain.base.image._pil_to_rgb_array", no_memory)
+    monkeypatch.setattr("adain.base.imagefile._pil_to_rgb_array", no_memory)
     with pytest.raises(ImageError) as e:
         load_image(path)
     assert "out of memory decoding its 64x48 pixels" in str(e.value) and "corrupt" not in str(e.value)
