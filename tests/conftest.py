@@ -5,7 +5,8 @@ Everything written goes under ``tmp_path``; nothing is written into the reposito
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -79,3 +80,17 @@ def make_folder(tmp_path: Path) -> Callable[..., Path]:
         return root
 
     return _make
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _empty_onnx_graph_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Point the onnx engine's graph cache at an empty folder for the whole run, so ``--engine auto``
+    takes torch in every test unless a test builds graphs itself (tests/adain/engines/conftest.py)."""
+    old = os.environ.get("WARPSTYLE_ONNX_CACHE")
+    path = tmp_path_factory.mktemp("onnx_cache_empty")
+    os.environ["WARPSTYLE_ONNX_CACHE"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("WARPSTYLE_ONNX_CACHE", None)
+    else:
+        os.environ["WARPSTYLE_ONNX_CACHE"] = old

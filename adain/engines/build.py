@@ -15,6 +15,7 @@ and a ``manifest.json`` (:mod:`.graphs`) naming the weights' hashes and each gra
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import time
@@ -27,6 +28,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from adain.base.errors import StyleTransferError
 from adain.base.storage.files import atomic_path
 from adain.base.encoder.vgg import VGGEncoder
 from adain.decoder import SKIP_SHAPES, Decoder
@@ -126,7 +128,12 @@ def build_graphs(decoder: str | Path | None = None, vgg: str | Path | None = Non
 
     Raises:
         CheckpointError: a weights file is missing or not one.
+        StyleTransferError: onnx or onnxscript (the 'export' extra) is missing.
     """
+    missing = [m for m in ("onnx", "onnxscript") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise StyleTransferError(f"building the ONNX graphs needs the 'export' extra (missing: {', '.join(missing)}); "
+                                 "install it with: pip install -e '.[export]'")
     t0 = time.perf_counter()
     vgg_path, dec_path = weights_paths(decoder, vgg)
     digests = {"vgg": file_digest(vgg_path), "decoder": file_digest(dec_path)}

@@ -2,8 +2,8 @@
 
 Provisioning (docs/engines.md): graphs are built once per pair of weights files by
 :func:`adain.engines.build.build_graphs` (torch, ``adain build-graphs`` or the first
-``--engine onnx`` run) into ``<cache>/<key>/``, where ``<cache>`` is ``$XDG_CACHE_HOME/warpstyle/onnx``
-(``~/.cache/warpstyle/onnx`` when unset) and ``<key>`` hashes the SHA-256 of both weights files'
+``--engine onnx`` run) into ``<cache>/<key>/``, where ``<cache>`` is ``$WARPSTYLE_ONNX_CACHE`` if set,
+else ``$XDG_CACHE_HOME/warpstyle/onnx`` (``~/.cache/warpstyle/onnx`` when unset) and ``<key>`` hashes the SHA-256 of both weights files'
 bytes and the opset, so other weights never reuse them and changed weights get new graphs.
 
 A folder holds ``encoder.onnx``, ``decoder.onnx`` and ``manifest.json``, written last. Graphs are
@@ -44,9 +44,12 @@ _KEY_VERSION = 1  # bump when the graphs' layout changes: old folders are then n
 
 
 def cache_root(cache: str | Path | None = None) -> Path:
-    """``cache``, else ``$XDG_CACHE_HOME/warpstyle/onnx`` (``~/.cache/warpstyle/onnx`` when unset)."""
+    """``cache``, else ``$WARPSTYLE_ONNX_CACHE``, else ``$XDG_CACHE_HOME/warpstyle/onnx``
+    (``~/.cache/warpstyle/onnx`` when unset)."""
     if cache is not None:
         return Path(cache)
+    if os.environ.get("WARPSTYLE_ONNX_CACHE"):
+        return Path(os.environ["WARPSTYLE_ONNX_CACHE"])
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "warpstyle" / "onnx"
 

@@ -48,6 +48,9 @@ class OnnxStyler:
 
         opts = ort.SessionOptions()
         opts.log_severity_level = 3  # errors only: its warnings would break the CLIs' one-line output
+        # No memory arena: the same speed and about half the peak memory (measured at 512 px: 670 MiB
+        # against 1320 MiB); the arena keeps every pass's largest buffers.
+        opts.enable_cpu_mem_arena = False
         if threads is not None:
             opts.intra_op_num_threads = int(threads)
         self.graphs = graphs
