@@ -175,6 +175,8 @@ class OnnxStyler:
               hw: tuple[int, int], s: int, alpha: float, preserve_color: str | None, schedule: str) -> np.ndarray:
         """One whole-image pass of ``Styler.stylize_planned`` at ``hw`` (longer side ``s``)."""
         x_s = resize_exact(x, hw)
+        # The styles first: their feature maps are gone before the content's exist (a lower peak).
+        stats = [self.style_stats(st, s, x_s if preserve_color == "match" else None) for st in styles]
         f_content: Feats | None
         if prev is not None and schedule == "restylize":
             # Coarse result for coherent large strokes, plus the content detail it could not hold.
@@ -193,9 +195,10 @@ class OnnxStyler:
             assert f_content is not None
             kept = {t: f_content[t] for t in self.graphs.keep}
         fold = alpha if f_in is f_content else 1.0  # the alpha blend folded into the affine map
-        color_ref = x_s if preserve_color == "match" else None
-        stats = [self.style_stats(st, s, color_ref) for st in styles]
-        target = {t: mix_stats(f, [st[t] for st in stats], w, fold) for t, f in f_in.items()}
+        # In place unless f_in is the content's own features and they are still needed (the keep path).
+        in_place = not (f_in is f_content and kept is not None)
+        target = {t: mix_stats(f, [st[t] for st in stats], w, fold, in_place=in_place) for t, f in f_in.items()}
+        del f_in
         if alpha < 1 and fold >= 1:
             assert f_content is not None
             for k, v in target.items():  # alpha * target + (1 - alpha) * content

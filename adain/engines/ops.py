@@ -75,18 +75,19 @@ def calc_mean_std(feat: np.ndarray, eps: float = 1e-5) -> Stats:
 
 
 def mix_stats(f: np.ndarray, styles: Sequence[Stats], weights: Sequence[float], alpha: float = 1.0,
-              own: Stats | None = None) -> np.ndarray:
+              own: Stats | None = None, *, in_place: bool = False) -> np.ndarray:
     """Mirror of ``Styler._mix_tap`` without masks: AdaIN of ``f`` ``(C, h, w)`` to each style's
     statistics, their weighted sum and the alpha blend with ``f``, as one affine map per channel.
 
-    ``own``: the statistics to normalise ``f`` by (default: ``f``'s). Returns a new float32 array.
+    ``own``: the statistics to normalise ``f`` by (default: ``f``'s). Returns a new float32 array,
+    or ``f`` itself, overwritten, with ``in_place`` (one feature map's memory less).
     """
     c_mean, c_std = calc_mean_std(f) if own is None else own
     mean = sum(float(w) * m.astype(np.float64) for w, (m, _) in zip(weights, styles))
     scale = sum(float(w) * sd.astype(np.float64) for w, (_, sd) in zip(weights, styles)) / c_std
     shift = mean - c_mean * scale
     scale, shift = alpha * scale + (1.0 - alpha), alpha * shift
-    out = f * scale.astype(np.float32)[:, None, None]
+    out = np.multiply(f, scale.astype(np.float32)[:, None, None], out=f if in_place else None)
     out += shift.astype(np.float32)[:, None, None]
     return out
 
