@@ -69,6 +69,16 @@ def load_times(engine: str, cache: Path, repeats: int) -> dict[str, float]:
     return {k: statistics.median(r[k] for r in rows) for k in rows[0]}
 
 
+def _cpu() -> str:
+    """The CPU's model name and whether it has native bf16 (which the torch engine's default uses)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.machine()
+    name = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), platform.machine())
+    return name + (" (avx512_bf16)" if "avx512_bf16" in info else " (no native bf16)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
@@ -82,8 +92,8 @@ def main() -> None:
     base = ["stylize", "-c", str(SAMPLES / "content" / a.content), "-s", str(SAMPLES / "texture" / a.style),
             "--size", str(a.size), "-o", str(out), "--no-progress"]
     cache = tmp / "cache"
-    print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; python {platform.python_version()}; "
-          f"adain stylize --size {a.size}, {a.content} x {a.style}; medians")
+    print(f"CPU: {_cpu()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; python "
+          f"{platform.python_version()}; adain stylize --size {a.size}, {a.content} x {a.style}; medians")
     rows: list[tuple[str, list[tuple[float, float]]]] = []
     firsts = []
     for i in range(a.first_repeats):
@@ -98,6 +108,7 @@ def main() -> None:
         walls = [w for w, _ in runs]
         print(f"{name:40s} {statistics.median(walls):8.2f} {statistics.median(r for _, r in runs):13.0f}   "
               f"({', '.join(f'{w:.2f}' for w in walls)})")
+    print(f"load average now {os.getloadavg()[0]:.1f}")
     print(f"{'model load (fresh process)':40s} {'import s':>8s} {'load s':>13s}")
     for engine in ("onnx", "torch"):
         t = load_times(engine, cache, a.repeats)
