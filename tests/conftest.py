@@ -5,6 +5,7 @@ Everything written goes under ``tmp_path``; nothing is written into the reposito
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -82,18 +83,26 @@ def make_folder(tmp_path: Path) -> Callable[..., Path]:
     return _make
 
 
+@contextlib.contextmanager
+def _onnx_cache_at(path: Path) -> Iterator[Path]:
+    """``$WARPSTYLE_ONNX_CACHE`` set to ``path`` for the block, then restored."""
+    old = os.environ.get("WARPSTYLE_ONNX_CACHE")
+    os.environ["WARPSTYLE_ONNX_CACHE"] = str(path)
+    try:
+        yield path
+    finally:
+        if old is None:
+            os.environ.pop("WARPSTYLE_ONNX_CACHE", None)
+        else:
+            os.environ["WARPSTYLE_ONNX_CACHE"] = old
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _empty_onnx_graph_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Point the onnx engine's graph cache at an empty folder for the whole run, so ``--engine auto``
-    takes torch in every test unless a test builds graphs itself (tests/adain/engines/conftest.py)."""
-    old = os.environ.get("WARPSTYLE_ONNX_CACHE")
-    path = tmp_path_factory.mktemp("onnx_cache_empty")
-    os.environ["WARPSTYLE_ONNX_CACHE"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("WARPSTYLE_ONNX_CACHE", None)
-    else:
-        os.environ["WARPSTYLE_ONNX_CACHE"] = old
+    takes torch in every test unless a test asks for the built graphs (:func:`with_graphs`)."""
+    with _onnx_cache_at(tmp_path_factory.mktemp("onnx_cache_empty")) as path:
+        yield path
 
 
 # The bundled weights' ONNX graphs, built once per test run into a temporary cache (about 10 s), only
@@ -114,13 +123,8 @@ def graph_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture()
 def with_graphs(graph_cache: Path) -> Iterator[Path]:
     """:func:`graph_cache` as the process's cache (``$WARPSTYLE_ONNX_CACHE``) for one test."""
-    old = os.environ.get("WARPSTYLE_ONNX_CACHE")
-    os.environ["WARPSTYLE_ONNX_CACHE"] = str(graph_cache)
-    yield graph_cache
-    if old is None:
-        os.environ.pop("WARPSTYLE_ONNX_CACHE", None)
-    else:
-        os.environ["WARPSTYLE_ONNX_CACHE"] = old
+    with _onnx_cache_at(graph_cache) as path:
+        yield path
 
 
 @pytest.fixture(scope="session")
