@@ -84,12 +84,14 @@ def stylize_cmd(content: Path, styles: Sequence[Path], weights: Sequence[float],
     opts = dict(alpha=alpha, weights=list(weights) or None, preserve_color=preserve_color, scales=pass_sizes, size=size,
                 schedule=schedule)
     style_size = size or max(c.shape[:2])
+    choice = choose_engine(engine, unsupported, decoder=decoder, vgg=vgg)
     with pass_progress("adain stylize", want_progress(progress)) as report:
-        if choose_engine(engine, unsupported, decoder=decoder, vgg=vgg) == "onnx":
+        if choice.engine == "onnx":
             _stylize_onnx(c, styles, style_size, opts, decoder, vgg, output, report)
         else:
             _stylize_torch(c, styles, style_size, masks, opts, decoder, vgg, output, report,
                            dict(device=device, bf16=bf16, refine_steps=refine_steps, tile=tile))
+    choice.log()  # after the run: an error on the way stays the one line on stderr
     click.echo(str(output))
 
 

@@ -3,11 +3,15 @@
 ``torch`` is the reference and runs everything. ``onnx`` runs :class:`.onnx_styler.OnnxStyler`
 and refuses the options it does not have (:func:`onnx_unsupported`), naming the option. ``auto``
 takes onnx when onnxruntime is importable, the graphs of the weights in use are built and every
-option is supported, else torch, saying why at info level.
+option is supported, else torch, saying why (:meth:`EngineChoice.log`, at info level).
+
+The CLIs log the choice once the run has succeeded, not when it is made: a user error found
+later (a bad style file, weights that are not weights) must stay the one line on stderr.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import logging
 from collections.abc import Sequence
@@ -19,12 +23,34 @@ from adain.base.errors import StyleTransferError
 from .graphs import find_graphs
 from .schedule import TILE_MIN_PIXELS, pass_sizes
 
-__all__ = ["Engine", "ENGINES", "onnx_unsupported", "choose_engine", "onnxruntime_available"]
+__all__ = ["Engine", "ENGINES", "EngineChoice", "onnx_unsupported", "choose_engine", "onnxruntime_available"]
 
 logger = logging.getLogger(__name__)
 
 Engine = Literal["auto", "torch", "onnx"]
 ENGINES: tuple[str, ...] = ("auto", "torch", "onnx")
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineChoice:
+    """The engine a run takes: ``engine`` (``"torch"`` or ``"onnx"``), what was asked for, and for
+    auto's torch the reason (e.g. ``"the onnx engine does not support --mask"``)."""
+
+    engine: Literal["torch", "onnx"]
+    requested: str
+    reason: str | None = None
+
+    @property
+    def message(self) -> str | None:
+        """What :meth:`log` says: auto's choice and, for torch, why; None when an engine was named."""
+        if self.requested != "auto":
+            return None
+        return f"engine auto: {self.engine}" + (f" ({self.reason})" if self.reason else "")
+
+    def log(self) -> None:
+        """Log :attr:`message` at info level (the CLIs call this after a successful run)."""
+        if self.message:
+            logger.info("%s", self.message)
 
 
 def onnxruntime_available() -> bool:
@@ -68,7 +94,7 @@ def onnx_unsupported(out_hw: tuple[int, int], *, size: int | None = None, scales
 
 
 def choose_engine(requested: str, unsupported: str | None, *, decoder: str | Path | None = None,
-                  vgg: str | Path | None = None, cache: str | Path | None = None) -> Literal["torch", "onnx"]:
+                  vgg: str | Path | None = None, cache: str | Path | None = None) -> EngineChoice:
     """The engine to run: ``requested`` resolved against what the run needs and what is installed.
 
     Args:
@@ -84,23 +110,19 @@ def choose_engine(requested: str, unsupported: str | None, *, decoder: str | Pat
     if requested not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {requested!r}")
     if requested == "torch":
-        return "torch"
+        return EngineChoice("torch", requested)
     if requested == "onnx":
         if unsupported:
             detail = " (outputs over 1024x1024 px run in tiles)" if unsupported == "--size" else ""
             raise StyleTransferError(f"--engine onnx does not support {unsupported}{detail}; use --engine torch or auto")
         if not onnxruntime_available():
             raise StyleTransferError("--engine onnx needs onnxruntime: pip install -e '.[export]'")
-        return "onnx"
+        return EngineChoice("onnx", requested)
     why = None
     if unsupported:
         why = f"the onnx engine does not support {unsupported}"
     elif not onnxruntime_available():
         why = "onnxruntime is not installed"
     elif find_graphs(decoder, vgg, cache=cache) is None:
-        why = "no ONNX graphs for these weights yet (build them once: adain build-graphs)"
-    if why:
-        logger.info("engine auto: torch (%s)", why)
-        return "torch"
-    logger.info("engine auto: onnx")
-    return "onnx"
+        why = "no ONNX graphs for these weights yet; build them once: adain build-graphs"
+    return EngineChoice("torch" if why else "onnx", requested, why)

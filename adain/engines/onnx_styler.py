@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from adain.base.errors import StyleTransferError
+from adain.base.errors import CheckpointError, StyleTransferError
 from adain.base.imagefile import fit_longer
 from adain.base.values import check_range, check_weights
 
@@ -63,8 +63,6 @@ class OnnxStyler:
         got_in = [i.name for i in sess.get_inputs()]  # type: ignore[attr-defined]
         got_out = [o.name for o in sess.get_outputs()]  # type: ignore[attr-defined]
         if got_in != inputs or got_out != outputs:
-            from adain.base.errors import CheckpointError
-
             raise CheckpointError(self.graphs.folder / name, f"graph inputs {got_in} / outputs {got_out}, expected "
                                                              f"{inputs} / {outputs}; delete the folder to rebuild it")
 

@@ -24,11 +24,12 @@ TILE_MIN_PIXELS = 1 << 20
 
 
 def round8(x: float) -> int:
-    """``x`` px rounded to a multiple of 8, at least :data:`MIN_SIDE` (a pass's side).
+    """``x`` px rounded to the nearest multiple of 8 (ties to even, Python's ``round``), at least
+    :data:`MIN_SIDE` (a pass's side).
 
     Example:
-        >>> round8(100), round8(3)
-        (104, 16)
+        >>> round8(101), round8(100), round8(3)
+        (104, 96, 16)
     """
     return max(MIN_SIDE, int(round(x / 8)) * 8)
 

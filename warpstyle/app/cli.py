@@ -183,51 +183,55 @@ def run_cmd(contents: Sequence[Path], geometry: Path | None, textures: Sequence[
     others = [("--geometry", geometry), *(("--texture", t) for t in textures), ("--warper", warper_path),
               ("--decoder", decoder), ("--vgg", vgg)]
     batch = len(contents) > 1 or any(c.is_dir() for c in contents)
-    onnx = _onnx_run(engine, contents=contents, geometry=geometry, textures=textures, batch=batch, save_sheet=save_sheet,
-                     size=size, max_size=max_size, scales=parse_scales(scales), refine_steps=refine_steps, bf16=bf16,
-                     device=device, tile=tile, decoder=decoder, vgg=vgg)
-    if onnx is not None:  # texture only, no torch: the same route as Pipeline.run's, in numpy and onnxruntime
+    choice, content, longer = _choose_engine(
+        engine, contents=contents, geometry=geometry, textures=textures, batch=batch, save_sheet=save_sheet, size=size,
+        max_size=max_size, scales=parse_scales(scales), refine_steps=refine_steps, bf16=bf16, device=device, tile=tile,
+        decoder=decoder, vgg=vgg)
+    if choice.engine == "onnx":  # texture only, no torch: the same route as Pipeline.run's, in numpy and onnxruntime
         from warpstyle.app.texture_onnx import texture_only_onnx
 
         _check_single_output(output, [], contents[0], others)
         with pass_progress("warpstyle run", want_progress(progress)) as report:
-            texture_only_onnx(onnx[0], textures, onnx[1], alpha=alpha, weights=list(texture_weights) or None,
+            texture_only_onnx(content, textures, longer, alpha=alpha, weights=list(texture_weights) or None,
                               preserve_color=preserve_color, scales=parse_scales(scales), schedule=schedule,
                               decoder=decoder, vgg=vgg, output=output, progress=report)
+        choice.log()  # after the run: an error on the way stays the one line on stderr
         click.echo(str(output))
         return 0
-    return _run_torch(contents, geometry, textures, others, batch, output, size=size, max_size=max_size,
-                      skip_existing=skip_existing, overwrite=overwrite, save_warped=save_warped, save_field=save_field,
-                      save_sheet=save_sheet, progress=progress, warper_path=warper_path, decoder=decoder, vgg=vgg,
-                      device=device,
-                      opts=dict(method=method, strength=strength, padding=padding, smoothness=smoothness,
-                                warp_refine=warp_refine, align=align, alpha=alpha, texture_weights=texture_weights,
-                                preserve_color=preserve_color, size=size, max_size=max_size, scales=parse_scales(scales),
-                                schedule=schedule, refine_steps=refine_steps, tile=tile, bf16=bf16, seed=seed))
+    rc = _run_torch(contents, geometry, textures, others, batch, output, size=size, max_size=max_size,
+                    skip_existing=skip_existing, overwrite=overwrite, save_warped=save_warped, save_field=save_field,
+                    save_sheet=save_sheet, progress=progress, warper_path=warper_path, decoder=decoder, vgg=vgg,
+                    device=device,
+                    opts=dict(method=method, strength=strength, padding=padding, smoothness=smoothness,
+                              warp_refine=warp_refine, align=align, alpha=alpha, texture_weights=texture_weights,
+                              preserve_color=preserve_color, size=size, max_size=max_size, scales=parse_scales(scales),
+                              schedule=schedule, refine_steps=refine_steps, tile=tile, bf16=bf16, seed=seed))
+    choice.log()
+    return rc
 
 
-def _onnx_run(engine: str, *, contents: Sequence[Path], geometry: Path | None, textures: Sequence[Path], batch: bool,
-              save_sheet: bool, size: int | None, max_size: int, scales: list[int] | None, refine_steps: int,
-              bf16: bool | None, device: str, tile: int | None, decoder: Path | None, vgg: Path | None
-              ) -> tuple[Any, int] | None:
-    """For the onnx engine (chosen, or auto's pick): the decoded content and the output's longer side;
-    None for torch. ``--engine onnx`` with an option it lacks raises, naming the option."""
-    from adain.engines.choose import choose_engine, onnx_unsupported
+def _choose_engine(engine: str, *, contents: Sequence[Path], geometry: Path | None, textures: Sequence[Path],
+                   batch: bool, save_sheet: bool, size: int | None, max_size: int, scales: list[int] | None,
+                   refine_steps: int, bf16: bool | None, device: str, tile: int | None, decoder: Path | None,
+                   vgg: Path | None) -> tuple[Any, Any, int]:
+    """``(choice, content, longer)``: the :class:`~adain.engines.choose.EngineChoice`, and for the onnx
+    engine the decoded content and the output's longer side (else None and 0). ``--engine onnx``
+    with an option it lacks raises, naming the option."""
+    from adain.engines.choose import EngineChoice, choose_engine, onnx_unsupported
 
     from warpstyle.app.texture_onnx import read_content, run_unsupported
     from warpstyle.sizes import longer_side
 
     if engine == "torch":
-        return None
+        return EngineChoice("torch", engine), None, 0
     shape = run_unsupported(geometry=geometry, textures=textures, batch=batch, save_sheet=save_sheet, out_hw=None,
                             scales=scales, refine_steps=refine_steps, bf16=bf16, device=device, tile=tile)
     if shape is not None:
-        choose_engine(engine, shape, decoder=decoder, vgg=vgg)  # raises for onnx, says why for auto
-        return None
+        return choose_engine(engine, shape, decoder=decoder, vgg=vgg), None, 0  # raises for onnx
     longer = longer_side(size, max_size)
     content, out_hw = read_content(contents[0], longer)
     why = onnx_unsupported(out_hw, scales=scales, refine_steps=refine_steps, bf16=bf16, device=device, tile=tile)
-    return (content, longer) if choose_engine(engine, why, decoder=decoder, vgg=vgg) == "onnx" else None
+    return choose_engine(engine, why, decoder=decoder, vgg=vgg), content, longer
 
 
 def _run_torch(contents: Sequence[Path], geometry: Path | None, textures: Sequence[Path], others: list, batch: bool,

@@ -27,7 +27,8 @@ def test_supported_runs_have_no_objection():
 
 
 def test_torch_is_always_torch():
-    assert choose_engine("torch", "--mask") == "torch"
+    choice = choose_engine("torch", "--mask")
+    assert choice.engine == "torch" and choice.message is None
 
 
 def test_onnx_refuses_an_unsupported_option_in_one_line():
@@ -49,11 +50,12 @@ def test_onnx_without_onnxruntime_says_how_to_install(monkeypatch):
 def test_auto_falls_back_to_torch_saying_why(monkeypatch, caplog, tmp_path, unsupported, available, why):
     monkeypatch.setattr(choose, "onnxruntime_available", lambda: available)
     with caplog.at_level(logging.INFO, logger="adain.engines.choose"):
-        assert choose_engine("auto", unsupported, cache=tmp_path) == "torch"
+        choice = choose_engine("auto", unsupported, cache=tmp_path)
+        assert choice.engine == "torch" and not caplog.text  # said only when the CLI logs it, after the run
+        choice.log()
     assert why in caplog.text and "engine auto: torch" in caplog.text
 
 
 def test_auto_takes_onnx_when_the_graphs_exist(graph_cache, caplog):
-    with caplog.at_level(logging.INFO, logger="adain.engines.choose"):
-        assert choose_engine("auto", None, cache=graph_cache) == "onnx"
-    assert "engine auto: onnx" in caplog.text
+    choice = choose_engine("auto", None, cache=graph_cache)
+    assert choice.engine == "onnx" and choice.message == "engine auto: onnx"

@@ -103,3 +103,13 @@ def test_build_graphs_command_prints_the_folder(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(build, "build_graphs", lambda d, v: GraphSet(tmp_path / "g", ("relu4_1",), (), 3.0, {}))
     assert _run(["build-graphs"]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "g")
+
+
+def test_auto_keeps_a_user_error_to_one_line(tmp_path):
+    """The fallback's info line comes after a successful run, so a bad input is still the one line."""
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    proc = _subprocess(["stylize", "-c", str(CONTENT), "-s", str(empty), "--size", "32", "-o", str(tmp_path / "o.png")],
+                       tmp_path / "no_graphs")
+    err = proc.stderr.strip().splitlines()
+    assert proc.stdout.strip().startswith("rc 2") and len(err) == 1 and "file is empty" in err[0]
