@@ -2,8 +2,9 @@
 
     python benchmarks/bench_engines.py [--repeats 3] [--size 512] [--content kodim04.jpg] [--style vangogh_the-starry-night.jpg]
 
-Each run is a fresh process (``python -m adain stylize ... -o <tmp>.jpg``), timed from the parent
-and its peak RSS read from ``wait4``, so the figures are what a user waits for. Rows:
+Each run is a fresh process (``python -m adain stylize ... -o <tmp>.jpg``), timed from the parent,
+its CPU time (user + system) and peak RSS read from ``wait4``, so the figures are what a user waits
+for; the engines take turns (round robin), so a change in a shared machine's load falls on each. Rows:
 
 * ``onnx, first run``: an empty graph cache, so the run builds the graphs (torch export) first;
 * ``onnx``: later runs, graphs cached (never imports torch);
@@ -46,8 +47,8 @@ def _env(cache: Path) -> dict[str, str]:
     return os.environ | {"WARPSTYLE_ONNX_CACHE": str(cache), "PYTHONPATH": str(ROOT)}
 
 
-def run_once(args: list[str], cache: Path) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one ``python -m adain`` process."""
+def run_once(args: list[str], cache: Path) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (user + system) and peak RSS (MiB) of one ``python -m adain`` process."""
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "adain", "-q", *args], env=_env(cache), cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -57,7 +58,7 @@ def run_once(args: list[str], cache: Path) -> tuple[float, float]:
     err = proc.stderr.read().decode() if proc.stderr else ""
     if proc.returncode != 0:
         raise SystemExit(f"adain {' '.join(args)} failed ({proc.returncode}): {err.strip()}")
-    return wall, usage.ru_maxrss / 1024.0
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0
 
 
 def load_times(engine: str, cache: Path, repeats: int) -> dict[str, float]:
@@ -94,20 +95,20 @@ def main() -> None:
     cache = tmp / "cache"
     print(f"CPU: {_cpu()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; python "
           f"{platform.python_version()}; adain stylize --size {a.size}, {a.content} x {a.style}; medians")
-    rows: list[tuple[str, list[tuple[float, float]]]] = []
-    firsts = []
-    for i in range(a.first_repeats):
-        firsts.append(run_once([*base, "--engine", "onnx"], tmp / f"fresh{i}"))
-    rows.append(("onnx, first run (builds the graphs)", firsts))
+    firsts = [run_once([*base, "--engine", "onnx"], tmp / f"fresh{i}") for i in range(a.first_repeats)]
     run_once([*base, "--engine", "onnx"], cache)  # builds this cache's graphs, not timed
-    rows.append(("onnx", [run_once([*base, "--engine", "onnx"], cache) for _ in range(a.repeats)]))
-    rows.append(("auto (graphs built: onnx)", [run_once([*base, "--engine", "auto"], cache) for _ in range(a.repeats)]))
-    rows.append(("torch", [run_once([*base, "--engine", "torch"], cache) for _ in range(a.repeats)]))
-    print(f"{'whole process':40s} {'wall s':>8s} {'peak RSS MiB':>13s}   (runs: wall s)")
-    for name, runs in rows:
-        walls = [w for w, _ in runs]
-        print(f"{name:40s} {statistics.median(walls):8.2f} {statistics.median(r for _, r in runs):13.0f}   "
-              f"({', '.join(f'{w:.2f}' for w in walls)})")
+    # Round robin, so that a change in the machine's load (other jobs) falls on every engine alike.
+    engines = {"onnx": "onnx", "auto (graphs built: onnx)": "auto", "torch": "torch"}
+    runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in engines}
+    for _ in range(a.repeats):
+        for name, engine in engines.items():
+            runs[name].append(run_once([*base, "--engine", engine], cache))
+    rows = [("onnx, first run (builds the graphs)", firsts), *runs.items()]
+    print(f"{'whole process':40s} {'wall s':>7s} {'CPU s':>6s} {'peak RSS MiB':>13s}   (runs: wall s)")
+    for name, rs in rows:
+        walls = [w for w, _, _ in rs]
+        print(f"{name:40s} {statistics.median(walls):7.2f} {statistics.median(c for _, c, _ in rs):6.2f} "
+              f"{statistics.median(r for _, _, r in rs):13.0f}   ({', '.join(f'{w:.2f}' for w in walls)})")
     print(f"load average now {os.getloadavg()[0]:.1f}")
     print(f"{'model load (fresh process)':40s} {'import s':>8s} {'load s':>13s}")
     for engine in ("onnx", "torch"):
