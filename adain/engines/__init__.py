@@ -18,6 +18,7 @@ from adain.base.lazy import lazy_exports
 _EXPORTS = {
     "ENGINES": ".choose",
     "Engine": ".choose",
+    "EngineChoice": ".choose",
     "choose_engine": ".choose",
     "onnx_unsupported": ".choose",
     "OnnxStyler": ".onnx_styler",
@@ -31,12 +32,12 @@ _EXPORTS = {
 
 if TYPE_CHECKING:
     from .build import build_graphs
-    from .choose import ENGINES, Engine, choose_engine, onnx_unsupported
+    from .choose import ENGINES, Engine, EngineChoice, choose_engine, onnx_unsupported
     from .graphs import GraphSet, find_graphs, graph_dir
     from .onnx_styler import OnnxStyler
     from .schedule import pass_sizes, scale_schedule
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
-__all__ = ["ENGINES", "Engine", "choose_engine", "onnx_unsupported", "OnnxStyler", "GraphSet", "graph_dir",
+__all__ = ["ENGINES", "Engine", "EngineChoice", "choose_engine", "onnx_unsupported", "OnnxStyler", "GraphSet", "graph_dir",
            "find_graphs", "build_graphs", "pass_sizes", "scale_schedule"]
