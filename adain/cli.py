@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -51,16 +52,21 @@ def cli(verbose: int, quiet: bool) -> None:
               help="Output image (.png, .jpg, .webp, .bmp, .tif); replaced if it exists, refused if it is an input.")
 @click.option("--progress/--no-progress", default=None,
               help="Per-pass progress bar with an ETA on stderr [default: when stderr is a terminal].")
+@click.option("--engine", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True,
+              help="torch (the reference), onnx (onnxruntime, float32, never imports torch; builds its graphs once, about "
+                   "10 s; no --mask, --refine, --bf16, --device cuda, tiles or outputs over 1024x1024 px), or auto: onnx "
+                   "when onnxruntime is installed, the graphs of these weights are built (adain build-graphs) and the "
+                   "options allow, else torch. See docs/engines.md.")
 def stylize_cmd(content: Path, styles: Sequence[Path], weights: Sequence[float], alpha: float, masks: Sequence[Path],
                 preserve_color: str | None, scales: str, size: int | None, schedule: str, refine_steps: int, tile: int | None,
                 decoder: Path | None, vgg: Path | None, device: str, bf16: bool | None, output: Path,
-                progress: bool | None) -> None:
+                progress: bool | None, engine: str) -> None:
     """Paint CONTENT with the texture of one or more STYLE images."""
-    from .base.image import check_image_output, decode_cost, load_image, resize_exact, save_image
+    # Nothing here imports torch before the engine is chosen: the onnx engine never does.
+    from .base.imagefile import check_image_output, decode_cost, fit_longer, read_rgb
     from .base.memory import check_decode_memory
     from .base.storage.outputs import check_not_inputs
-    from .styler import Styler
-    from .base.training import resolve_device
+    from .engines.choose import choose_engine, onnx_unsupported
 
     if weights and len(weights) != len(styles):
         raise click.BadParameter(f"give one --weight per --style ({len(styles)}); got {len(weights)}", param_hint="--weight")
@@ -72,21 +78,72 @@ def stylize_cmd(content: Path, styles: Sequence[Path], weights: Sequence[float],
     check_image_output(output)
     check_not_inputs([output], [("--content", content), *(("--style", s) for s in styles),
                                 *(("--mask", m) for m in masks), ("--decoder", decoder), ("--vgg", vgg)])
-    dev = resolve_device(device)
     # From the headers, before any decode: each input decoded toward the output's size must fit in memory.
     style_side = size or max(decode_cost(content).size)
     check_decode_memory([(content, size), *((s, style_side) for s in styles), *((m, None) for m in masks)])
-    c = load_image(content, working_size=size)  # a large file straight to about the output's size
-    tune_allocator_for(size or max(c.shape[-2:]))
-    style_images = [load_image(s, working_size=size or max(c.shape[-2:])) for s in styles]
+    c = read_rgb(content, working_size=size)  # (H, W, 3); a large file straight to about the output's size
+    out_hw = fit_longer(c.shape[:2], size or max(c.shape[:2]))
+    unsupported = onnx_unsupported(out_hw, size=size, scales=pass_sizes, masks=bool(masks), refine_steps=refine_steps,
+                                   bf16=bf16, device=device, tile=tile)
+    opts = dict(alpha=alpha, weights=list(weights) or None, preserve_color=preserve_color, scales=pass_sizes, size=size,
+                schedule=schedule)
+    style_size = size or max(c.shape[:2])
+    choice = choose_engine(engine, unsupported, decoder=decoder, vgg=vgg)
+    with pass_progress("adain stylize", want_progress(progress)) as report:
+        if choice.engine == "onnx":
+            _stylize_onnx(c, styles, style_size, opts, decoder, vgg, output, report)
+        else:
+            _stylize_torch(c, styles, style_size, masks, opts, decoder, vgg, output, report,
+                           dict(device=device, bf16=bf16, refine_steps=refine_steps, tile=tile))
+    choice.log()  # after the run: an error on the way stays the one line on stderr
+    click.echo(str(output))
+
+
+def _stylize_onnx(content: Any, styles: Sequence[Path], style_size: int, opts: dict[str, Any], decoder: Path | None,
+                  vgg: Path | None, output: Path, report: Callable[[int, int], None] | None) -> None:
+    """``adain stylize`` on onnxruntime: ``content`` is the decoded ``(H, W, 3)`` array."""
+    import numpy as np
+
+    from .base.imagefile import write_rgb
+    from .engines.onnx_styler import OnnxStyler, read_chw
+
+    style_images = [read_chw(s, working_size=style_size) for s in styles]
+    styler = OnnxStyler.from_pretrained(decoder, vgg=vgg, build=True)  # builds the graphs once (torch)
+    out = styler.stylize(np.ascontiguousarray(content.transpose(2, 0, 1)), style_images, progress=report, **opts)
+    write_rgb(out.transpose(1, 2, 0), output)
+
+
+def _stylize_torch(content: Any, styles: Sequence[Path], style_size: int, masks: Sequence[Path], opts: dict[str, Any],
+                   decoder: Path | None, vgg: Path | None, output: Path, report: Callable[[int, int], None] | None,
+                   torch_opts: dict[str, Any]) -> None:
+    """``adain stylize`` on torch, the reference engine: ``content`` is the decoded ``(H, W, 3)`` array."""
+    from .base.image import load_image, resize_exact, save_image
+    from .base.training import resolve_device
+    from .styler import Styler
+
+    dev = resolve_device(torch_opts.pop("device"))
+    c = load_image(content)
+    tune_allocator_for(opts["size"] or max(c.shape[-2:]))
+    style_images = [load_image(s, working_size=style_size) for s in styles]
     mask_t = [resize_exact(load_image(m).mean(1, keepdim=True), tuple(c.shape[-2:])) for m in masks] or None
     styler = Styler.from_pretrained(decoder, vgg=vgg, device=dev)
-    with pass_progress("adain stylize", want_progress(progress)) as report:
-        out = styler.stylize(c, style_images, alpha=alpha, weights=list(weights) or None, masks=mask_t,
-                             preserve_color=preserve_color, scales=pass_sizes, size=size, bf16=bf16,  # type: ignore[arg-type]
-                             schedule=schedule, refine_steps=refine_steps, tile=tile, progress=report)  # type: ignore[arg-type]
+    out = styler.stylize(c, style_images, masks=mask_t, progress=report, **opts, **torch_opts)
     save_image(out, output)
-    click.echo(str(output))
+
+
+@cli.command("build-graphs")
+@click.option("--decoder", type=click.Path(path_type=Path), default=None, help="Decoder weights [default: bundled].")
+@click.option("--vgg", type=click.Path(path_type=Path), default=None, help="VGG-19 weights [default: bundled Oxford].")
+def build_graphs_cmd(decoder: Path | None, vgg: Path | None) -> None:
+    """Build the onnx engine's graphs of these weights once (needs torch and the 'export' extra; about 10 s).
+
+    They go to $XDG_CACHE_HOME/warpstyle/onnx/<hash of the weights>/ (~/.cache when unset), where
+    `adain stylize --engine auto` finds them. Prints the folder.
+    """
+    require_inputs(weights=[decoder, vgg])
+    from .engines.build import build_graphs
+
+    click.echo(str(build_graphs(decoder, vgg).folder))
 
 
 @cli.command("train-styler")

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -103,6 +104,14 @@ def _shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     _check_upsample(config.get("upsample", "nearest"))
     _check_padding(config.get("encoder_padding", "zeros"))
     return meta_shapes(lambda: Decoder(skips=skips, keep=keep, keep_power=power))
+
+
+def _float32(t: torch.Tensor) -> torch.Tensor:
+    """A contiguous float32 copy or view of a loaded tensor; CPU half tensors convert in numpy (one
+    thread: torch's conversions of 30 small tensors each wait for its thread pool, issue 31)."""
+    if t.device.type == "cpu" and t.dtype == torch.float16:
+        return torch.from_numpy(t.contiguous().numpy().astype(np.float32))
+    return t.float().contiguous()
 
 
 class Decoder(nn.Sequential):
@@ -323,8 +332,11 @@ class Decoder(nn.Sequential):
             skips, keep = meta.config.get("skips", []), meta.config.get("keep", [])
             power = meta.config.get("keep_power", KEEP_POWER)
         extra = {} if meta is None else {k: meta.config[k] for k in ("upsample", "encoder_padding") if k in meta.config}
-        dec = cls(skips=skips, keep=keep, keep_power=power, **extra)
-        dec.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+        # Built on the meta device and given the file's tensors (assign): no random init to overwrite
+        # and no copy into it (issue 31: model loading at every start).
+        with torch.device("meta"):
+            dec = cls(skips=skips, keep=keep, keep_power=power, **extra)
+        dec.load_state_dict({k: _float32(v) for k, v in state.items()}, strict=True, assign=True)
         dec.eval()
         return dec.to(device) if device is not None else dec
 

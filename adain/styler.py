@@ -22,6 +22,7 @@ from .base.image import ImageLike, as_image_batch, fit_longer, resize_exact, res
 from .base.memory import check_memory
 from .base.runtime import bf16_autocast, default_bf16
 from .base.encoder.vgg import VGGEncoder
+from .engines.schedule import MIN_SCALE, MIN_SIDE, TILE_MIN_PIXELS, pass_sizes, round8, scale_schedule
 
 __all__ = ["Styler", "StyleBank", "StylizePlan", "ColorMode", "Schedule", "SCHEDULES", "scale_schedule", "MIN_SCALE",
            "TILE_MIN_PIXELS", "DEFAULT_TILE", "TILE_MARGIN", "TILE_SIZES", "tile_spans", "tile_window"]
@@ -30,17 +31,9 @@ ColorMode = Literal["match", "luminance"]
 #: How a finer pass uses the coarser pass's result (see ``Styler.stylize``).
 Schedule = Literal["guided", "restylize"]
 SCHEDULES: tuple[str, ...] = ("guided", "restylize")
-#: The coarsest scale of the automatic schedule (px, longer side). Measured on 8 held-out pairs at
-#: 512 px (docs/quality.md): a 256 px pass before the 512 one costs style and content against a single
-#: 512 px pass whichever schedule joins them, so coarse passes start at 512.
-MIN_SCALE = 512
 #: Progress units of one refinement step, per output pixel: a step runs VGG-19 forward and backward
 #: in float32, about three feed-forward passes' work (docs/quality.md, "Quality mode").
 REFINE_STEP_COST = 3
-#: Passes with more pixels than this run in tiles when the plan leaves the tile size automatic: every
-#: output up to 1024x1024 keeps the whole-image pass it always had. Measured at 4K bf16: with 2 MP,
-#: the whole-image 1920x1080 pass beside the tiled 3840 one set the peak (4.13 GiB).
-TILE_MIN_PIXELS = 1 << 20
 #: Core side of a tile (px) when tiling is automatic and memory allows; the pre-flight picks a smaller
 #: one of :data:`TILE_SIZES` when it does not.
 DEFAULT_TILE = 1024
@@ -49,28 +42,6 @@ TILE_SIZES: tuple[int, ...] = (1024, 768, 512, 384, 256)
 #: the decoder see about 70 px each way; a tile's outer half-margin is context only, its inner
 #: half-margin is blended with the neighbour's by a raised cosine (:func:`tile_window`).
 TILE_MARGIN = 96
-
-
-def scale_schedule(size: int, scales: Sequence[int] | None = None) -> list[int]:
-    """Longer-side sizes of the coarse-to-fine passes, ending at ``size``.
-
-    ``scales=None`` halves from ``size`` down to the first value >= 512, e.g. 2048 -> [512, 1024, 2048],
-    1024 -> [512, 1024], 512 -> [512], 300 -> [300]. Explicit scales are sorted, clipped to ``size``
-    and end at it.
-
-    Example:
-        >>> scale_schedule(1024)
-        [512, 1024]
-    """
-    if size < 8:
-        raise ValueError(f"size must be at least 8 px; got {size}")
-    if scales is None:
-        out = [size]
-        while out[0] // 2 >= MIN_SCALE:
-            out.insert(0, out[0] // 2)
-        return out
-    vals = sorted({int(s) for s in scales if 8 <= int(s) < size})
-    return vals + [size]
 
 
 #: Encoder features by tap name: relu4_1 ``(B, 512, h, w)`` and a skip decoder's finer taps.
@@ -118,12 +89,9 @@ class StylizePlan:
     tile: int | None = None
 
 
-#: Smallest side of a pass (px): relu4_1 is 1/8 of it, and the decoder's reflection padding needs 2 px.
-_MIN_SIDE = 16
-
-
-def _round8(x: int) -> int:
-    return max(_MIN_SIDE, int(round(x / 8)) * 8)
+# One schedule for both engines (adain/engines/schedule.py); the old private names stay.
+_MIN_SIDE = MIN_SIDE
+_round8 = round8
 
 
 def tile_spans(n: int, tile: int, margin: int = TILE_MARGIN) -> list[tuple[int, int, int, int]]:
@@ -189,6 +157,20 @@ def _final_stats(acc: dict[str, list[torch.Tensor | float]], eps: float = 1e-5) 
 _TAP_STRIDE = {"relu1_1": 1, "relu2_1": 2, "relu3_1": 4, "relu4_1": 8}
 
 
+def _to_channels_last(module: nn.Module) -> None:
+    """``module.to(memory_format=torch.channels_last)`` for CPU float32 weights, transposed in numpy.
+
+    numpy runs on the calling thread; torch's 68 copies each wait for its thread pool, which on a
+    busy 2-core machine took 0.15 to 0.2 s of every start (issue 31). Other weights go through torch.
+    """
+    for p in module.parameters():
+        if p.dim() == 4 and p.device.type == "cpu" and p.dtype == torch.float32 \
+                and not p.is_contiguous(memory_format=torch.channels_last):
+            nhwc = np.ascontiguousarray(p.detach().numpy().transpose(0, 2, 3, 1))  # (O, kh, kw, I)
+            p.data = torch.from_numpy(nhwc).permute(0, 3, 1, 2)  # (O, I, kh, kw), channels_last strides
+    module.to(memory_format=torch.channels_last)  # what is left (a no-op for the weights above)
+
+
 class Styler(nn.Module):
     """AdaIN styler (Huang & Belongie 2017) applied coarse-to-fine over several scales.
 
@@ -223,7 +205,7 @@ class Styler(nn.Module):
         dec = Decoder.from_pretrained(decoder)
         styler = cls(enc, dec).eval().requires_grad_(False)
         # channels_last weights: measured 1.4x faster VGG passes on CPU in bf16 (0.57 -> 0.41 s at 512 px).
-        styler.to(memory_format=torch.channels_last)
+        _to_channels_last(styler)
         return styler.to(device) if device is not None else styler
 
     @property
@@ -664,8 +646,7 @@ class Styler(nn.Module):
         out_hw = self.output_size(tuple(x.shape[-2:]), size)
         out_long = max(out_hw) if size is None else int(size)
         prev: torch.Tensor | None = None
-        passes = [(_round8(out_hw[0] * s / out_long), _round8(out_hw[1] * s / out_long), s)
-                  for s in scale_schedule(out_long, plan.scales)]
+        passes = pass_sizes(out_hw, size, plan.scales)
         step_cost = REFINE_STEP_COST * out_hw[0] * out_hw[1]
         total, done = sum(ph * pw for ph, pw, _ in passes) + plan.refine_steps * step_cost, 0
         if progress is not None:

@@ -5,7 +5,9 @@ Everything written goes under ``tmp_path``; nothing is written into the reposito
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -79,3 +81,63 @@ def make_folder(tmp_path: Path) -> Callable[..., Path]:
         return root
 
     return _make
+
+
+@contextlib.contextmanager
+def _onnx_cache_at(path: Path) -> Iterator[Path]:
+    """``$WARPSTYLE_ONNX_CACHE`` set to ``path`` for the block, then restored."""
+    old = os.environ.get("WARPSTYLE_ONNX_CACHE")
+    os.environ["WARPSTYLE_ONNX_CACHE"] = str(path)
+    try:
+        yield path
+    finally:
+        if old is None:
+            os.environ.pop("WARPSTYLE_ONNX_CACHE", None)
+        else:
+            os.environ["WARPSTYLE_ONNX_CACHE"] = old
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _empty_onnx_graph_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Point the onnx engine's graph cache at an empty folder for the whole run, so ``--engine auto``
+    takes torch in every test unless a test asks for the built graphs (:func:`with_graphs`)."""
+    with _onnx_cache_at(tmp_path_factory.mktemp("onnx_cache_empty")) as path:
+        yield path
+
+
+# The bundled weights' ONNX graphs, built once per test run into a temporary cache (about 10 s), only
+# when a test asks for them (tests/adain/engines, tests/warpstyle/test_texture_onnx.py).
+@pytest.fixture(scope="session")
+def graph_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cache folder holding the graphs of the bundled weights; skips without the export extra."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxscript")
+    from adain.engines.build import build_graphs
+
+    cache = tmp_path_factory.mktemp("onnx_cache")
+    build_graphs(cache=cache)
+    return cache
+
+
+@pytest.fixture()
+def with_graphs(graph_cache: Path) -> Iterator[Path]:
+    """:func:`graph_cache` as the process's cache (``$WARPSTYLE_ONNX_CACHE``) for one test."""
+    with _onnx_cache_at(graph_cache) as path:
+        yield path
+
+
+@pytest.fixture(scope="session")
+def onnx_styler(graph_cache: Path):
+    """An :class:`adain.engines.OnnxStyler` on the bundled weights."""
+    from adain.engines.onnx_styler import OnnxStyler
+
+    return OnnxStyler.from_pretrained(cache=graph_cache)
+
+
+@pytest.fixture(scope="session")
+def torch_styler():
+    """The reference :class:`adain.Styler` on the bundled weights."""
+    from adain.styler import Styler
+
+    return Styler.from_pretrained()

@@ -355,7 +355,7 @@ def test_i8_memory_error_while_decoding_is_reported_as_memory(tmp_path, monkeypa
     def no_memory(*a, **k):
         raise MemoryError("Unable to allocate 732. MiB for an array with shape (8000, 8000, 3) and data type float32")
 
-    monkeypatch.setattr("adain.base.image._pil_to_rgb_array", no_memory)
+    monkeypatch.setattr("adain.base.imagefile._pil_to_rgb_array", no_memory)
     with pytest.raises(ImageError) as e:
         load_image(path)
     message = str(e.value)
@@ -432,7 +432,7 @@ def test_i8_memory_error_while_decoding_is_one_cli_line_naming_the_file(tmp_path
     def no_memory(*a, **k):
         raise MemoryError("Unable to allocate 732. MiB for an array with shape (8000, 8000, 3) and data type float32")
 
-    monkeypatch.setattr("adain.base.image._pil_to_rgb_array", no_memory)
+    monkeypatch.setattr("adain.base.imagefile._pil_to_rgb_array", no_memory)
     code, err = _run(adain_main, ["stylize", "-c", str(c), "-s", str(c), "-o", str(tmp_path / "o.png")], capsys)
     line = _one_line_error(err, "adain")
     assert code == 2 and f"cannot read '{c}': not enough memory to decode its 64x48 pixels (about 1 MiB)" in line
@@ -460,7 +460,7 @@ def _alpha_photo(w, h):
 
 @pytest.mark.parametrize("mode", ["P", "P+transparency", "RGBA", "LA", "CMYK", "1", "I;16"])
 def test_i8_banded_reduce_equals_the_whole_image_reduce(monkeypatch, mode):
-    import adain.base.image as image
+    import adain.base.imagefile as image
 
     im = _alpha_photo(301, 97)
     im = (im.convert("L").convert("I;16") if mode == "I;16" else im.convert("RGB").convert("P")
@@ -479,7 +479,7 @@ def test_i8_banded_reduce_equals_the_whole_image_reduce(monkeypatch, mode):
 @pytest.mark.parametrize("kind", ["RGBA", "P", "rotated"])
 def test_i8_no_second_full_size_image_while_decoding_to_the_working_size(tmp_path, monkeypatch, kind):
     """Only the decode itself is full size: no full-size conversion, premultiplied copy or turned copy."""
-    import adain.base.image as image
+    import adain.base.imagefile as image
     from adain.base.image import load_image, resize_exact
     from PIL import ImageOps
 

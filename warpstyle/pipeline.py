@@ -21,6 +21,7 @@ from adain.styler import ColorMode, Schedule, StyleBank, Styler
 from adain.base.encoder.vgg import VGGEncoder
 
 from warpstyle.fields.field import WarpField
+from warpstyle.sizes import DEFAULT_SIZE, longer_side as _longer_side  # one policy for both engines
 from warpstyle.fields.warp import DEFAULT_PADDING, PaddingMode
 from warpstyle.geometry.warper import DEFAULT_ALIGN, DEFAULT_METHOD, DEFAULT_SMOOTHNESS, Encoding, Method, Warper
 
@@ -28,8 +29,6 @@ __all__ = ["Pipeline", "PipelineResult", "PipelineOptions", "comparison_sheet", 
 
 log = logging.getLogger(__name__)
 
-#: Longer side of the output when none is given (px).
-DEFAULT_SIZE = 512
 #: Outputs are capped to this longer side unless raised (px); see docs for the memory it needs.
 DEFAULT_MAX_SIZE = 4096
 
@@ -90,15 +89,6 @@ def comparison_sheet(result: PipelineResult, height: int = 256) -> Image.Image:
         panels.append(("field", vis))
     panels.append(("result", result.image))
     return labelled_row(panels, height)
-
-
-def _longer_side(size: int | None, max_size: int, *, warn: bool = True) -> int:
-    """The output's longer side: ``size`` (default :data:`DEFAULT_SIZE`) capped to ``max_size`` (logged
-    when ``warn``)."""
-    want = DEFAULT_SIZE if size is None else size
-    if want > max_size and warn:
-        log.warning("output size %d capped to --max-size %d", want, max_size)
-    return min(want, max_size)
 
 
 def _texture_items(texture: ImageLike | Sequence[ImageLike]) -> list[ImageLike]:

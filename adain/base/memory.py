@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import ImageError, StyleTransferError
-from .image import decode_cost, fit_longer, no_memory_reason
+from .imagefile import decode_cost, fit_longer, no_memory_reason  # torch-free: the onnx engine checks too
 
 __all__ = ["estimate_stylize_bytes", "estimate_tiled_bytes", "estimate_warp_bytes", "available_bytes", "check_memory",
            "check_decode_memory", "MEMORY_ADVICE", "MODELS_BYTES"]

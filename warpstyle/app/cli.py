@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -33,7 +34,7 @@ def _check_run_options(*, textures: Sequence[Path], texture_weights: Sequence[fl
                        overwrite: bool, geometry: Path | None, save_field: str | None, save_warped: bool,
                        align: bool | None, method: str | None, size: int | None, max_size: int, scales: str) -> None:
     """Reject contradictory ``run`` options (click.BadParameter) and warn when nothing would change the content."""
-    from warpstyle.pipeline import DEFAULT_SIZE
+    from warpstyle.sizes import DEFAULT_SIZE
 
     if texture_weights and len(texture_weights) != len(textures):
         raise click.BadParameter(f"give one --texture-weight per --texture ({len(textures)}); got {len(texture_weights)}",
@@ -98,7 +99,7 @@ def _check_input_memory(contents: Sequence[Path], geometry: Path | None, texture
 def _check_single_output(output: Path, sides: list[str], content: Path, others: list[tuple[str, Path | None]]) -> None:
     """Check the one output and its side files are writable and are none of the inputs."""
     from adain.base.storage.files import check_output_path
-    from adain.base.image import check_image_output
+    from adain.base.imagefile import check_image_output
     from adain.base.storage.outputs import check_not_inputs, side_paths
 
     check_image_output(output)
@@ -173,32 +174,89 @@ def _run_batch(pipe: object, items: list, geometry: Path | None, textures: Seque
 @click.option("--progress/--no-progress", default=None,
               help="Progress on stderr: per pass with an ETA for one image, per image in batch mode "
                    "[default: when stderr is a terminal].")
+@click.option("--engine", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True,
+              help="torch (the reference), onnx (onnxruntime, float32, never imports torch: texture only, one content, "
+                   "no --geometry, --save-sheet, --refine, --bf16, tiles or outputs over 1024x1024 px; builds its "
+                   "graphs once, about 10 s), or auto: onnx where it applies and its graphs are built (adain "
+                   "build-graphs), else torch. See docs/engines.md.")
 def run_cmd(contents: Sequence[Path], geometry: Path | None, textures: Sequence[Path], texture_weights: Sequence[float],
             method: str | None, strength: float, padding: str, smoothness: float | None, warp_refine: int, align: bool | None, alpha: float, preserve_color: str | None, size: int | None,
             max_size: int, scales: str, schedule: str, refine_steps: int, tile: int | None, warper_path: Path | None, decoder: Path | None, vgg: Path | None, device: str,
             bf16: bool | None, seed: int, output: Path, skip_existing: bool, overwrite: bool, save_warped: bool,
-            save_field: str | None, save_sheet: bool, progress: bool | None) -> int:
+            save_field: str | None, save_sheet: bool, progress: bool | None, engine: str) -> int:
     """Warp CONTENT toward GEOMETRY, then paint it with TEXTURE."""
+    _check_run_options(textures=textures, texture_weights=texture_weights, skip_existing=skip_existing,
+                       overwrite=overwrite, geometry=geometry, save_field=save_field, save_warped=save_warped,
+                       align=align, method=method, size=size, max_size=max_size, scales=scales)
+    # Every path is checked before any model loads: a bad -o or a missing folder must not cost a run.
+    require_inputs(images=[geometry, *textures], weights=[warper_path, decoder, vgg], folders_ok=contents)
+    others = [("--geometry", geometry), *(("--texture", t) for t in textures), ("--warper", warper_path),
+              ("--decoder", decoder), ("--vgg", vgg)]
+    batch = len(contents) > 1 or any(c.is_dir() for c in contents)
+    choice, content, longer = _choose_engine(
+        engine, contents=contents, geometry=geometry, textures=textures, batch=batch, save_sheet=save_sheet, size=size,
+        max_size=max_size, scales=parse_scales(scales), refine_steps=refine_steps, bf16=bf16, device=device, tile=tile,
+        decoder=decoder, vgg=vgg)
+    if choice.engine == "onnx":  # texture only, no torch: the same route as Pipeline.run's, in numpy and onnxruntime
+        from warpstyle.app.texture_onnx import texture_only_onnx
+
+        _check_single_output(output, [], contents[0], others)
+        with pass_progress("warpstyle run", want_progress(progress)) as report:
+            texture_only_onnx(content, textures, longer, alpha=alpha, weights=list(texture_weights) or None,
+                              preserve_color=preserve_color, scales=parse_scales(scales), schedule=schedule,
+                              decoder=decoder, vgg=vgg, output=output, progress=report)
+        choice.log()  # after the run: an error on the way stays the one line on stderr
+        click.echo(str(output))
+        return 0
+    rc = _run_torch(contents, geometry, textures, others, batch, output, size=size, max_size=max_size,
+                    skip_existing=skip_existing, overwrite=overwrite, save_warped=save_warped, save_field=save_field,
+                    save_sheet=save_sheet, progress=progress, warper_path=warper_path, decoder=decoder, vgg=vgg,
+                    device=device,
+                    opts=dict(method=method, strength=strength, padding=padding, smoothness=smoothness,
+                              warp_refine=warp_refine, align=align, alpha=alpha, texture_weights=texture_weights,
+                              preserve_color=preserve_color, size=size, max_size=max_size, scales=parse_scales(scales),
+                              schedule=schedule, refine_steps=refine_steps, tile=tile, bf16=bf16, seed=seed))
+    choice.log()
+    return rc
+
+
+def _choose_engine(engine: str, *, contents: Sequence[Path], geometry: Path | None, textures: Sequence[Path],
+                   batch: bool, save_sheet: bool, size: int | None, max_size: int, scales: list[int] | None,
+                   refine_steps: int, bf16: bool | None, device: str, tile: int | None, decoder: Path | None,
+                   vgg: Path | None) -> tuple[Any, Any, int]:
+    """``(choice, content, longer)``: the :class:`~adain.engines.choose.EngineChoice`, and for the onnx
+    engine the decoded content and the output's longer side (else None and 0). ``--engine onnx``
+    with an option it lacks raises, naming the option."""
+    from adain.engines.choose import EngineChoice, choose_engine, onnx_unsupported
+
+    from warpstyle.app.texture_onnx import read_content, run_unsupported
+    from warpstyle.sizes import longer_side
+
+    if engine == "torch":
+        return EngineChoice("torch", engine), None, 0
+    shape = run_unsupported(geometry=geometry, textures=textures, batch=batch, save_sheet=save_sheet, out_hw=None,
+                            scales=scales, refine_steps=refine_steps, bf16=bf16, device=device, tile=tile)
+    if shape is not None:
+        return choose_engine(engine, shape, decoder=decoder, vgg=vgg), None, 0  # raises for onnx
+    longer = longer_side(size, max_size)
+    content, out_hw = read_content(contents[0], longer)
+    why = onnx_unsupported(out_hw, scales=scales, refine_steps=refine_steps, bf16=bf16, device=device, tile=tile)
+    return choose_engine(engine, why, decoder=decoder, vgg=vgg), content, longer
+
+
+def _run_torch(contents: Sequence[Path], geometry: Path | None, textures: Sequence[Path], others: list, batch: bool,
+               output: Path, *, size: int | None, max_size: int, skip_existing: bool, overwrite: bool, save_warped: bool,
+               save_field: str | None, save_sheet: bool, progress: bool | None, warper_path: Path | None,
+               decoder: Path | None, vgg: Path | None, device: str, opts: dict[str, Any]) -> int:
+    """``warpstyle run`` on torch (the reference engine, every option)."""
     from adain.base.training import resolve_device
 
     from warpstyle.app.run_files import run_options, side_suffixes, write_result
     from warpstyle.pipeline import DEFAULT_SIZE, Pipeline
 
-    _check_run_options(textures=textures, texture_weights=texture_weights, skip_existing=skip_existing,
-                       overwrite=overwrite, geometry=geometry, save_field=save_field, save_warped=save_warped,
-                       align=align, method=method, size=size, max_size=max_size, scales=scales)
-    opts = run_options(method=method, strength=strength, padding=padding, smoothness=smoothness, warp_refine=warp_refine,
-                       align=align, alpha=alpha, texture_weights=texture_weights, preserve_color=preserve_color,
-                       size=size, max_size=max_size, scales=parse_scales(scales), schedule=schedule,
-                       refine_steps=refine_steps, tile=tile, bf16=bf16, seed=seed)
-
-    # Every path is checked before any model loads: a bad -o or a missing folder must not cost a run.
-    require_inputs(images=[geometry, *textures], weights=[warper_path, decoder, vgg], folders_ok=contents)
+    opts = run_options(**opts)  # type: ignore[assignment]
     sides = side_suffixes(has_geometry=geometry is not None, save_warped=save_warped, save_field=save_field,
                           save_sheet=save_sheet)
-    others = [("--geometry", geometry), *(("--texture", t) for t in textures), ("--warper", warper_path),
-              ("--decoder", decoder), ("--vgg", vgg)]
-    batch = len(contents) > 1 or any(c.is_dir() for c in contents)
     if batch:
         items, skipped = _plan_batch_outputs(contents, output, sides, others, skip_existing, overwrite)
     else:

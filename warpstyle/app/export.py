@@ -46,6 +46,8 @@ from adain.base.storage.files import atomic_path, check_output_path
 from adain.base.storage.outputs import check_not_inputs
 from adain.base.encoder.vgg import VGGEncoder
 from adain.decoder import SKIP_SHAPES, Decoder
+from adain.engines.build import export_onnx
+from adain.engines.graphs import ONNX_OPSET
 
 from warpstyle.geometry.warper import Warper
 
@@ -54,7 +56,6 @@ __all__ = ["ExportFormat", "EXPORT_MODELS", "ExportedModel", "export_models", "F
 ExportFormat = Literal["onnx", "torchscript"]
 #: The graphs :func:`export_models` can write, in the order it writes them.
 EXPORT_MODELS: tuple[str, ...] = ("warper", "decoder", "styler")
-ONNX_OPSET = 18  # the first opset whose Resize has the antialias attribute (the warper's input resize)
 FIELD_CONVENTION = (
     "backward warp from the output (geometry) frame to the content: field[b, i, j] = (x, y) is where output "
     "cell (i, j) samples the content, in normalised coordinates [-1, 1], align_corners=False; apply it by "
@@ -207,14 +208,7 @@ def _require_onnx() -> None:
 
 
 def _export_onnx(spec: _Spec, path: Path) -> None:
-    with atomic_path(path) as tmp, warnings.catch_warnings():
-        # Inputs that share the batch axis share its name: the exporter says so once per input.
-        warnings.filterwarnings("ignore", message=r".*axis name: batch will not be used", category=UserWarning)
-        torch.onnx.export(
-            spec.module, tuple(spec.inputs.values()), str(tmp), dynamo=True, external_data=False,
-            input_names=list(spec.inputs), output_names=list(spec.outputs), opset_version=ONNX_OPSET,
-            dynamic_shapes=tuple(spec.dynamic.get(k) for k in spec.inputs), verbose=False,
-        )
+    export_onnx(spec.module, spec.inputs, spec.outputs, [spec.dynamic.get(k) for k in spec.inputs], path)
 
 
 def _export_torchscript(spec: _Spec, path: Path) -> None:

@@ -18,7 +18,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from ..data import list_images
 from ..errors import ImageError, OutputError
 from .files import check_output_path, same_file
 
@@ -119,6 +118,10 @@ def plan_batch(sources: Sequence[Path], output_dir: Path, *, extension: str = ".
             would write the same file, or an output would replace an input.
         ImageError: a source does not exist.
     """
+    # Here, not at module level: data.py imports torch, and check_not_inputs (above) serves the
+    # torch-free onnxruntime engine too.
+    from ..data import list_images
+
     output_dir = Path(output_dir)
     if output_dir.exists() and not output_dir.is_dir():
         raise OutputError(output_dir, "it exists and is not a folder (with several contents or a folder, "
