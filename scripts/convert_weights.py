@@ -28,7 +28,8 @@ from adain.base.errors import CheckpointError  # noqa: E402
 from adain.base.encoder.vgg import CONV_NAMES, VGGEncoder, _config_shapes, _our_shapes, vgg_input_spec  # noqa: E402
 from adain.base.storage.weights import check_state, load_weights, save_weights  # noqa: E402
 from adain.decoder import Decoder, _shapes as _decoder_shapes  # noqa: E402
-from warpstyle.geometry.warper import WARPER_INPUT, Warper, _regressor_shapes  # noqa: E402
+from warpstyle.geometry.registry import DEFAULT_ARCHITECTURE  # noqa: E402
+from warpstyle.geometry.warper import Warper  # noqa: E402
 
 BUNDLED = {
     "vgg": (ROOT / "adain/weights/vgg19_pool4_oxford_q8.pt", ROOT / "adain/weights/vgg19_pool4_oxford_q8.safetensors",
@@ -38,9 +39,10 @@ BUNDLED = {
     "decoder": (ROOT / "adain/weights/decoder.pt", ROOT / "adain/weights/decoder.safetensors",
                 "adain train-styler, three stages on ../shared/data photos x paintings (holdout 0.1): "
                 "configs/train_styler_skip256.toml (relu3_1+relu2_1 skips, its iteration-300 snapshot), "
-                "configs/train_styler_skip3_256.toml (+relu1_1, its iteration-150 snapshot), then "
-                "configs/train_styler_keep256.toml (keep path only, the rest frozen), snapshot at iteration 100; "
-                "docs/models/decoder.md"),
+                "configs/train_styler_skip3_256.toml (+relu1_1, its iteration-150 snapshot), "
+                "configs/train_styler_keep256.toml (keep path only, the rest frozen, its iteration-100 snapshot), "
+                "then configs/train_styler_bilinear256.toml (bilinear upsampling, replicate encoder padding, every "
+                "weight fine-tuned), snapshot at iteration 125; docs/models/decoder.md"),
     "warper": (ROOT / "warpstyle/weights/warper.pt", ROOT / "warpstyle/weights/warper.safetensors",
                "warpstyle train-warper, configs/train_warper_corpus.toml (synthetic pairs of research-corpus photos "
                "with texture augmentation), then configs/train_warper_pairs_fs.toml (mined pairs, feature-space "
@@ -72,11 +74,11 @@ def _decoder(src: Path) -> tuple[dict[str, torch.Tensor], dict, dict]:
 
 def _warper(src: Path) -> tuple[dict[str, torch.Tensor], dict, dict]:
     reg = Warper.from_pretrained(src, encoder=VGGEncoder()).regressor
-    return {k: v.half() for k, v in reg.state_dict().items()}, reg.config(), WARPER_INPUT
+    return {k: v.half() for k, v in reg.state_dict().items()}, reg.config(), dict(DEFAULT_ARCHITECTURE.input)
 
 
 KINDS = {"vgg": ("VGGEncoder", _vgg, _config_shapes), "decoder": ("Decoder", _decoder, _decoder_shapes),
-         "warper": ("WarpRegressor", _warper, _regressor_shapes)}
+         "warper": (DEFAULT_ARCHITECTURE.name, _warper, DEFAULT_ARCHITECTURE.shapes)}
 
 
 def convert(kind: str, src: Path, dst: Path, provenance: str) -> None:
