@@ -263,3 +263,21 @@ def test_wrong_shape_in_our_layout(random_encoder):
 
 def test_conv_names():
     assert CONV_NAMES[0] == "conv1_1" and CONV_NAMES[-1] == "conv4_4" and len(CONV_NAMES) == 12
+
+
+@pytest.mark.parametrize("mode", ["replicate", "reflect"])
+@pytest.mark.parametrize("shape", [(1, 8, 9, 7), (2, 8, 2, 5), (1, 8, 3, 2), (1, 8, 1, 6)])
+def test_padded_conv_without_a_padded_copy_equals_the_padded_conv(mode, shape):
+    # Inference convolves with zero padding and recomputes only the frame from 2-px strips: the
+    # same output as padding the whole map first (the route with gradients).
+    from adain.base.encoder.conv_relu import conv2d_relu
+    from adain.base.encoder.vgg import _padded_conv_relu
+
+    g = torch.Generator().manual_seed(0)
+    x, w, b = torch.rand(shape, generator=g), torch.randn(6, 8, 3, 3, generator=g), torch.randn(6, generator=g)
+    if shape[-2] == 1 and mode == "reflect":
+        pytest.skip("reflection needs 2 px")
+    want = conv2d_relu(F.pad(x, (1, 1, 1, 1), mode=mode), w, b)
+    with torch.no_grad():
+        got = _padded_conv_relu(x, w, b, mode)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
