@@ -78,7 +78,8 @@ def stylize_cmd(content: Path, styles: Sequence[Path], weights: Sequence[float],
     check_image_output(output)
     check_not_inputs([output], [("--content", content), *(("--style", s) for s in styles),
                                 *(("--mask", m) for m in masks), ("--decoder", decoder), ("--vgg", vgg)])
-    # From the headers, before any decode: each input decoded toward the output's size must fit in memory.
+    # From the headers, before any decode: each input decoded toward the output's size must fit in memory
+    # (styles are decoded toward the output's longer side, the content's own when no --size).
     style_side = size or max(decode_cost(content).size)
     check_decode_memory([(content, size), *((s, style_side) for s in styles), *((m, None) for m in masks)])
     c = read_rgb(content, working_size=size)  # (H, W, 3); a large file straight to about the output's size
@@ -87,13 +88,12 @@ def stylize_cmd(content: Path, styles: Sequence[Path], weights: Sequence[float],
                                    bf16=bf16, device=device, tile=tile)
     opts = dict(alpha=alpha, weights=list(weights) or None, preserve_color=preserve_color, scales=pass_sizes, size=size,
                 schedule=schedule)
-    style_size = size or max(c.shape[:2])
     choice = choose_engine(engine, unsupported, decoder=decoder, vgg=vgg)
     with pass_progress("adain stylize", want_progress(progress)) as report:
         if choice.engine == "onnx":
-            _stylize_onnx(c, styles, style_size, opts, decoder, vgg, output, report)
+            _stylize_onnx(c, styles, style_side, opts, decoder, vgg, output, report)
         else:
-            _stylize_torch(c, styles, style_size, masks, opts, decoder, vgg, output, report,
+            _stylize_torch(c, styles, style_side, masks, opts, decoder, vgg, output, report,
                            dict(device=device, bf16=bf16, refine_steps=refine_steps, tile=tile))
     choice.log()  # after the run: an error on the way stays the one line on stderr
     click.echo(str(output))

@@ -39,7 +39,8 @@ from adain.styler import StyleBank, Stats
 from warpstyle.fields.field import WarpField
 from warpstyle.fields.warp import _affine_part, _displacement, _from_displacement, identity_grid, resize_field
 from warpstyle.geometry.warper import DEFAULT_METHOD, Warper
-from warpstyle.pipeline import Pipeline, PipelineOptions, _longer_side, _texture_items
+from warpstyle.pipeline import Pipeline, PipelineOptions, _texture_items
+from warpstyle.sizes import longer_side
 
 __all__ = ["TemporalOptions", "TemporalStylizer", "CutDetector", "stylize_frames", "field_change_px", "NAIVE"]
 
@@ -214,7 +215,7 @@ class TemporalStylizer:
     def output_size(self, frame_hw: tuple[int, int]) -> tuple[int, int]:
         """``(H, W)`` of the outputs for frames of ``frame_hw``: the geometry's aspect ratio (else the
         frames') at longer side ``size`` (default 512), each side rounded down to even (H.264's 4:2:0)."""
-        longer = _longer_side(self.opts.size, self.opts.max_size)
+        longer = longer_side(self.opts.size, self.opts.max_size)
         g = self.prep.geometry
         hw = Warper.output_size(tuple(g.shape[-2:]), longer) if g is not None else fit_longer(frame_hw, longer)
         return max(2, hw[0] // 2 * 2), max(2, hw[1] // 2 * 2)
