@@ -27,6 +27,8 @@ class StylerTrainConfig:
     # identity losses (SANet, Park & Lee 2019): decode(encode(x)) should give x back; 0 turns them off
     identity_pixel_weight: float = 0.0
     identity_feature_weight: float = 0.0
+    # adain.losses.lattice_loss: the output's energy at a 2/4 px grid beyond the content's (issue 34); 0 turns it off
+    lattice_weight: float = 0.0
     # skip inputs of the decoder (adain.decoder.SKIP_TAPS, comma-separated, e.g. "relu3_1"): new 1x1
     # convolutions from zero, the rest of the decoder from init_decoder; "" = the plain AdaIN decoder
     decoder_skips: str = ""
@@ -66,7 +68,7 @@ class StylerTrainConfig:
     RANGES: ClassVar[dict[str, Range]] = {
         "iterations": Range(1), "batch_size": Range(1, MAX_BATCH), "lr": Range(0, min_open=True), "lr_decay": Range(0),
         "content_weight": Range(0), "style_weight": Range(0), "identity_pixel_weight": Range(0),
-        "identity_feature_weight": Range(0), "skip_lr_scale": Range(0, min_open=True), "load_size": Range(8, 4096), "crop_size": Range(16, 4096),
+        "identity_feature_weight": Range(0), "lattice_weight": Range(0), "skip_lr_scale": Range(0, min_open=True), "load_size": Range(8, 4096), "crop_size": Range(16, 4096),
         "holdout": Range(0, 0.9), "workers": Range(0, MAX_WORKERS), "seed": Range(0, SEED_MAX), "log_every": Range(1),
         "sample_every": Range(0), "checkpoint_every": Range(1), "time_limit_s": Range(0),
     }

@@ -9,10 +9,12 @@ import torch.nn.functional as F
 
 from .functional import calc_mean_std
 
-__all__ = ["STYLE_TAPS", "content_loss", "style_loss", "identity_feature_loss"]
+__all__ = ["STYLE_TAPS", "content_loss", "style_loss", "identity_feature_loss", "lattice_loss", "LATTICE_PERIODS"]
 
 #: Layers of the style loss, as in the paper.
 STYLE_TAPS: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+#: Periods (px) of the grid an upsampling decoder prints (Odena et al. 2016): one and two doublings.
+LATTICE_PERIODS: tuple[int, ...] = (2, 4)
 
 
 def content_loss(output_feat: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -49,3 +51,43 @@ def identity_feature_loss(output_feats: Sequence[torch.Tensor], input_feats: Seq
     for o, i in zip(output_feats, input_feats):
         total = total + F.mse_loss(o.float(), i.float())
     return total
+
+
+def _lattice_energy(image: torch.Tensor, periods: Sequence[int]) -> torch.Tensor:
+    """``(B,)`` luminance power of ``(B, 3, H, W)`` at periods of ``periods`` px along rows, columns
+    and both, each frequency with its 8 neighbours (the Hann window's leakage)."""
+    y = 0.299 * image[:, 0] + 0.587 * image[:, 1] + 0.114 * image[:, 2]
+    y = y - y.mean((-2, -1), keepdim=True)
+    h, w = y.shape[-2:]
+    win = torch.hann_window(h, periodic=False, device=y.device)[:, None] * \
+        torch.hann_window(w, periodic=False, device=y.device)[None]
+    power = torch.fft.fft2(y * win).abs() ** 2
+    rows = {0} | {s * round(h / p) % h for p in periods for s in (1, -1)}
+    cols = {0} | {s * round(w / p) % w for p in periods for s in (1, -1)}
+    mask = torch.zeros(h, w, dtype=torch.bool, device=y.device)
+    for a in rows:
+        for b in cols:
+            if (a, b) != (0, 0):
+                for i in (-1, 0, 1):
+                    for j in (-1, 0, 1):
+                        mask[(a + i) % h, (b + j) % w] = True
+    return (power * mask).sum((-2, -1))
+
+
+def lattice_loss(output: torch.Tensor, content: torch.Tensor,
+                 periods: Sequence[int] = LATTICE_PERIODS) -> torch.Tensor:
+    """How far the output's luminance energy at a 2/4 px lattice exceeds the content's, as a log ratio.
+
+    The batch mean of ``relu(log E(output) - log E(content))``, ``E`` the energy at those periods
+    (:func:`adain.evaluate.lattice_energy` measures the same ratio): zero once the output holds no
+    more of it than the photo, so it does not flatten a painting's other fine texture.
+
+    Args:
+        output, content: ``(B, 3, H, W)`` in [0, 1]; computed in float32 (the FFT's range).
+    """
+    if output.shape != content.shape:
+        raise ValueError(f"output and content must have the same shape; got {tuple(output.shape)} and {tuple(content.shape)}")
+    eps = 1e-8
+    e_out = _lattice_energy(output.float(), periods)
+    e_content = _lattice_energy(content.float().detach(), periods)
+    return F.relu(torch.log(e_out + eps) - torch.log(e_content + eps)).mean()

@@ -19,7 +19,7 @@ from .base.storage.weights import save_weights
 from .config import StylerTrainConfig
 from .decoder import Decoder
 from .functional import adaptive_instance_norm
-from .losses import STYLE_TAPS, content_loss, identity_feature_loss, style_loss
+from .losses import STYLE_TAPS, content_loss, identity_feature_loss, lattice_loss, style_loss
 
 __all__ = ["train_styler", "styler_step_losses", "StylerTask", "CHECKPOINT_FORMAT"]
 
@@ -29,7 +29,7 @@ CHECKPOINT_FORMAT = "adain.train"
 
 def styler_step_losses(
     encoder: VGGEncoder, decoder: torch.nn.Module, content: torch.Tensor, style: torch.Tensor, *,
-    identity: bool = False, keep_only: bool = False,
+    identity: bool = False, keep_only: bool = False, lattice: bool = False,
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """One forward pass of the AdaIN objective, plus SANet's identity losses when ``identity``.
 
@@ -44,9 +44,11 @@ def styler_step_losses(
             taps decodes them as at alpha 0: its keep path gets the same features at weight 1.
         keep_only: only the identity decodes need gradients (the keep path is what trains); the
             stylized batch is decoded without them.
+        lattice: also :func:`adain.losses.lattice_loss` of the stylized batch against the content
+            (``lattice``): the 2/4 px grid an upsampling decoder prints.
 
     Returns:
-        ``({"content", "style"[, "identity_pixel", "identity_feature"]}, stylized output (B, 3, H, W))``.
+        ``({"content", "style"[, "identity_pixel", "identity_feature"][, "lattice"]}, stylized output (B, 3, H, W))``.
     """
     b = content.shape[0]
     bare = getattr(decoder, "module", decoder)  # through a DistributedDataParallel wrapper
@@ -82,6 +84,8 @@ def styler_step_losses(
         "content": content_loss(fo["relu4_1"][:b], target["relu4_1"]),
         "style": style_loss([fo[t][:b] for t in STYLE_TAPS], [fs[t] for t in STYLE_TAPS]),
     }
+    if lattice:
+        losses["lattice"] = lattice_loss(out, content)
     if identity:
         inputs = torch.cat([content, style])
         losses["identity_pixel"] = F.mse_loss(decoded[b:].float(), inputs.float())
@@ -137,7 +141,8 @@ class StylerTask:
             self.model.to(memory_format=torch.channels_last)
         self.identity = _uses_identity(cfg)
         self.columns = ("content_loss", "style_loss") + (
-            ("identity_pixel", "identity_feature") if self.identity else ())
+            ("identity_pixel", "identity_feature") if self.identity else ()) + (
+            ("lattice",) if cfg.lattice_weight > 0 else ())
 
     def param_groups(self) -> list[dict]:
         """The skip and keep convolutions learn at ``lr * skip_lr_scale``, the rest at ``lr``; with
@@ -164,18 +169,20 @@ class StylerTask:
         style = to_float_batch(style, self.device, cfg.channels_last)
         with bf16_autocast(self.device, self.bf16):
             parts, output = styler_step_losses(self.encoder, model, content, style, identity=self.identity,
-                                               keep_only=cfg.train_keep_only)
+                                               keep_only=cfg.train_keep_only, lattice=cfg.lattice_weight > 0)
         loss = cfg.content_weight * parts["content"] + cfg.style_weight * parts["style"]
         if self.identity:
             loss = loss + cfg.identity_pixel_weight * parts["identity_pixel"] \
                 + cfg.identity_feature_weight * parts["identity_feature"]
+        if "lattice" in parts:
+            loss = loss + cfg.lattice_weight * parts["lattice"]
         sample = None
         if want_sample:
             k = min(4, content.shape[0])
             sample = torch.cat([torch.cat([content[i], style[i], output[i].detach().float().clamp(0, 1)], 2)
                                 for i in range(k)], 1)
         logged = {"content_loss": parts["content"], "style_loss": parts["style"]}
-        logged |= {k: parts[k] for k in ("identity_pixel", "identity_feature") if k in parts}
+        logged |= {k: parts[k] for k in ("identity_pixel", "identity_feature", "lattice") if k in parts}
         return StepOutput(loss=loss, parts=logged, sample=sample, skipped=sk1 + sk2)
 
     def save_weights(self, path: Path) -> None:

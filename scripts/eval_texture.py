@@ -3,7 +3,8 @@
 For each decoder, schedule and alpha: style loss, relative content loss, SSIM and PSNR to the
 content (``adain.evaluate.texture_scores``), averaged over the pairs, and the two artefacts of the
 texture-polish issue as medians over the pairs: the band along each edge (``edge_bands``; the
-worst side is printed) and the 2/4 px lattice (``lattice_ratio``), 1 meaning none; at ``--size``
+worst side is printed) and the 2/4 px lattice (its spectral prominence, ``lattice_ratio``, and its
+energy, ``lattice_energy``), 1 meaning none; at ``--size``
 with the styler's default scale schedule (``--scales`` to override), float32 unless the CPU has
 native bf16.
 
@@ -57,8 +58,8 @@ def main() -> None:
     sheet_rows: list[list[tuple[str, torch.Tensor]]] = [[("content", c), ("style", s)]
                                                         for c, s in images[:args.sheet_pairs]] if args.sheet else []
     print(f"| decoder | schedule | alpha | refine | style loss | content loss | SSIM | PSNR | band (worst side) | "
-          f"lattice | s/image |  ({len(pairs)} held-out pairs, {args.size} px)", flush=True)
-    print("|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
+          f"lattice (peak) | lattice (energy) | s/image |  ({len(pairs)} held-out pairs, {args.size} px)", flush=True)
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
     def score(label: str, sched: str, alpha: float, refine: int, run) -> None:
         per_pair: dict[str, list[float]] = {}
         t0 = time.perf_counter()
@@ -69,7 +70,7 @@ def main() -> None:
             for k, v in texture_scores(encoder, c, out, s).items():
                 per_pair.setdefault(k, []).append(v)
         # ratios (one odd pair can dominate a mean) by the median, losses by the mean
-        acc = {k: statistics.median(v) if k.startswith("band_") or k == "lattice" else statistics.fmean(v)
+        acc = {k: statistics.median(v) if k.startswith("band_") or k.startswith("lattice") else statistics.fmean(v)
                for k, v in per_pair.items()}
         worst = max((k for k in acc if k.startswith("band_")), key=acc.__getitem__)
         row = {"decoder": label, "schedule": sched, "alpha": alpha, "refine": refine, "pairs": len(images),
@@ -77,7 +78,7 @@ def main() -> None:
         rows.append(row)
         print(f"| {label} | {sched} | {alpha:g} | {refine} | {acc['style_loss']:.3f} | {acc['content_loss']:.3f} | "
               f"{acc['ssim']:.3f} | {acc['psnr']:.2f} | {acc[worst]:.2f} ({worst[5:]}) | {acc['lattice']:.2f} | "
-              f"{row['seconds_per_image']:.1f} |", flush=True)
+              f"{acc['lattice_energy']:.2f} | {row['seconds_per_image']:.1f} |", flush=True)
 
     for d in args.decoders:
         styler = Styler.from_pretrained(d, encoder=encoder)

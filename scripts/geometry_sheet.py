@@ -4,8 +4,10 @@
     python scripts/geometry_sheet.py --pair a.jpg b.jpg --pair c.jpg d.jpg --out x.jpg
 
 Each row: content, geometry, then the content warped toward the geometry by each method (with a red
-lattice drawn on the content, so that the deformation shows), labelled. Prints, per pair and
-method, the seconds, the fold share at the output and, for matching, whether it was confident.
+lattice drawn on the content, so that the deformation shows), labelled: the network, matching with
+both images at the base size only (the default until 2026-12-08) and matching as it is now (each
+image at every size of ``MATCH_SIZES``). Prints, per pair and method, the seconds and the fold share
+at the output (the log says where matching was not confident).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 import torch
 
 from adain.base.image import labelled_row, load_image, resize_longer, save_image
+from warpstyle.geometry.matching import MATCH_SIZE, matching_features
 from warpstyle.geometry.warper import Warper
 
 #: Non-face and face pairs of the corpus's geometry exemplars and paintings (content, geometry).
@@ -61,9 +64,15 @@ def main() -> None:
     for content, geometry in pairs:
         c, g = resize_longer(load_image(content), 512), load_image(geometry)
         panels = [("content", c), ("geometry", g)]
-        for method in ("network", "match"):
+        for method in ("network", "match, one size", "match"):
             start = time.perf_counter()
-            field = warper.estimate(c, g, method=method)
+            if method == "match, one size":
+                with torch.no_grad():
+                    one = [matching_features(warper.encoder, x, sizes=(MATCH_SIZE,))[0] for x in (c, g)]
+                field = warper.estimate(None, None, method="match", content_features=one[:1], geometry_features=one[1:],
+                                        content_size=tuple(c.shape[-2:]), geometry_size=tuple(g.shape[-2:]))
+            else:
+                field = warper.estimate(c, g, method=method)
             seconds = time.perf_counter() - start
             warped, applied = Warper.apply_with_field(_lattice(c), field)
             print(f"{content.name} -> {geometry.name}: {method} {seconds:.2f} s, folds "

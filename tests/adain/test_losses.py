@@ -48,3 +48,27 @@ def test_style_loss_gradient_flows():
 def test_style_loss_layer_count_mismatch():
     with pytest.raises(ValueError, match="output_feats and style_feats must hold the same layers; got 4 and 3"):
         style_loss(_feats(0), _feats(1)[:3])
+
+
+def test_lattice_loss_sees_a_printed_grid_and_training_removes_it():
+    from adain.losses import lattice_loss
+
+    torch.manual_seed(0)
+    content = torch.nn.functional.avg_pool2d(torch.rand(2, 3, 68, 68), 5, 1)  # smooth, 64x64
+    grid = torch.zeros(1, 1, 64, 64)
+    grid[..., ::2, :] = 0.06
+    grid[..., ::4] += 0.04
+    assert float(lattice_loss(content, content)) == 0.0
+    assert float(lattice_loss(content + grid, content)) > 1.0
+    # A smooth change of the same strength is not a lattice.
+    assert float(lattice_loss(content + 0.1 * torch.linspace(0, 1, 64), content)) < 0.05
+    out = (content + grid).clone().requires_grad_(True)
+    opt = torch.optim.Adam([out], lr=0.01)
+    first = float(lattice_loss(out, content))
+    for _ in range(30):
+        opt.zero_grad()
+        lattice_loss(out, content).backward()
+        opt.step()
+    assert float(lattice_loss(out, content)) < 0.5 * first
+    with pytest.raises(ValueError, match="same shape"):
+        lattice_loss(content, content[..., :32])

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from adain.evaluate import SIDES, band_ratio, edge_bands, lattice_ratio
+from adain.evaluate import SIDES, band_ratio, edge_bands, lattice_energy, lattice_ratio
 
 
 def _photo_like(h: int = 96, w: int = 128, seed: int = 0) -> torch.Tensor:
@@ -45,3 +45,18 @@ def test_lattice_ratio_finds_a_two_pixel_grid_and_not_noise():
     assert lattice_ratio(clean, clean) == pytest.approx(1.0)
     assert lattice_ratio(latticed, clean) > 20
     assert lattice_ratio(noisy, clean) < 5
+
+
+def test_lattice_energy_counts_the_grid_and_also_broad_fine_texture():
+    clean = _photo_like(seed=1)
+    yy, xx = torch.meshgrid(torch.arange(96), torch.arange(128), indexing="ij")
+    grid = (((yy // 1) % 2) ^ ((xx // 2) % 2)).float() - 0.5
+    latticed = (clean + 0.04 * grid).clamp(0, 1)
+    noisy = (clean + 0.04 * torch.randn(1, 3, 96, 128, generator=torch.Generator().manual_seed(2))).clamp(0, 1)
+    blurred = torch.nn.functional.avg_pool2d(clean, 3, 1, 1, count_include_pad=False)
+    assert lattice_energy(clean, clean) == pytest.approx(1.0)
+    assert lattice_energy(latticed, clean) > 20
+    # Energy, unlike the peak's prominence, also rises with noise (fine texture everywhere) ...
+    assert lattice_energy(noisy, clean) > 1.5 and lattice_ratio(noisy, clean) < 5
+    # ... and falls when the output is smoother than the photo.
+    assert lattice_energy(blurred, clean) < 0.5

@@ -192,3 +192,19 @@ def test_keep_config_is_checked(folders, tmp_path):
     with pytest.raises(ConfigError, match="learn from the identity"):
         train_styler(_cfg(folders, tmp_path / "run", init_decoder=str(init_path), decoder_skips="relu1_1"),
                      progress=False)
+
+
+def test_lattice_weight_adds_the_lattice_loss_and_logs_it(folders, tmp_path, monkeypatch):
+    import adain.train as train_module
+
+    seen = []
+    real = train_module.lattice_loss
+    monkeypatch.setattr(train_module, "lattice_loss", lambda out, content: seen.append(out.shape) or real(out, content))
+    r = train_styler(_cfg(folders, tmp_path / "run", lattice_weight=2.0), progress=False)
+    assert seen and all(s[1] == 3 for s in seen)
+    with open(r.checkpoint.parent / "losses.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and all(float(row["lattice"]) >= 0 for row in rows)
+    plain = train_styler(_cfg(folders, tmp_path / "plain"), progress=False)
+    with open(plain.checkpoint.parent / "losses.csv") as f:
+        assert "lattice" not in f.readline()

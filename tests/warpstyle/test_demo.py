@@ -61,7 +61,8 @@ def test_engine_gives_every_output_and_reuses_the_geometry(engine, samples, monk
     assert [f for f, _ in steps] == sorted(f for f, _ in steps) and steps[-1][0] < 1
     again = engine.run(_sample(samples, "content", "kodim23.jpg"), g, t, size=64)
     g_hw = tuple(load_image(g, working_size=64).shape[-2:])
-    assert encoded.count(g_hw) == 1 and len(encoded) == 3, "the same geometry was encoded again"
+    # pool4 of the geometry once (matching's fallback), of a content only where matching falls back
+    assert encoded.count(g_hw) == 1 and len(encoded) <= 3, "the same geometry was encoded again"
     assert again.download != out.download and out.download.is_file()
 
 

@@ -109,3 +109,20 @@ def test_cli_refuses_align_with_matching(tmp_path, capsys):
     assert e.value.code == 2
     assert "--align is part of --geometry-method network" in capsys.readouterr().err
     assert not (tmp_path / "o.png").exists()
+
+
+def test_matching_from_features_alone_gives_the_images_field(samples):
+    from adain.base.image import load_image
+
+    bundled = Warper.from_pretrained()
+    c = load_image(samples / "content" / "kodim04.jpg", working_size=256)
+    g = load_image(samples / "geometry" / "juan-gris_portrait-of-pablo-picasso.jpg", working_size=256)
+    fc, fg = bundled.encode(c, method="match"), bundled.encode(g, method="match")
+    assert isinstance(fc, list) and len(fc) == 3  # one set of taps per matching size
+    from_images = bundled.estimate(c, g, method="match")
+    from_features = bundled.estimate(None, None, method="match", content_features=fc, geometry_features=fg,
+                                     content_size=tuple(c.shape[-2:]), geometry_size=tuple(g.shape[-2:]))
+    assert torch.equal(from_images.grid, from_features.grid) and from_features.output_size == tuple(g.shape[-2:])
+    with pytest.raises(TypeError, match="content_features must be the taps"):
+        bundled.estimate(None, None, method="match", content_features=fc[0], geometry_features=fg,
+                         content_size=tuple(c.shape[-2:]), geometry_size=tuple(g.shape[-2:]))

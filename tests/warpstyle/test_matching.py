@@ -7,7 +7,7 @@ from adain.base.encoder.vgg import VGGEncoder
 from warpstyle.fields.metrics import fold_fraction
 from warpstyle.fields.warp import identity_grid
 from warpstyle.geometry.align import Similarity
-from warpstyle.geometry.matching import MATCH_SIZE, MATCH_TAPS, MatchResult, match_field, matching_features
+from warpstyle.geometry.matching import MATCH_SIZE, MATCH_SIZES, MATCH_TAPS, MatchResult, match_field, matching_features
 
 # Hand-made taps: pool4 8x8, then 16, 32, 64 (each twice the one before, as matching_features gives).
 SIDES = (8, 16, 32, 64)
@@ -134,13 +134,44 @@ def test_bad_inputs_raise_naming_the_argument(change, name):
         match_field(content, geometry, kw.pop("content_hw"), kw.pop("geometry_hw"), **kw)
 
 
-def test_matching_features_resizes_to_the_match_size_keeping_aspect():
+def test_matching_features_resizes_to_each_match_size_keeping_aspect():
     torch.manual_seed(0)
     enc = VGGEncoder().eval()  # random weights: only shapes matter here
     with torch.no_grad():
-        f = matching_features(enc, torch.rand(1, 3, 100, 200))
-    assert tuple(f) == MATCH_TAPS
-    h, w = MATCH_SIZE // 2 // 16, MATCH_SIZE // 16  # 128 x 256 px
-    assert f["pool4"].shape[2:] == (h, w)
-    for k, t in enumerate(MATCH_TAPS):
-        assert f[t].shape[0] == 1 and f[t].shape[2:] == (h * 2**k, w * 2**k)
+        sizes = matching_features(enc, torch.rand(1, 3, 100, 200))
+    assert len(sizes) == len(MATCH_SIZES) and MATCH_SIZES[0] == MATCH_SIZE
+    for f, size in zip(sizes, MATCH_SIZES):
+        assert tuple(f) == MATCH_TAPS
+        w = round(size / 16)
+        h = round(size / 2 / 16)  # 1:2 aspect kept, sides multiples of 16 px
+        assert f["pool4"].shape[2:] == (h, w)
+        for k, t in enumerate(MATCH_TAPS):
+            assert f[t].shape[0] == 1 and f[t].shape[2:] == (h * 2**k, w * 2**k)
+
+
+def test_a_size_where_the_objects_match_is_found_when_the_base_size_does_not():
+    truth = Similarity(0.7, 0.0, (0.1, 0.05))
+    g = torch.Generator().manual_seed(1)
+    noise = {t: torch.rand(1, 48, n, n, generator=g) for t, n in zip(MATCH_TAPS, SIDES)}
+    geometry = _taps(lambda p: truth.apply(p))
+    alone = match_field(noise, geometry, (64, 64), (64, 64), grid_size=8)
+    assert not alone.confident
+    # The content also at 1.5x the base size (pool4 12x12), where its features match the geometry's.
+    larger = _taps(lambda p: p, rows=12, cols=12)
+    r = match_field([noise, larger], [geometry], (64, 64), (64, 64), grid_size=8)
+    assert r.confident and r.similarity is not None
+    assert r.similarity.scale == pytest.approx(0.7, abs=0.03)  # in the images' own units, whatever the size
+    assert r.similarity.shift == pytest.approx((0.1, 0.05), abs=0.03)
+    # Of two confident candidates, the one with more inliers: the matching one, however listed.
+    again = match_field([larger, noise], geometry, (64, 64), (64, 64), grid_size=8)
+    assert again.similarity == r.similarity
+
+
+def test_sizes_are_checked_one_by_one():
+    content, geometry = _ok()
+    bad = dict(content)
+    bad.pop("relu2_1")
+    with pytest.raises(ValueError, match=r"content\[1\] lacks"):
+        match_field([content, bad], geometry, (64, 64), (64, 64))
+    with pytest.raises(ValueError, match="at least one size"):
+        match_field(content, [], (64, 64), (64, 64))

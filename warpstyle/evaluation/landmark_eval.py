@@ -122,7 +122,6 @@ def face_extent(points: np.ndarray, hw: tuple[int, int]) -> float:
     return float(max(np.ptp(points[:, 0]), np.ptp(points[:, 1])) / max(hw))
 
 
-@torch.no_grad()
 class _ImageCache:
     """Each image read once and encoded once for all its pairs."""
 
@@ -137,6 +136,7 @@ class _ImageCache:
             self.loaded[path] = load_image(path).to(self.warper.device)
         return self.loaded[path]
 
+    @torch.no_grad()
     def encode(self, path: Path) -> tuple[dict[str, torch.Tensor], float]:
         """The objective's features and the seconds their encoding took."""
         # The encoding time is kept so that it is still charged to each pair that reuses it.

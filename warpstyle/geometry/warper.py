@@ -21,7 +21,7 @@ import dataclasses
 import logging
 import math
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Literal, Union
 
@@ -64,8 +64,8 @@ DEFAULT_ALIGN = False
 #: ``"matches"`` fits the similarity to feature matches (:mod:`warpstyle.geometry.align`; fast, features suffice).
 ALIGN_METHODS = ("search", "matches")
 _DESCRIBE = "a warper state_dict (expected 'heads.N...' keys)"
-#: What :meth:`Warper.encode` returns: pool4 features for the network, VGG taps for matching.
-Encoding = Union[torch.Tensor, Mapping[str, torch.Tensor]]
+#: What :meth:`Warper.encode` returns: pool4 features for the network, VGG taps at each matching size for matching.
+Encoding = Union[torch.Tensor, Sequence[Mapping[str, torch.Tensor]]]
 
 
 def _legacy_config(state: Mapping[str, torch.Tensor]) -> dict[str, int]:
@@ -104,7 +104,9 @@ class _Pair:
             return int(self.content.shape[0])
         if self.prior is not None:
             return int(self.prior.shape[0])
-        return int(self.content_features.shape[0])  # type: ignore[union-attr]
+        if not isinstance(self.content_features, torch.Tensor):
+            return 1  # matching's taps describe one image
+        return int(self.content_features.shape[0])
 
 
 class Warper(nn.Module):
@@ -152,7 +154,8 @@ class Warper(nn.Module):
             image: ``(B, 3, H, W)`` / ``(3, H, W)`` in [0, 1], or a path / PIL image / array
                 (batch 1 for ``"match"``).
             method: ``"network"``: ``(B, 512, 16, 16)`` L2-normalised pool4 features, float32;
-                ``"match"``: the matcher's VGG taps (:func:`~warpstyle.geometry.matching.matching_features`).
+                ``"match"``: the matcher's VGG taps at each of its sizes
+                (:func:`~warpstyle.geometry.matching.matching_features`).
             bf16: bf16 autocast for the VGG features.
             name: the argument named in error messages.
         """
@@ -169,12 +172,12 @@ class Warper(nn.Module):
         with torch.no_grad(), bf16_autocast(self.device, bf16):
             return self.features(x).float()
 
-    def _match_taps(self, x: torch.Tensor, bf16: bool) -> dict[str, torch.Tensor]:
-        """The matcher's taps of a checked ``(1, 3, H, W)`` image, float32."""
+    def _match_taps(self, x: torch.Tensor, bf16: bool) -> list[dict[str, torch.Tensor]]:
+        """The matcher's taps of a checked ``(1, 3, H, W)`` image at each of its sizes, float32."""
         from warpstyle.geometry.matching import matching_features  # scipy loads only when matching is used
 
         with torch.no_grad(), bf16_autocast(self.device, bf16):
-            return {k: v.float() for k, v in matching_features(self.encoder, x.to(self.device)).items()}
+            return [{k: v.float() for k, v in taps.items()} for taps in matching_features(self.encoder, x.to(self.device))]
 
     @torch.no_grad()
     def estimate(
@@ -329,7 +332,7 @@ class Warper(nn.Module):
             raise ValueError("geometry must be given (or geometry_features)")
         if method == "match":
             for f, label in ((cf, "content_features"), (gf, "geometry_features")):
-                if f is not None and not isinstance(f, Mapping):
+                if f is not None and not (isinstance(f, (list, tuple)) and f and all(isinstance(t, Mapping) for t in f)):
                     raise TypeError(f"{label} must be the taps Warper.encode(..., method='match') returns; "
                                     f"got {type(f).__name__}")
             if content_size is None or geometry_size is None:

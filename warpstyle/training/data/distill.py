@@ -90,7 +90,7 @@ def distill_set(pairs: MinedPairs, warper: Warper, indices: Sequence[int], *, ca
         images = [load_image(p).to(device) for p in paths]
         with bf16_autocast(device, enabled):
             feats = [warper.features(x).float() for x in squares]
-            taps = [{k: v.float() for k, v in matching_features(warper.encoder, x).items()} for x in images]
+            taps = [[{k: v.float() for k, v in t.items()} for t in matching_features(warper.encoder, x)] for x in images]
         hw = [tuple(int(s) for s in x.shape[-2:]) for x in images]
         found = match_field(taps[0], taps[1], hw[0], hw[1])  # type: ignore[arg-type]
         fc[m], fg[m] = feats[0][0].cpu().numpy(), feats[1][0].cpu().numpy()
