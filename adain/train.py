@@ -131,6 +131,9 @@ class StylerTask:
                               "losses: set identity_pixel_weight or identity_feature_weight above 0, or start from a "
                               "decoder without keep taps")
         if cfg.train_keep_only:
+            if cfg.lattice_weight > 0:
+                raise ConfigError(None, "lattice_weight acts on the stylized output, which train_keep_only does not "
+                                  "train: set lattice_weight = 0 or train_keep_only = false")
             if not model.keep:
                 raise ConfigError(None, "train_keep_only needs keep taps: set decoder_keep (e.g. \"relu1_1\")")
             for name, p in model.named_parameters():

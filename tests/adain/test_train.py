@@ -208,3 +208,16 @@ def test_lattice_weight_adds_the_lattice_loss_and_logs_it(folders, tmp_path, mon
     plain = train_styler(_cfg(folders, tmp_path / "plain"), progress=False)
     with open(plain.checkpoint.parent / "losses.csv") as f:
         assert "lattice" not in f.readline()
+
+
+def test_lattice_weight_with_keep_only_is_refused(folders, tmp_path):
+    from adain.base.errors import ConfigError
+    from adain.base.storage.weights import save_weights
+
+    init = Decoder(skips=["relu1_1"])
+    init_path = tmp_path / "init.safetensors"
+    save_weights(init_path, "Decoder", init.state_dict(), init.config(), {}, "test")
+    cfg = _cfg(folders, tmp_path / "run", init_decoder=str(init_path), decoder_skips="relu1_1", decoder_keep="relu1_1",
+               train_keep_only=True, identity_pixel_weight=1.0, lattice_weight=1.0)
+    with pytest.raises(ConfigError, match="lattice_weight"):
+        train_styler(cfg, progress=False)

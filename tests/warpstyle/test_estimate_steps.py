@@ -126,3 +126,10 @@ def test_matching_from_features_alone_gives_the_images_field(samples):
     with pytest.raises(TypeError, match="content_features must be the taps"):
         bundled.estimate(None, None, method="match", content_features=fc[0], geometry_features=fg,
                          content_size=tuple(c.shape[-2:]), geometry_size=tuple(g.shape[-2:]))
+
+
+def test_matching_features_of_one_content_refuse_a_geometry_batch(warper):
+    c, g = _images()
+    fc = warper.encode(c, method="match")
+    with pytest.raises(ValueError, match="geometry must be one image"):
+        warper.estimate(None, torch.cat([g, g, g]), method="match", content_features=fc, content_size=(48, 64))

@@ -162,9 +162,23 @@ def test_a_size_where_the_objects_match_is_found_when_the_base_size_does_not():
     assert r.confident and r.similarity is not None
     assert r.similarity.scale == pytest.approx(0.7, abs=0.03)  # in the images' own units, whatever the size
     assert r.similarity.shift == pytest.approx((0.1, 0.05), abs=0.03)
-    # Of two confident candidates, the one with more inliers: the matching one, however listed.
-    again = match_field([larger, noise], geometry, (64, 64), (64, 64), grid_size=8)
-    assert again.similarity == r.similarity
+
+
+def test_of_two_confident_sizes_the_one_with_more_inliers_wins_however_listed():
+    truth = Similarity(0.7, 0.0, (0.1, 0.05))
+    geometry = _taps(lambda p: truth.apply(p))
+    strong = _taps(lambda p: p, rows=12, cols=12)
+    weak = _taps(lambda p: p)
+    g = torch.Generator().manual_seed(3)
+    for t in MATCH_TAPS:  # the right half of the weak size's cells carry no match
+        x = weak[t]
+        x[..., x.shape[-1] // 2:] = torch.rand(x[..., x.shape[-1] // 2:].shape, generator=g) * 2
+    alone = {k: match_field(v, geometry, (64, 64), (64, 64), grid_size=8) for k, v in (("weak", weak), ("strong", strong))}
+    assert alone["weak"].confident and alone["strong"].confident
+    assert alone["weak"].inliers < alone["strong"].inliers
+    for sizes in ([weak, strong], [strong, weak]):
+        r = match_field(sizes, geometry, (64, 64), (64, 64), grid_size=8)
+        assert r.inliers == alone["strong"].inliers and r.similarity == alone["strong"].similarity
 
 
 def test_sizes_are_checked_one_by_one():
@@ -175,3 +189,8 @@ def test_sizes_are_checked_one_by_one():
         match_field([content, bad], geometry, (64, 64), (64, 64))
     with pytest.raises(ValueError, match="at least one size"):
         match_field(content, [], (64, 64), (64, 64))
+    narrow = {t: v[:, :40] for t, v in content.items()}
+    with pytest.raises(ValueError, match=r"content\[1\]\['pool4'\] must have the channels"):
+        match_field([content, narrow], geometry, (64, 64), (64, 64))
+    half = {t: v.half() for t, v in content.items()}  # float16 taps: checked without overflowing
+    assert match_field(half, geometry, (64, 64), (64, 64), grid_size=8).grid.shape == (1, 8, 8, 2)

@@ -7,7 +7,8 @@ No network is trained here; only the VGG-19 encoder's features are used, and not
    channel norm, min-max scaled per image) marks the cells that carry content. VGG features are not
    scale-invariant: a face half the size of the other one's matches poorly at one size, so steps
    2-4 run for each image at each size against the other at the base size (five candidates for
-   three sizes), and the confident fit with the most inliers is kept.
+   three sizes), and the confident fit with the most inliers is kept (a candidate beyond the base
+   sizes needs more support: :data:`MIN_INLIERS_EXTRA_SIZE`).
 2. Coarse matches: mutual nearest neighbours ("best buddies", Aberman et al. 2018) of the full
    cosine matrix at ``pool4``, cells with weak activation on either side dropped.
 3. Coarse to fine: at each finer tap, each match's 2x2 child cells plus a one-cell margin (a 4x4
@@ -58,7 +59,7 @@ from warpstyle.geometry.align import Similarity, check_hw
 __all__ = [
     "MATCH_SIZE", "MATCH_SIZES", "MATCH_TAPS", "MatchFeatures", "MatchResult", "matching_features", "match_field",
     "THRESHOLD", "ITERATIONS", "MIN_SCALE", "MAX_SCALE", "ANGLE_SIGMA_DEG", "SCALE_SIGMA", "ROTATION_GAIN",
-    "MIN_INLIERS", "MIN_INLIER_RATIO", "MIN_SPREAD", "MAX_TPS_POINTS", "MIN_ACTIVATION",
+    "MIN_INLIERS", "MIN_INLIERS_EXTRA_SIZE", "MIN_INLIER_RATIO", "MIN_SPREAD", "MAX_TPS_POINTS", "MIN_ACTIVATION",
 ]
 
 #: Longer side of the matched images at the base scale, in pixels (a multiple of 16 so that pool4 cells tile it).
@@ -66,7 +67,7 @@ MATCH_SIZE = 256
 #: Longer sides at which each image is encoded, the base first (steps of sqrt 2). Each image at each
 #: size is matched against the other at the base size. On 80 face pairs of the train split, the
 #: confident fit with the most inliers over these five candidates took PCK@0.10 from 0.614 (base
-#: size only) to 0.726 and the pairs with no confident fit from 13 to 0.
+#: size only) to 0.705 and the pairs with no confident fit from 13 to 3.
 MATCH_SIZES = (256, 362, 512)
 #: Coarsest first; each tap has twice the resolution of the one before it.
 MATCH_TAPS = ("pool4", "relu4_1", "relu3_1", "relu2_1")
@@ -89,6 +90,10 @@ ROTATION_GAIN = 1.0
 #: features give about 0.02, real pairs 0.07 and more), and the geometry frame's coverage. Stricter
 #: thresholds lost more good fits than bad ones on the face pairs (identity is rarely better).
 MIN_INLIERS = 6
+#: The same for a candidate with either image beyond its base size: each extra size is one more
+#: chance of a fit by accident (with 6, a girl's hair matched to The Scream's sky at 512 px). On the
+#: 80 train-split face pairs 8 costs little (PCK@0.10 0.717 -> 0.705), 10 and more lose good fits.
+MIN_INLIERS_EXTRA_SIZE = 8
 MIN_INLIER_RATIO = 0.05
 MIN_SPREAD = 0.1
 #: The spline is fitted on at most this many inliers (its cost is cubic in their number).
@@ -329,7 +334,7 @@ def _check_one(feats: object, name: str) -> None:
         if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[0] != 1 or not x.is_floating_point():
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"{name}[{t!r}] must be a floating (1, C, h, w) tensor (batch 1 only); got {shape}")
-        if not bool(torch.isfinite(x.sum())):  # one reduction: NaN or inf anywhere makes the sum non-finite
+        if not bool(torch.isfinite(x.sum(dtype=torch.float64))):  # one reduction: NaN or inf anywhere makes it non-finite
             raise ValueError(f"{name}[{t!r}] holds non-finite values")
         hw = (x.shape[2], x.shape[3])
         if prev is not None and hw != (2 * prev[0], 2 * prev[1]):
@@ -351,10 +356,13 @@ def _check_match_args(content: list[MatchFeatures], geometry: list[MatchFeatures
                       content_hw: tuple[int, int], geometry_hw: tuple[int, int],
                       grid_size: int, smoothing: float, seed: int) -> None:
     """Raise ValueError naming the first malformed argument of :func:`match_field` (features already listed)."""
-    for t in MATCH_TAPS:
-        channels = {int(f[t].shape[1]) for f in content + geometry}
-        if len(channels) > 1:
-            raise ValueError(f"content[{t!r}] and geometry[{t!r}] must share channels; got {sorted(channels)}")
+    for name, sizes in (("content", content), ("geometry", geometry)):
+        for k, f in enumerate(sizes):
+            for t in MATCH_TAPS:
+                if int(f[t].shape[1]) != int(content[0][t].shape[1]):
+                    label = name if len(sizes) == 1 else f"{name}[{k}]"
+                    raise ValueError(f"{label}[{t!r}] must have the channels of content's {t!r} "
+                                     f"({int(content[0][t].shape[1])}); got {int(f[t].shape[1])}")
     check_hw(content_hw, "content_hw")
     check_hw(geometry_hw, "geometry_hw")
     if isinstance(grid_size, bool) or not isinstance(grid_size, numbers.Integral) or grid_size < 2:
@@ -408,14 +416,15 @@ def _coarse_to_fine_matches(c: _Prepared, g: _Prepared) -> _Matches:
     return _Matches(ci, gi, score, root, n_coarse, c.shapes[-1], g.shapes[-1])
 
 
-def _support_problems(inl: np.ndarray, root: torch.Tensor, n: int, spread: float) -> list[str]:
+def _support_problems(inl: np.ndarray, root: torch.Tensor, n: int, spread: float,
+                      min_inliers: int = MIN_INLIERS) -> list[str]:
     """Why a fit with these inliers is not to be trusted (empty when it is)."""
     inliers = int(inl.sum())
     # Fine matches inherit their pool4 match's placement, so evidence is counted in pool4 matches.
     coarse_inliers = len(np.unique(root.numpy()[inl]))
     problems = []
-    if coarse_inliers < MIN_INLIERS:
-        problems.append(f"{coarse_inliers} pool4 matches support the fit (need {MIN_INLIERS})")
+    if coarse_inliers < min_inliers:
+        problems.append(f"{coarse_inliers} pool4 matches support the fit (need {min_inliers})")
     if inliers < MIN_INLIER_RATIO * n:
         problems.append(f"inlier share {inliers / n:.2f} < {MIN_INLIER_RATIO}")
     if spread < MIN_SPREAD:
@@ -473,7 +482,7 @@ class _Fit:
 
 
 def _fit(c: _Prepared, g: _Prepared, content_hw: tuple[int, int], geometry_hw: tuple[int, int],
-         frame: tuple[float, float], seed: int) -> _Fit | str:
+         frame: tuple[float, float], seed: int, min_inliers: int = MIN_INLIERS) -> _Fit | str:
     """The candidate's similarity and its support, or why there is none."""
     m = _coarse_to_fine_matches(c, g)
     n = len(m.gi)
@@ -487,7 +496,7 @@ def _fit(c: _Prepared, g: _Prepared, content_hw: tuple[int, int], geometry_hw: t
         return "no plausible similarity hypothesis"
     a, b, inl = found
     spread = _spread(zg[inl], frame)
-    return _Fit(zc, zg, a, b, inl, spread, _support_problems(inl, m.root, n, spread))
+    return _Fit(zc, zg, a, b, inl, spread, _support_problems(inl, m.root, n, spread, min_inliers))
 
 
 def match_field(content: MatchFeatures | list[MatchFeatures], geometry: MatchFeatures | list[MatchFeatures],
@@ -499,7 +508,8 @@ def match_field(content: MatchFeatures | list[MatchFeatures], geometry: MatchFea
         content, geometry: :func:`matching_features` of each image: a list of ``{tap: (1, C, h, w)}``
             raw taps, one per size with the base size first (or one such dict), each tap twice the
             size of the one before it, channels shared. Each image at each size is matched against
-            the other at its first; the confident fit with the most inliers is kept. Batch 1 only.
+            the other at its first; the confident fit with the most inliers is kept (beyond the
+            first sizes, confident needs :data:`MIN_INLIERS_EXTRA_SIZE` pool4 matches). Batch 1 only.
         content_hw, geometry_hw: ``(H, W)`` of the *original* images (their aspect ratio makes the
             fit a similarity in pixels).
         grid_size: ``N``, the returned field's side.
@@ -535,7 +545,8 @@ def match_field(content: MatchFeatures | list[MatchFeatures], geometry: MatchFea
     best: _Fit | None = None
     base: _Fit | str | None = None
     for i, j in candidates:
-        fit = _fit(pc[i], pg[j], content_hw, geometry_hw, (gx, gy), seed)
+        fit = _fit(pc[i], pg[j], content_hw, geometry_hw, (gx, gy), seed,
+                   MIN_INLIERS if (i, j) == (0, 0) else MIN_INLIERS_EXTRA_SIZE)
         base = fit if base is None else base
         if isinstance(fit, _Fit) and not fit.problems and (best is None or fit.inl.sum() > best.inl.sum()):
             best = fit

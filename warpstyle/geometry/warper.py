@@ -201,7 +201,7 @@ class Warper(nn.Module):
 
         Args:
             content: ``(B, 3, H, W)`` in [0, 1], or a path / PIL image / array (or None with
-                ``content_features``, network only).
+                ``content_features``).
             geometry: ``(B, 3, H2, W2)`` in [0, 1] (B equal to content's, or 1), or a path etc.
                 (or None with ``geometry_features`` and ``geometry_size``).
             method: ``"match"``: semantic matching (VGG best-buddy matches, a robust similarity and
@@ -337,6 +337,9 @@ class Warper(nn.Module):
                                     f"got {type(f).__name__}")
             if content_size is None or geometry_size is None:
                 raise ValueError("method='match' needs content_size and geometry_size with features alone")
+            if c is None and g is not None and g.shape[0] > 1:
+                raise ValueError(f"geometry must be one image with content_features for method='match' "
+                                 f"(they describe one content); got a batch of {g.shape[0]}")
             if c is None or c.shape[0] == 1:
                 return
             if cf is not None:
