@@ -156,6 +156,8 @@ def test_a_size_where_the_objects_match_is_found_when_the_base_size_does_not():
     geometry = _taps(lambda p: truth.apply(p))
     alone = match_field(noise, geometry, (64, 64), (64, 64), grid_size=8)
     assert not alone.confident
+    twice = match_field([noise, noise], geometry, (64, 64), (64, 64), grid_size=8)
+    assert not twice.confident and twice.reason.startswith("no size gave a confident fit (at the base size: ")
     # The content also at 1.5x the base size (pool4 12x12), where its features match the geometry's.
     larger = _taps(lambda p: p, rows=12, cols=12)
     r = match_field([noise, larger], [geometry], (64, 64), (64, 64), grid_size=8)

@@ -552,6 +552,8 @@ def match_field(content: MatchFeatures | list[MatchFeatures], geometry: MatchFea
             best = fit
     if best is None:
         reason = base if isinstance(base, str) else "; ".join(base.problems)  # type: ignore[union-attr]
+        if len(candidates) > 1:
+            reason = f"no size gave a confident fit (at the base size: {reason})"
         inliers, spread = (0, 0.0) if isinstance(base, str) else (int(base.inl.sum()), base.spread)  # type: ignore[union-attr]
         return MatchResult(identity_grid(1, grid_size, grid_size, device=device), None, inliers, spread, False, reason)
     a, b, inl = best.a, best.b, best.inl
