@@ -10,7 +10,7 @@ import torch
 from .base.data import list_images, split_paths
 from .functional import adaptive_instance_norm
 from .base.image import load_image, resize_longer
-from .losses import STYLE_TAPS, content_loss, style_loss
+from .losses import STYLE_TAPS, content_loss, lattice_power, lattice_spectrum, style_loss
 from .styler import Styler
 
 __all__ = ["evaluate_styler", "heldout_pairs", "texture_scores", "band_ratio", "edge_bands", "lattice_ratio", "lattice_energy", "SIDES"]
@@ -88,24 +88,10 @@ def edge_bands(image: torch.Tensor, strip: int = 8) -> dict[str, float]:
             "bottom": band_ratio(image, axis="y", at=h, inward=-1, strip=strip)}
 
 
-def _lattice_spectrum(image: torch.Tensor, periods: tuple[int, ...]
-                      ) -> tuple[torch.Tensor, list[tuple[int, int]]]:
-    """Windowed luminance power spectrum of ``(1, 3, H, W)`` and its lattice bins: periods of
-    ``periods`` px along rows, columns and both (a Hann window first, so the image's borders do not
-    leak onto the axes)."""
-    y = (0.299 * image[0, 0] + 0.587 * image[0, 1] + 0.114 * image[0, 2]).double()
-    h, w = y.shape
-    win = torch.hann_window(h, periodic=False, dtype=torch.float64)[:, None] * \
-        torch.hann_window(w, periodic=False, dtype=torch.float64)[None]
-    power = torch.fft.fft2((y - y.mean()) * win).abs() ** 2
-    rows = sorted({0} | {s * round(h / p) % h for p in periods for s in (1, -1)})
-    cols = sorted({0} | {s * round(w / p) % w for p in periods for s in (1, -1)})
-    return power, [(a, b) for a in rows for b in cols if (a, b) != (0, 0)]
-
-
 def _lattice_peak(image: torch.Tensor, periods: tuple[int, ...]) -> float:
     """Spectral power at the lattice frequencies over the median power just around each."""
-    power, bins = _lattice_spectrum(image, periods)
+    power, bins = lattice_spectrum(image.double(), periods)
+    power = power[0]
     h, w = power.shape
     ring = [(i, j) for i in range(-4, 5) for j in range(-4, 5) if max(abs(i), abs(j)) >= 2]
     peak = around = 0.0
@@ -113,14 +99,6 @@ def _lattice_peak(image: torch.Tensor, periods: tuple[int, ...]) -> float:
         peak += float(power[a, b])
         around += float(torch.stack([power[(a + i) % h, (b + j) % w] for i, j in ring]).median())
     return peak / max(around, 1e-30)
-
-
-def _lattice_power(image: torch.Tensor, periods: tuple[int, ...]) -> float:
-    """Spectral power at the lattice frequencies, each bin with its 8 neighbours (the window's leakage)."""
-    power, bins = _lattice_spectrum(image, periods)
-    h, w = power.shape
-    near = [(i, j) for i in (-1, 0, 1) for j in (-1, 0, 1)]
-    return sum(float(power[(a + i) % h, (b + j) % w]) for a, b in bins for i, j in near)
 
 
 def lattice_ratio(output: torch.Tensor, content: torch.Tensor, periods: tuple[int, ...] = (2, 4)) -> float:
@@ -140,7 +118,7 @@ def lattice_energy(output: torch.Tensor, content: torch.Tensor, periods: tuple[i
     The texture-polish issue's measure, as it words it (both ``(1, 3, H, W)``): the energy at the
     lattice frequencies, whatever else the spectrum holds there (see :func:`lattice_ratio`).
     """
-    return _lattice_power(output, periods) / max(_lattice_power(content, periods), 1e-30)
+    return float(lattice_power(output.double(), periods)[0]) / max(float(lattice_power(content.double(), periods)[0]), 1e-30)
 
 
 @torch.no_grad()

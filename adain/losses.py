@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from .functional import calc_mean_std
 
-__all__ = ["STYLE_TAPS", "content_loss", "style_loss", "identity_feature_loss", "lattice_loss", "LATTICE_PERIODS"]
+__all__ = ["STYLE_TAPS", "content_loss", "style_loss", "identity_feature_loss", "lattice_loss", "lattice_power", "lattice_spectrum", "LATTICE_PERIODS"]
 
 #: Layers of the style loss, as in the paper.
 STYLE_TAPS: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
@@ -53,24 +53,32 @@ def identity_feature_loss(output_feats: Sequence[torch.Tensor], input_feats: Seq
     return total
 
 
-def _lattice_energy(image: torch.Tensor, periods: Sequence[int]) -> torch.Tensor:
-    """``(B,)`` luminance power of ``(B, 3, H, W)`` at periods of ``periods`` px along rows, columns
-    and both, each frequency with its 8 neighbours (the Hann window's leakage)."""
+def lattice_spectrum(image: torch.Tensor, periods: Sequence[int] = LATTICE_PERIODS
+                     ) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+    """Windowed luminance power spectrum ``(B, H, W)`` of ``(B, 3, H, W)`` (in its dtype) and the
+    lattice frequencies ``(row, column)``: periods of ``periods`` px along rows, columns and both (a
+    Hann window first, so the image's borders do not leak onto the axes)."""
     y = 0.299 * image[:, 0] + 0.587 * image[:, 1] + 0.114 * image[:, 2]
     y = y - y.mean((-2, -1), keepdim=True)
     h, w = y.shape[-2:]
-    win = torch.hann_window(h, periodic=False, device=y.device)[:, None] * \
-        torch.hann_window(w, periodic=False, device=y.device)[None]
+    win = torch.hann_window(h, periodic=False, dtype=y.dtype, device=y.device)[:, None] * \
+        torch.hann_window(w, periodic=False, dtype=y.dtype, device=y.device)[None]
     power = torch.fft.fft2(y * win).abs() ** 2
-    rows = {0} | {s * round(h / p) % h for p in periods for s in (1, -1)}
-    cols = {0} | {s * round(w / p) % w for p in periods for s in (1, -1)}
-    mask = torch.zeros(h, w, dtype=torch.bool, device=y.device)
-    for a in rows:
-        for b in cols:
-            if (a, b) != (0, 0):
-                for i in (-1, 0, 1):
-                    for j in (-1, 0, 1):
-                        mask[(a + i) % h, (b + j) % w] = True
+    rows = sorted({0} | {s * round(h / p) % h for p in periods for s in (1, -1)})
+    cols = sorted({0} | {s * round(w / p) % w for p in periods for s in (1, -1)})
+    return power, [(a, b) for a in rows for b in cols if (a, b) != (0, 0)]
+
+
+def lattice_power(image: torch.Tensor, periods: Sequence[int] = LATTICE_PERIODS) -> torch.Tensor:
+    """``(B,)`` luminance power of ``(B, 3, H, W)`` at the lattice frequencies of
+    :func:`lattice_spectrum`, each with its 8 neighbours (the Hann window's leakage)."""
+    power, bins = lattice_spectrum(image, periods)
+    h, w = power.shape[-2:]
+    mask = torch.zeros(h, w, dtype=torch.bool, device=power.device)
+    for a, b in bins:
+        for i in (-1, 0, 1):
+            for j in (-1, 0, 1):
+                mask[(a + i) % h, (b + j) % w] = True
     return (power * mask).sum((-2, -1))
 
 
@@ -88,6 +96,6 @@ def lattice_loss(output: torch.Tensor, content: torch.Tensor,
     if output.shape != content.shape:
         raise ValueError(f"output and content must have the same shape; got {tuple(output.shape)} and {tuple(content.shape)}")
     eps = 1e-8
-    e_out = _lattice_energy(output.float(), periods)
-    e_content = _lattice_energy(content.float().detach(), periods)
+    e_out = lattice_power(output.float(), periods)
+    e_content = lattice_power(content.float().detach(), periods)
     return F.relu(torch.log(e_out + eps) - torch.log(e_content + eps)).mean()
